@@ -1,0 +1,47 @@
+# Conveyor's commands. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+UV ?= uv
+RUN := $(UV) run --no-sync
+PYTEST_ARGS ?=
+
+.PHONY: help install format lint typecheck test test-fast run down status bench all
+
+help: ## List the targets with what they do
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Install Python, the locked dependencies and the tools the stack needs (idempotent)
+	@bash scripts/install.sh
+
+format: install ## Rewrite the code in the project's style
+	$(RUN) ruff format conveyor tests benchmarks
+	$(RUN) ruff check --fix conveyor tests benchmarks
+
+lint: install ## ruff, ruff format --check, mypy --strict and the import-linter layer contracts
+	$(RUN) ruff check conveyor tests benchmarks
+	$(RUN) ruff format --check conveyor tests benchmarks
+	$(RUN) mypy
+	$(RUN) lint-imports
+
+typecheck: install ## mypy --strict alone
+	$(RUN) mypy
+
+test: lint ## Lint, then every test against a real local stack (started and stopped by the tests)
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-fast: install ## The tests that need no running service
+	$(RUN) pytest -m "not stack" $(PYTEST_ARGS)
+
+run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP sink, payment sandbox)
+	$(RUN) conveyor dev up
+
+status: install ## Show the local stack's services and their health
+	$(RUN) conveyor dev status
+
+down: install ## Stop everything `make run` started
+	$(RUN) conveyor dev down
+
+bench: install ## Benchmarks, as ratios against baselines measured in the same run
+	$(RUN) python -m benchmarks
+
+all: format lint test ## Format, lint and test

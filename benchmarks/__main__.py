@@ -1,0 +1,35 @@
+"""Run every benchmark: `make bench` (or `uv run python -m benchmarks`).
+
+With CONVEYOR_BENCH_STACK=reuse the benchmarks use the stack `make run` started; otherwise
+they start a stack of their own on free ports and stop it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from benchmarks import codec, producer
+from conveyor.devstack.settings import DevStackSettings
+from conveyor.devstack.stack import LocalStack
+
+
+def main() -> None:
+    console = Console()
+    codec.run(console)
+    if os.environ.get("CONVEYOR_BENCH_STACK") == "reuse":
+        producer.run(console, LocalStack(DevStackSettings(), console).service_urls())
+        return
+    with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as home:
+        stack = LocalStack(DevStackSettings.isolated(Path(home)), Console(stderr=True), {})
+        try:
+            producer.run(console, stack.up())
+        finally:
+            stack.down(purge=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""The local stack: real Kafka, PostgreSQL and Redis, an SMTP sink and a payment sandbox.
+
+Everything here starts, watches and stops local processes for development and tests
+(``conveyor dev up|down|status``). Production never imports it: there every service is an
+existing one named by URL.
+"""

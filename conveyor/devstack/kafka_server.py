@@ -1,0 +1,190 @@
+"""Apache Kafka from its own jars on Maven Central: one broker and controller in KRaft mode."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import uuid
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+
+from conveyor.devstack.errors import PrerequisiteMissing
+from conveyor.devstack.settings import DevStackSettings
+
+MINIMUM_JAVA = 17
+
+
+def _resource(name: str) -> str:
+    return resources.files("conveyor.devstack").joinpath("resources", name).read_text()
+
+
+def kafka_version() -> str:
+    found = re.search(r"<kafka.version>([^<]+)</kafka.version>", _resource("kafka-pom.xml"))
+    assert found, "kafka-pom.xml pins <kafka.version>"
+    return found.group(1)
+
+
+def jars_dir(settings: DevStackSettings) -> Path:
+    """Where the jars are cached; the pom's hash is part of the path so editing it refetches."""
+    digest = hashlib.sha256(_resource("kafka-pom.xml").encode()).hexdigest()[:12]
+    return settings.cache_dir / "kafka" / f"{kafka_version()}-{digest}" / "libs"
+
+
+def check_java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise PrerequisiteMissing(
+            f"Kafka needs Java {MINIMUM_JAVA} or newer and no `java` is on PATH; "
+            "install one (Debian: `apt-get install openjdk-17-jre-headless`)"
+        )
+    version_output = subprocess.run(
+        [java, "-version"], capture_output=True, text=True, check=False
+    ).stderr
+    found = re.search(r'version "(\d+)', version_output)
+    if found is None or int(found.group(1)) < MINIMUM_JAVA:
+        raise PrerequisiteMissing(
+            f"Kafka needs Java {MINIMUM_JAVA} or newer; `java -version` says: "
+            f"{version_output.strip()[:200]}"
+        )
+    return java
+
+
+def fetch_jars(settings: DevStackSettings, console: Console) -> Path:
+    """Resolve the broker's runtime jars once per machine with Maven."""
+    libs = jars_dir(settings)
+    complete_marker = libs / ".complete"
+    if complete_marker.exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise PrerequisiteMissing(
+            "fetching Kafka's jars needs Maven (`mvn`) on PATH; "
+            "install it (Debian: `apt-get install maven`)"
+        )
+    console.print(
+        f"[bold]kafka[/]: fetching Apache Kafka {kafka_version()} jars from Maven Central "
+        f"into {libs} (first run only)"
+    )
+    workdir = libs.parent
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "pom.xml").write_text(_resource("kafka-pom.xml"))
+    staging = workdir / "libs.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    result = subprocess.run(
+        [
+            mvn,
+            "--batch-mode",
+            "--file",
+            str(workdir / "pom.xml"),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    downloaded = sum(1 for line in result.stdout.splitlines() if line.startswith("Downloaded"))
+    if result.returncode != 0:
+        tail = "\n".join(result.stdout.splitlines()[-30:])
+        raise PrerequisiteMissing(
+            f"Maven could not fetch Kafka's jars (exit {result.returncode}); is Maven Central "
+            f"reachable? Its output ends with:\n{tail}"
+        )
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.replace(libs)
+    complete_marker.touch()
+    jar_count = len(list(libs.glob("*.jar")))
+    console.print(f"[bold]kafka[/]: {downloaded} artifacts downloaded, {jar_count} jars ready")
+    return libs
+
+
+def server_properties(settings: DevStackSettings, log_dir: Path) -> str:
+    host = settings.host
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
+            f"listeners=PLAINTEXT://{host}:{settings.kafka_port},"
+            f"CONTROLLER://{host}:{settings.kafka_controller_port}",
+            f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={log_dir}",
+            # One broker: internal topics cannot be replicated more than once.
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            # Consumers join at once instead of waiting for more members that never come.
+            "group.initial.rebalance.delay.ms=0",
+            # Topics are created explicitly with their partition counts, never by accident.
+            "auto.create.topics.enable=false",
+            "num.partitions=1",
+            "log.retention.hours=168",
+            "",
+        ]
+    )
+
+
+def prepare(settings: DevStackSettings, console: Console) -> list[str]:
+    """Fetch the jars, write the configuration, format storage once; return the command."""
+    java = check_java()
+    libs = fetch_jars(settings, console)
+    data = settings.root / "kafka"
+    log_dir = data / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    properties = data / "server.properties"
+    properties.write_text(server_properties(settings, log_dir))
+    log_config = data / "log4j2.yaml"
+    log_config.write_text(_resource("kafka-log4j2.yaml"))
+    classpath = f"{libs}/*"
+    if not (log_dir / "meta.properties").exists():
+        cluster_id = _cluster_id()
+        result = subprocess.run(
+            [
+                java,
+                "-cp",
+                classpath,
+                f"-Dlog4j2.configurationFile={log_config}",
+                "kafka.tools.StorageTool",
+                "format",
+                # Joined with `=`: a base64url id may begin with "-" and pass for an option.
+                f"--cluster-id={cluster_id}",
+                "-c",
+                str(properties),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise PrerequisiteMissing(
+                f"formatting Kafka's storage in {log_dir} failed:\n{result.stdout}{result.stderr}"
+            )
+    return [
+        java,
+        "-Xms256m",
+        "-Xmx768m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log_config}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(properties),
+    ]
+
+
+def _cluster_id() -> str:
+    # KRaft wants a base64url-encoded 16-byte id, the form `StorageTool random-uuid` prints.
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

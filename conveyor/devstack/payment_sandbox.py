@@ -1,0 +1,287 @@
+"""A payment gateway sandbox: a real HTTP server that behaves like a card gateway.
+
+It stands in for the payment provider, an outside party. Tokens decide the outcome:
+``tok_visa`` authorizes, ``tok_chargeDeclined`` is declined (402), ``tok_timeout`` answers
+only after ``--timeout-delay`` seconds, so clients with shorter timeouts give up. Like a real
+gateway, every write takes an ``Idempotency-Key``: a retry with the same key and body gets
+the stored answer (``Idempotent-Replayed: true``), the same key with another body a 409.
+
+Run it with ``python -m conveyor.devstack.payment_sandbox --port N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import secrets
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+AUTHORIZING_TOKEN = "tok_visa"
+DECLINED_TOKEN = "tok_chargeDeclined"
+TIMEOUT_TOKEN = "tok_timeout"
+KNOWN_TOKENS = frozenset({AUTHORIZING_TOKEN, DECLINED_TOKEN, TIMEOUT_TOKEN})
+
+
+def problem(status: int, type_: str, title: str, detail: str) -> web.Response:
+    return web.json_response(
+        {"type": type_, "title": title, "status": status, "detail": detail},
+        status=status,
+        content_type="application/problem+json",
+    )
+
+
+class BadRequest(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def parse_amount(raw: object) -> Decimal:
+    if not isinstance(raw, str):
+        raise BadRequest('amount must be a decimal string such as "19.99"')
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        raise BadRequest(f"amount {raw!r} is not a decimal number") from None
+    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        raise BadRequest(f"amount {raw!r} must be positive with at most two decimals")
+    return amount.quantize(Decimal("0.01"))
+
+
+@dataclass
+class StoredResponse:
+    status: int
+    body: dict[str, Any]
+    request_digest: str
+
+
+@dataclass
+class Payment:
+    id: str
+    status: str  # authorized | declined
+    amount: Decimal
+    currency: str
+    reference: str
+    created_at: str
+    refunds: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def refunded(self) -> Decimal:
+        return sum((Decimal(r["amount"]) for r in self.refunds), Decimal("0.00"))
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "amount": f"{self.amount:.2f}",
+            "currency": self.currency,
+            "reference": self.reference,
+            "created_at": self.created_at,
+            "amount_refunded": f"{self.refunded:.2f}",
+            "refunds": self.refunds,
+        }
+
+
+class PaymentStore:
+    """The sandbox's memory: payments and the answers given per idempotency key."""
+
+    def __init__(self) -> None:
+        self.payments: dict[str, Payment] = {}
+        self.responses: dict[str, StoredResponse] = {}
+        self.key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def idempotent(request: web.Request, store: PaymentStore, handle: Handler) -> web.Response:
+    """Run ``handle`` once per Idempotency-Key; replay its answer for repeats of that key."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return problem(
+            400,
+            "missing_idempotency_key",
+            "Idempotency-Key is required",
+            "Send a unique Idempotency-Key header with every write.",
+        )
+    raw = await request.read()
+    scope = f"{request.method} {request.path} {key}"
+    digest = hashlib.sha256(raw).hexdigest()
+    async with store.key_locks[scope]:
+        stored = store.responses.get(scope)
+        if stored is not None:
+            if stored.request_digest != digest:
+                return problem(
+                    409,
+                    "idempotency_key_reused",
+                    "Idempotency-Key reused",
+                    "This key was used with a different request body.",
+                )
+            return web.json_response(
+                stored.body, status=stored.status, headers={"Idempotent-Replayed": "true"}
+            )
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise BadRequest("the body must be a JSON object")
+            status, answer = await handle(body)
+        except (BadRequest, ValueError) as exc:
+            detail = exc.detail if isinstance(exc, BadRequest) else f"invalid JSON: {exc}"
+            return problem(400, "invalid_request", "Invalid request", detail)
+        store.responses[scope] = StoredResponse(status, answer, digest)
+        return web.json_response(answer, status=status)
+
+
+def create_app(timeout_delay: float = 30.0) -> web.Application:
+    store = PaymentStore()
+    app = web.Application()
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def authorize(request: web.Request) -> web.Response:
+        async def handle(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            amount = parse_amount(body.get("amount"))
+            currency = body.get("currency")
+            if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
+                raise BadRequest("currency must be a three-letter ISO 4217 code such as EUR")
+            token, reference = body.get("token"), body.get("reference")
+            if token not in KNOWN_TOKENS:
+                raise BadRequest(
+                    f"unknown card token {token!r}; the sandbox knows {sorted(KNOWN_TOKENS)}"
+                )
+            if not isinstance(reference, str) or not reference:
+                raise BadRequest("reference (the order id) is required")
+            if token == TIMEOUT_TOKEN:
+                await asyncio.sleep(timeout_delay)
+                return 504, {
+                    "type": "gateway_timeout",
+                    "title": "The card network timed out",
+                    "status": 504,
+                    "detail": "No answer from the card network.",
+                }
+            payment = Payment(
+                id=f"pay_{secrets.token_hex(12)}",
+                status="authorized" if token == AUTHORIZING_TOKEN else "declined",
+                amount=amount,
+                currency=currency,
+                reference=reference,
+                created_at=datetime.now(UTC).isoformat(),
+            )
+            store.payments[payment.id] = payment
+            print(f"payment {payment.id} for {reference}: {payment.status}", flush=True)
+            if payment.status == "declined":
+                return 402, {
+                    "type": "card_declined",
+                    "title": "Your card was declined.",
+                    "status": 402,
+                    "detail": "The issuer declined the charge.",
+                    "payment_id": payment.id,
+                }
+            return 201, payment.public()
+
+        return await idempotent(request, store, handle)
+
+    async def refund(request: web.Request) -> web.Response:
+        payment = store.payments.get(request.match_info["payment_id"])
+        if payment is None:
+            return problem(404, "not_found", "No such payment", request.match_info["payment_id"])
+
+        async def handle(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            if payment.status != "authorized":
+                return 409, {
+                    "type": "not_refundable",
+                    "title": "Payment not refundable",
+                    "status": 409,
+                    "detail": f"the payment is {payment.status}",
+                }
+            remaining = payment.amount - payment.refunded
+            amount = parse_amount(body["amount"]) if "amount" in body else remaining
+            if amount > remaining or amount <= 0:
+                return 409, {
+                    "type": "refund_exceeds_payment",
+                    "title": "Refund too large",
+                    "status": 409,
+                    "detail": f"{amount:.2f} asked, {remaining:.2f} left to refund",
+                }
+            entry = {
+                "id": f"re_{secrets.token_hex(12)}",
+                "payment_id": payment.id,
+                "amount": f"{amount:.2f}",
+                "status": "succeeded",
+            }
+            payment.refunds.append(entry)
+            return 201, entry
+
+        return await idempotent(request, store, handle)
+
+    async def show(request: web.Request) -> web.Response:
+        payment = store.payments.get(request.match_info["payment_id"])
+        if payment is None:
+            return problem(404, "not_found", "No such payment", request.match_info["payment_id"])
+        return web.json_response(payment.public())
+
+    async def search(request: web.Request) -> web.Response:
+        reference = request.query.get("reference")
+        items = [
+            p.public()
+            for p in store.payments.values()
+            if reference is None or p.reference == reference
+        ]
+        return web.json_response({"items": items})
+
+    app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.post("/v1/payments", authorize),
+            web.get("/v1/payments", search),
+            web.get("/v1/payments/{payment_id}", show),
+            web.post("/v1/payments/{payment_id}/refunds", refund),
+        ]
+    )
+    return app
+
+
+def payment_gateway_is_healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/healthz", timeout=timeout) as answer:  # noqa: S310
+            return bool(answer.status == 200)
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Conveyor's payment gateway sandbox.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument(
+        "--timeout-delay",
+        type=float,
+        default=30.0,
+        help="seconds tok_timeout waits before answering",
+    )
+    arguments = parser.parse_args(argv)
+    # aiohttp stops on SIGTERM and SIGINT by itself; a short grace keeps tok_timeout
+    # requests from holding the shutdown up.
+    web.run_app(
+        create_app(arguments.timeout_delay),
+        host=arguments.host,
+        port=arguments.port,
+        shutdown_timeout=1.0,
+        print=lambda text: print(text, flush=True),
+    )
+
+
+if __name__ == "__main__":
+    main()

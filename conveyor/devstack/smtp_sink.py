@@ -1,0 +1,125 @@
+"""An SMTP sink: a real SMTP server (aiosmtpd) that accepts every mail and keeps it in a Maildir.
+
+It stands in for the mail server, an outside party, so tests can read exactly what was sent
+to whom. Run it with ``python -m conveyor.devstack.smtp_sink --port N --maildir DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import mailbox
+import signal
+import smtplib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+ENVELOPE_FROM = "X-Conveyor-Envelope-From"
+ENVELOPE_TO = "X-Conveyor-Envelope-To"
+RECEIVED_AT = "X-Conveyor-Received-At"
+
+
+class MaildirHandler:
+    """Stores each received message once, with the SMTP envelope added as headers."""
+
+    def __init__(self, maildir: Path) -> None:
+        self.mailbox = mailbox.Maildir(maildir, create=True)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = message_from_bytes(envelope.original_content, policy=policy.SMTP)
+        # The envelope, not the headers, says who the mail really went to (Bcc included).
+        message[ENVELOPE_FROM] = envelope.mail_from
+        message[ENVELOPE_TO] = ", ".join(envelope.rcpt_tos)
+        message[RECEIVED_AT] = datetime.now(UTC).isoformat()
+        self.mailbox.add(message)
+        print(
+            f"received mail to {', '.join(envelope.rcpt_tos)}: {message.get('Subject', '')!r} "
+            f"{message.get('Message-ID', '')}",
+            flush=True,
+        )
+        return "250 Message accepted for delivery"
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    envelope_from: str
+    envelope_to: tuple[str, ...]
+    subject: str
+    message_id: str
+    body: str
+    received_at: datetime
+    message: EmailMessage
+
+
+def read_mailbox(maildir: Path) -> list[ReceivedMail]:
+    """Every message the sink stored in ``maildir``, oldest first."""
+    if not maildir.exists():
+        return []
+    received = []
+    box = mailbox.Maildir(maildir, create=False)
+    for key in box.iterkeys():
+        message = message_from_bytes(box.get_bytes(key), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        body_part = message.get_body(("plain", "html"))
+        received.append(
+            ReceivedMail(
+                envelope_from=str(message[ENVELOPE_FROM]),
+                envelope_to=tuple(a.strip() for a in str(message[ENVELOPE_TO]).split(",")),
+                subject=str(message.get("Subject", "")),
+                message_id=str(message.get("Message-ID", "")),
+                body="" if body_part is None else str(body_part.get_content()),
+                received_at=datetime.fromisoformat(str(message[RECEIVED_AT])),
+                message=message,
+            )
+        )
+    return sorted(received, key=lambda mail: mail.received_at)
+
+
+def smtp_is_healthy(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether an SMTP server greets and answers NOOP at host:port."""
+    try:
+        with smtplib.SMTP(host, port, timeout=timeout) as client:
+            code, _ = client.noop()
+            return code == 250
+    except (OSError, smtplib.SMTPException):
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=11025)
+    parser.add_argument("--maildir", type=Path, required=True)
+    arguments = parser.parse_args(argv)
+    controller = Controller(
+        MaildirHandler(arguments.maildir), hostname=arguments.host, port=arguments.port
+    )
+    controller.start()
+    print(
+        f"SMTP sink on {arguments.host}:{arguments.port}, storing in {arguments.maildir}",
+        flush=True,
+    )
+
+    async def wait_for_stop() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop_signal, stopping.set)
+        await stopping.wait()
+
+    try:
+        asyncio.run(wait_for_stop())
+    finally:
+        controller.stop()
+    print("SMTP sink stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

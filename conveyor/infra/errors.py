@@ -1,0 +1,16 @@
+"""Errors raised when an outside service cannot do what Conveyor asked of it.
+
+Third-party exceptions are wrapped here, at the boundary, so callers handle one hierarchy.
+"""
+
+
+class InfraError(Exception):
+    """An outside service (Kafka, PostgreSQL, Redis) failed or is unreachable."""
+
+
+class KafkaUnavailable(InfraError):
+    """No Kafka broker answered, or it refused what was asked."""
+
+
+class MigrationError(InfraError):
+    """The schema could not be brought up to date; the message says what to do."""

@@ -1,0 +1,107 @@
+"""The one way Conveyor talks to Kafka's brokers: producers, reachability and topic provisioning."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.errors import KafkaError
+
+from conveyor.domain.topics import TOPICS, TopicSpec, dead_letter_topic
+from conveyor.infra.errors import KafkaUnavailable
+
+
+def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
+    """A producer that never loses an acknowledged record.
+
+    acks=all with idempotence means a record the broker acknowledged is on every in-sync
+    replica and is written once even when the producer retries.
+    """
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "request_timeout_ms": 15_000,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+async def describe_cluster(bootstrap_servers: str, timeout_seconds: float = 5.0) -> dict[str, Any]:
+    """The cluster's metadata; raises KafkaUnavailable when no broker answers in time."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=int(timeout_seconds * 1000),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_seconds)
+        description: dict[str, Any] = await asyncio.wait_for(
+            admin.describe_cluster(), timeout_seconds
+        )
+        return description
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise KafkaUnavailable(
+            f"no Kafka broker answered at {bootstrap_servers}: {exc!r}; "
+            "check KAFKA_BOOTSTRAP_SERVERS or start the local stack with `conveyor dev up`"
+        ) from exc
+    finally:
+        await admin.close()
+
+
+def declared_topics(include_dead_letter: bool = True) -> list[tuple[str, TopicSpec]]:
+    """Every topic Conveyor uses, with the declaration it is created from."""
+    topics: list[tuple[str, TopicSpec]] = []
+    for spec in TOPICS.values():
+        topics.append((spec.name, spec))
+        if include_dead_letter:
+            topics.append((dead_letter_topic(spec), spec))
+    return topics
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Iterable[tuple[str, TopicSpec]] | None = None,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the missing topics and grow any with too few partitions; returns what changed.
+
+    Topics are made explicitly, never by broker auto-creation, because a table's changelog
+    and its source topic must have the same partition count.
+    """
+    wanted = dict(declared_topics() if topics is None else topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name=name,
+                num_partitions=spec.partitions,
+                replication_factor=replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            )
+            for name, spec in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+        grown: dict[str, NewPartitions] = {}
+        present = [name for name in wanted if name in existing]
+        if present:
+            for description in await admin.describe_topics(present):
+                name = description["topic"]
+                if len(description["partitions"]) < wanted[name].partitions:
+                    grown[name] = NewPartitions(total_count=wanted[name].partitions)
+        if grown:
+            await admin.create_partitions(grown)
+        return sorted([topic.name for topic in missing] + list(grown))
+    except (KafkaError, OSError) as exc:
+        raise KafkaUnavailable(
+            f"could not provision topics at {bootstrap_servers}: {exc!r}"
+        ) from exc
+    finally:
+        await admin.close()

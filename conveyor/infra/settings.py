@@ -1,0 +1,35 @@
+"""Where the outside services are: one URL each, from the environment.
+
+Every component reads the same five variables, so a deployment points Conveyor at existing
+Kafka, PostgreSQL, Redis, SMTP and payment gateway by setting them. The defaults are the
+addresses the local stack (``conveyor dev up``) listens on.
+"""
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_URL_VARIABLES = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SMTP_URL",
+    "PAYMENT_GATEWAY_URL",
+)
+
+
+class ServiceUrls(BaseSettings):
+    """The outside services a component talks to."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    database_url: str = "postgresql://postgres@127.0.0.1:15432/conveyor"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    smtp_url: str = "smtp://127.0.0.1:11025"
+    payment_gateway_url: str = "http://127.0.0.1:18080"
+
+
+@lru_cache
+def get_service_urls() -> ServiceUrls:
+    return ServiceUrls()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Conveyor needs on a fresh machine and does nothing when it is all there:
+# uv, the locked Python dependencies, Java 17+ and Maven (for Kafka's jars).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1minstall:\033[0m %s\n' "$*" >&2; }
+
+if ! command -v uv >/dev/null 2>&1; then
+  say "uv not found; installing it from PyPI"
+  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
+need_apt=()
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing ${need_apt[*]} with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  else
+    say "missing ${need_apt[*]}: install them (Java 17+ and Maven) and run 'make install' again"
+    exit 1
+  fi
+fi
+
+stamp=.venv/.conveyor-installed
+if [ ! -f "$stamp" ] || [ uv.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "syncing the Python environment from uv.lock"
+  uv sync --frozen --all-extras
+  touch "$stamp"
+fi
