@@ -1,6 +1,8 @@
 # Conveyor's commands. `make help` lists them.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
+# uv installed by `make install` lands in ~/.local/bin, which a fresh shell may not have.
+export PATH := $(HOME)/.local/bin:$(PATH)
 UV ?= uv
 RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
