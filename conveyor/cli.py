@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from uuid import UUID, uuid4
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from conveyor.devstack.errors import DevStackError
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
+from conveyor.domain.messages import (
+    AdjustStock,
+    CancelOrder,
+    Message,
+    OrderLine,
+    PlaceOrder,
+    UpsertProduct,
+)
 from conveyor.infra.database import apply_migrations, redact_dsn
 from conveyor.infra.errors import InfraError
+from conveyor.infra.publisher import Publisher
 from conveyor.infra.settings import get_service_urls
 
 app = typer.Typer(
@@ -28,8 +41,18 @@ dev_app = typer.Typer(
     no_args_is_help=True,
 )
 db_app = typer.Typer(help="Manage the PostgreSQL schema at DATABASE_URL.", no_args_is_help=True)
+orders_app = typer.Typer(
+    help="Send order commands straight to Kafka (drives the processors without the edge).",
+    no_args_is_help=True,
+)
+inventory_app = typer.Typer(
+    help="Send inventory commands straight to Kafka (drives the processors without the edge).",
+    no_args_is_help=True,
+)
 app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
+app.add_typer(orders_app, name="orders")
+app.add_typer(inventory_app, name="inventory")
 
 console = Console(stderr=True)
 
@@ -120,3 +143,118 @@ def db_migrate() -> None:
     console.print(f"{redact_dsn(urls.database_url)}: {len(applied)} migrations applied")
     for name in applied:
         console.print(f"  {name}")
+
+
+# -- processors ----------------------------------------------------------------------------
+
+
+class ProcessorChoice(StrEnum):
+    orders = "orders"
+    inventory = "inventory"
+    payments = "payments"
+    notifications = "notifications"
+    projector = "projector"
+
+
+@app.command("worker")
+def worker(processor: Annotated[ProcessorChoice, typer.Argument(help="Which processor.")]) -> None:
+    """Run one stream processor (its own consumer group, conveyor-<processor>) until stopped.
+
+    Reads KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL, SMTP_URL, PAYMENT_GATEWAY_URL and
+    CONVEYOR_* settings (CONVEYOR_PROCESSING_GUARANTEE, CONVEYOR_STORE, CONVEYOR_DATA_DIR,
+    CONVEYOR_METRICS_PORT, ...).
+    """
+    from conveyor.streams.processors import build
+    from conveyor.streams.runtime import WorkerSettings
+
+    build(processor.value, get_service_urls(), WorkerSettings()).run()
+
+
+def _publish(*messages: Message) -> list[UUID]:
+    async def send() -> list[UUID]:
+        async with Publisher(get_service_urls().kafka_bootstrap_servers) as publisher:
+            return [await publisher.publish(message) for message in messages]
+
+    try:
+        return asyncio.run(send())
+    except InfraError as error:
+        raise _fail(error) from error
+
+
+def _parse_line(raw: str) -> OrderLine:
+    try:
+        product, quantity, price = raw.split(":")
+        unit_price = Decimal(price)
+        return OrderLine(
+            product_id=UUID(product),
+            quantity=int(quantity),
+            unit_price=unit_price,
+            subtotal=unit_price * int(quantity),
+        )
+    except (ValueError, ArithmeticError, ValidationError) as error:
+        raise typer.BadParameter(
+            f"{raw!r} is not PRODUCT_ID:QUANTITY:UNIT_PRICE (e.g. {uuid4()}:2:19.99): {error}"
+        ) from error
+
+
+@orders_app.command("place")
+def orders_place(
+    item: Annotated[
+        list[str],
+        typer.Option("--item", help="PRODUCT_ID:QUANTITY:UNIT_PRICE; repeat for more lines."),
+    ],
+    email: Annotated[str, typer.Option(help="The customer's email address.")],
+    token: Annotated[
+        str, typer.Option(help="Payment token: tok_visa, tok_chargeDeclined or tok_timeout.")
+    ] = "tok_visa",  # noqa: S107 (a sandbox card token, not a secret)
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency of the prices.")] = "EUR",
+    user: Annotated[str | None, typer.Option(help="The customer's user id [default: new].")] = None,
+    order: Annotated[str | None, typer.Option(help="The order id [default: new].")] = None,
+) -> None:
+    """Place an order (PlaceOrder on orders.commands) and print its id."""
+    lines = tuple(_parse_line(raw) for raw in item)
+    try:
+        command = PlaceOrder(
+            order_id=UUID(order) if order else uuid4(),
+            user_id=UUID(user) if user else uuid4(),
+            customer_email=email,
+            items=lines,
+            currency=currency,
+            total=sum((line.subtotal for line in lines), start=Decimal(0)),
+            payment_token=token,
+        )
+    except (ValueError, ValidationError) as error:
+        raise _fail(error) from error
+    _publish(command)
+    typer.echo(command.order_id)
+
+
+@orders_app.command("cancel")
+def orders_cancel(
+    order: Annotated[str, typer.Argument(help="The order id.")],
+    user: Annotated[str | None, typer.Option(help="Who asks [default: a new id].")] = None,
+) -> None:
+    """Ask to cancel an order (CancelOrder on orders.commands)."""
+    _publish(CancelOrder(order_id=UUID(order), requested_by=UUID(user) if user else uuid4()))
+
+
+@inventory_app.command("upsert")
+def inventory_upsert(
+    sku: Annotated[str, typer.Option(help="Stock keeping unit, e.g. KB-1.")],
+    name: Annotated[str, typer.Option(help="Product name.")],
+    stock: Annotated[int, typer.Option(help="Initial stock (counts only when new).")] = 0,
+    product: Annotated[str | None, typer.Option(help="Product id [default: new].")] = None,
+) -> None:
+    """Create a product with its initial stock, or rename one (UpsertProduct); prints its id."""
+    product_id = UUID(product) if product else uuid4()
+    _publish(UpsertProduct(product_id=product_id, sku=sku, name=name, initial_stock=stock))
+    typer.echo(product_id)
+
+
+@inventory_app.command("adjust")
+def inventory_adjust(
+    product: Annotated[str, typer.Argument(help="The product id.")],
+    delta: Annotated[int, typer.Argument(help="Units to add (negative: remove).")],
+) -> None:
+    """Add or remove stock (AdjustStock); refused to the DLQ if it would go below zero."""
+    _publish(AdjustStock(product_id=UUID(product), adjustment_id=uuid4(), delta=delta))

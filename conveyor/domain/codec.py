@@ -47,10 +47,13 @@ class EncodedRecord:
     key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+    # The envelope's event id; dead letters carry none of their own.
+    event_id: UUID | None = None
 
 
-def message_key(topic: TopicSpec, message: Message) -> str:
-    return str(getattr(message, topic.key_field))
+def message_key(topic: TopicSpec | str, message: Message) -> str:
+    """The message's natural key on ``topic``, which is also its record key."""
+    return str(getattr(message, resolve(topic).key_field))
 
 
 def encode(
@@ -86,6 +89,7 @@ def encode(
             ("type", message.type.encode()),
             ("schema_version", str(CURRENT_SCHEMA_VERSION).encode()),
         ),
+        event_id=envelope.event_id,
     )
 
 

@@ -233,6 +233,8 @@ class CommitStock(Message):
 class StockChanged(Message):
     type: Literal["StockChanged"] = "StockChanged"
     product_id: UUID
+    # Counts the product's changes, so a read model applies only a newer figure than it has.
+    version: int = Field(ge=1)
     available: int = Field(ge=0)
     reserved: int = Field(ge=0)
     sold: int = Field(ge=0)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -104,4 +104,37 @@ async def ensure_topics(
             f"could not provision topics at {bootstrap_servers}: {exc!r}"
         ) from exc
     finally:
+        await admin.close()
+
+
+async def consumer_group_lag(
+    bootstrap_servers: str, group_id: str, timeout_seconds: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """Records beyond ``group_id``'s committed offset, per (topic, partition) it committed.
+
+    This is what the group has yet to process, as Kafka sees it, whichever process asks.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_seconds * 1000)
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_seconds * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_seconds)
+        committed = await admin.list_consumer_group_offsets(group_id)
+        if not committed:
+            return {}
+        await asyncio.wait_for(consumer.start(), timeout_seconds)
+        ends = await consumer.end_offsets(list(committed))
+        return {
+            (tp.topic, tp.partition): max(0, ends[tp] - max(meta.offset, 0))
+            for tp, meta in committed.items()
+        }
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise KafkaUnavailable(
+            f"could not read the lag of group {group_id} at {bootstrap_servers}: {exc!r}"
+        ) from exc
+    finally:
+        await consumer.stop()
         await admin.close()

@@ -60,7 +60,7 @@ def every_message() -> list[m.Message]:
         m.ReleaseStock(product_id=PRODUCT, order_id=ORDER),
         m.CommitStock(product_id=PRODUCT, order_id=ORDER),
         m.StockChanged(
-            product_id=PRODUCT, available=8, reserved=2, sold=0, cause="ReserveStock",
+            product_id=PRODUCT, version=2, available=8, reserved=2, sold=0, cause="ReserveStock",
             order_id=ORDER,
         ),
         m.AuthorizePayment(order_id=ORDER, amount=amount, currency="EUR", payment_token="tok_visa"),

@@ -1,0 +1,75 @@
+"""The processors' Prometheus metrics: one set, labelled by processor, shared by all five."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_PROCESSED = Counter(
+    "conveyor_events_processed_total",
+    "Records a processor handled, by topic and message type.",
+    ["processor", "topic", "type"],
+)
+EVENTS_FAILED = Counter(
+    "conveyor_events_failed_total",
+    "Records a processor could not handle (each also goes to the dead-letter topic).",
+    ["processor", "topic", "reason"],
+)
+DEAD_LETTERS = Counter(
+    "conveyor_dead_letters_total",
+    "Records written to a dead-letter topic.",
+    ["processor", "topic"],
+)
+PROCESSING_SECONDS = Histogram(
+    "conveyor_event_processing_seconds",
+    "Time from a record's arrival in the handler to the handler's end.",
+    ["processor", "type"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_LAG = Gauge(
+    "conveyor_consumer_lag",
+    "Records in a partition beyond the processor's committed offset.",
+    ["processor", "topic", "partition"],
+)
+REBALANCES = Counter(
+    "conveyor_rebalances_total",
+    "Partition assignments the processor received.",
+    ["processor"],
+)
+SAGA_OUTCOMES = Counter(
+    "conveyor_saga_outcomes_total",
+    "Orders that reached a terminal status, by status and reason.",
+    ["status", "reason"],
+)
+PAYMENT_GATEWAY_CALLS = Counter(
+    "conveyor_payment_gateway_calls_total",
+    "Calls to the payment gateway, by operation and result.",
+    ["operation", "result"],
+)
+CIRCUIT_OPEN = Gauge(
+    "conveyor_payment_gateway_circuit_open",
+    "1 while the circuit breaker in front of the payment gateway is open.",
+)
+EMAILS_SENT = Counter(
+    "conveyor_emails_sent_total",
+    "Emails sent to customers, by the order event they announce.",
+    ["event"],
+)
+PROJECTED_BATCH_SIZE = Histogram(
+    "conveyor_projector_batch_size",
+    "Records the projector writes in one database transaction.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """Expose /metrics on ``host:port`` from a background thread (port 0: not exposed)."""
+    if port:
+        start_http_server(port, addr=host)
+
+
+ORDER_END_TO_END_SECONDS = Histogram(
+    "conveyor_order_end_to_end_seconds",
+    "Time from an order's acceptance to its terminal status, as the projector records it.",
+    ["status"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)

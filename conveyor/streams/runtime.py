@@ -1,0 +1,352 @@
+"""What every processor shares: its Faust app, settings, decoding, dead letters and metrics.
+
+A processor registers handlers with ``Processor.handle``; the runtime reads the raw records,
+decodes each with the shared codec, calls the handler, and sends any record it cannot decode
+or that the handler refuses to ``<topic>.dlq`` with the error and the source offset, then
+carries on with the next record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+import faust
+import redis.exceptions
+from faust.types import EventT, TableT
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.domain.codec import decode, encode, encode_dead_letter, message_key
+from conveyor.domain.envelope import Envelope
+from conveyor.domain.errors import UndecodableMessage
+from conveyor.domain.messages import Message
+from conveyor.domain.topics import DEFAULT_PARTITIONS, TopicSpec, dead_letter_topic, topic_for
+from conveyor.infra.errors import InfraError
+from conveyor.infra.kafka import consumer_group_lag, ensure_topics
+from conveyor.infra.settings import ServiceUrls
+from conveyor.streams import metrics
+
+log = logging.getLogger(__name__)
+
+PROCESSORS = ("orders", "inventory", "payments", "notifications", "projector")
+ProcessorName = Literal["orders", "inventory", "payments", "notifications", "projector"]
+
+
+class WorkerSettings(BaseSettings):
+    """How a processor runs; each field comes from ``CONVEYOR_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
+
+    # at_least_once is the default: every handler is idempotent by its natural key, so
+    # redelivery is harmless, and it does not pay for a transaction per commit.
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    data_dir: Path = Path(".conveyor/workers")
+    replication_factor: int = 1
+    # Static group membership (Kubernetes gives each StatefulSet pod a stable one), so a
+    # restarting pod gets its partitions back without a rebalance of the whole group.
+    group_instance_id: str | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    lag_interval_seconds: float = 10.0
+    commit_interval_seconds: float = 1.0
+
+    payment_timeout_seconds: float = 2.0
+    payment_attempts: int = 3
+    payment_backoff_seconds: float = 0.25
+    circuit_failure_threshold: int = 5
+    circuit_reset_seconds: float = 15.0
+
+    projector_batch_size: int = 200
+    projector_batch_seconds: float = 0.05
+
+
+class Refused(Exception):
+    """A handler's verdict that a decoded message cannot apply; it goes to the DLQ."""
+
+
+# Failures of a service the handler needs, not of the record: the record is tried again,
+# with backoff, until the service is back, rather than dead-lettered.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    smtplib.SMTPException,
+)
+RETRY_CAP_SECONDS = 30.0
+
+
+async def retrying(what: str, attempt: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Run ``attempt(*args)`` until it does not fail transiently, backing off between tries."""
+    delay = 0.5
+    while True:
+        try:
+            await attempt(*args)
+            return
+        except TRANSIENT_ERRORS as exc:
+            log.warning("%s failed (%r); trying again in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_CAP_SECONDS)
+
+
+Event = EventT[bytes]
+# A handler gets the decoded envelope and the record's key (the message's natural key).
+Handler = Callable[[Envelope[Message], str], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Envelope[Message]]], Awaitable[None]]
+
+
+class Processor:
+    """One processor: a Faust app whose consumer group is ``conveyor-<name>``."""
+
+    def __init__(self, name: ProcessorName, urls: ServiceUrls, settings: WorkerSettings) -> None:
+        self.name = name
+        self.urls = urls
+        self.settings = settings
+        self.group_id = f"conveyor-{name}"
+        datadir = settings.data_dir / name
+        datadir.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {}
+        if settings.group_instance_id:
+            options["consumer_group_instance_id"] = settings.group_instance_id
+        self.app = faust.App(
+            self.group_id,
+            broker=f"kafka://{urls.kafka_bootstrap_servers}",
+            store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+            datadir=str(datadir),
+            processing_guarantee=settings.processing_guarantee,
+            topic_partitions=DEFAULT_PARTITIONS,
+            topic_replication_factor=settings.replication_factor,
+            # Topics are created by `ensure_topics` with their declared partition counts;
+            # Faust only creates its own changelog topics.
+            topic_allow_declare=True,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=settings.commit_interval_seconds,
+            producer_acks=-1,
+            web_enabled=False,
+            **options,
+        )
+        self._topics: dict[str, faust.TopicT] = {}
+        self.app.on_partitions_assigned.connect(self._count_rebalance)
+        self.app.timer(settings.lag_interval_seconds)(self._report_lag)
+
+    # -- topics ----------------------------------------------------------------------------
+
+    def topic(self, name: str) -> faust.TopicT:
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(
+                name,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=DEFAULT_PARTITIONS,
+            )
+        return self._topics[name]
+
+    def table(self, name: str) -> TableT[str, Any]:
+        return self.app.Table(name, partitions=DEFAULT_PARTITIONS, key_type=str)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def emit(
+        self, message: Message, *, cause: Envelope[Message] | None, event_id: UUID | None = None
+    ) -> None:
+        spec = topic_for(type(message))
+        if event_id is None and cause is not None:
+            # Derived from the cause, so handling a redelivered record again sends records
+            # with the same ids, which consumers that deduplicate by event id recognize.
+            key = getattr(message, spec.key_field)
+            event_id = uuid.uuid5(cause.event_id, f"{message.type}:{key}")
+        record = encode(
+            spec,
+            message,
+            event_id=event_id,
+            causation_id=None if cause is None else cause.event_id,
+        )
+        await self.topic(spec.name).send(
+            key=record.key, value=record.value, headers=list(record.headers)
+        )
+
+    async def dead_letter(self, event: Event, error: str, reason: str) -> None:
+        message = event.message
+        record = encode_dead_letter(
+            message.topic, message.partition, message.offset, message.key, message.value, error
+        )
+        log.warning(
+            "%s: %s[%d]@%d to the dead-letter topic: %s",
+            self.name,
+            message.topic,
+            message.partition,
+            message.offset,
+            error,
+        )
+        await self.topic(dead_letter_topic(message.topic)).send(
+            key=record.key, value=record.value, headers=list(record.headers)
+        )
+        metrics.EVENTS_FAILED.labels(self.name, message.topic, reason).inc()
+        metrics.DEAD_LETTERS.labels(self.name, message.topic).inc()
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def handle(self, sources: Sequence[TopicSpec], handler: Handler) -> None:
+        """Call ``handler`` with every decodable record of ``sources``, one at a time."""
+        channel = self.app.topic(
+            *[spec.name for spec in sources],
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=DEFAULT_PARTITIONS,
+        )
+
+        async def consume(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                envelope = await self._decode(event)
+                if envelope is None:
+                    continue
+                started = time.perf_counter()
+                try:
+                    await retrying(
+                        f"{self.name}: {envelope.type} {envelope.event_id}",
+                        handler,
+                        envelope,
+                        message_key(event.message.topic, envelope.payload),
+                    )
+                except (Refused, UndecodableMessage) as exc:
+                    await self.dead_letter(event, f"{envelope.type} refused: {exc}", "refused")
+                    continue
+                except Exception as exc:
+                    # A bug must not stop the partition: the record is kept in the DLQ.
+                    log.exception("%s: %s failed", self.name, envelope.type)
+                    await self.dead_letter(event, f"{envelope.type} failed: {exc!r}", "failed")
+                    continue
+                self._count(event, envelope, started)
+
+        self.app.agent(channel, name=f"{self.name}-agent")(consume)
+
+    def handle_batches(self, sources: Sequence[TopicSpec], handler: BatchHandler) -> None:
+        """Call ``handler`` with up to ``projector_batch_size`` decodable records at a time."""
+        channel = self.app.topic(
+            *[spec.name for spec in sources],
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=DEFAULT_PARTITIONS,
+        )
+        size, within = self.settings.projector_batch_size, self.settings.projector_batch_seconds
+
+        async def consume(stream: faust.StreamT[bytes]) -> None:
+            async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
+                batch: list[tuple[Envelope[Message], Event]] = []
+                for event in events:
+                    envelope = await self._decode(event)
+                    if envelope is not None:
+                        batch.append((envelope, event))
+                if not batch:
+                    continue
+                started = time.perf_counter()
+                try:
+                    await retrying(
+                        f"{self.name}: a batch of {len(batch)}",
+                        handler,
+                        [envelope for envelope, _ in batch],
+                    )
+                except Exception:
+                    log.exception("%s: a batch failed; applying its records one by one", self.name)
+                    batch = await self._apply_one_by_one(batch, handler)
+                metrics.PROJECTED_BATCH_SIZE.observe(len(batch))
+                for envelope, event in batch:
+                    self._count(event, envelope, started)
+
+        self.app.agent(channel, name=f"{self.name}-agent")(consume)
+
+    async def _apply_one_by_one(
+        self, batch: list[tuple[Envelope[Message], Event]], handler: BatchHandler
+    ) -> list[tuple[Envelope[Message], Event]]:
+        """Apply each record alone, dead-lettering those that fail; returns those applied."""
+        applied = []
+        for envelope, event in batch:
+            try:
+                await retrying(
+                    f"{self.name}: {envelope.type}",
+                    handler,
+                    [envelope],
+                )
+            except Exception as exc:
+                await self.dead_letter(event, f"{envelope.type} failed: {exc!r}", "failed")
+            else:
+                applied.append((envelope, event))
+        return applied
+
+    async def _decode(self, event: Event) -> Envelope[Message] | None:
+        message = event.message
+        try:
+            return decode(message.topic, message.key, message.value)
+        except UndecodableMessage as exc:
+            await self.dead_letter(event, str(exc), "undecodable")
+            return None
+
+    def _count(self, event: Event, envelope: Envelope[Message], started: float) -> None:
+        metrics.EVENTS_PROCESSED.labels(self.name, event.message.topic, envelope.type).inc()
+        metrics.PROCESSING_SECONDS.labels(self.name, envelope.type).observe(
+            time.perf_counter() - started
+        )
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    async def _count_rebalance(self, *_: Any, **__: Any) -> None:
+        metrics.REBALANCES.labels(self.name).inc()
+
+    async def _report_lag(self) -> None:
+        try:
+            lag = await consumer_group_lag(self.urls.kafka_bootstrap_servers, self.group_id)
+        except InfraError as exc:
+            log.warning("%s: consumer lag unavailable: %s", self.name, exc)
+            return
+        for (topic, partition), records in lag.items():
+            metrics.CONSUMER_LAG.labels(self.name, topic, str(partition)).set(records)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def _provision_topics(self) -> None:
+        """The declared topics and this processor's table changelogs, before Faust subscribes.
+
+        Faust would create the changelogs itself, but after its consumer has fetched metadata,
+        and then refuses the first write with PartitionsMismatch; made here, they exist first.
+        """
+        bootstrap = self.urls.kafka_bootstrap_servers
+        await ensure_topics(bootstrap, replication_factor=self.settings.replication_factor)
+        changelogs = [
+            (
+                table.changelog_topic.get_topic_name(),
+                TopicSpec(
+                    table.changelog_topic.get_topic_name(),
+                    "order_id",
+                    (),
+                    partitions=table.partitions or DEFAULT_PARTITIONS,
+                    compacted=True,
+                ),
+            )
+            for table in self.app.tables.values()
+        ]
+        if changelogs:
+            await ensure_topics(
+                bootstrap, changelogs, replication_factor=self.settings.replication_factor
+            )
+
+    def run(self) -> None:
+        """Provision the declared topics, expose metrics, and run the worker until stopped."""
+        # One loop for provisioning and for the worker, which takes the current loop.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(self._provision_topics())
+        metrics.serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
+        worker = faust.Worker(self.app, loglevel="INFO", redirect_stdouts=False)
+        worker.execute_from_commandline()

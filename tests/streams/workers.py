@@ -1,0 +1,113 @@
+"""The five processors as real worker processes (``conveyor worker <name>``) for the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor.devstack.settings import free_ports
+from conveyor.infra.settings import ServiceUrls
+from conveyor.streams.runtime import PROCESSORS
+
+READY_LINE = "[^Worker]: Ready"
+
+
+@dataclass
+class Worker:
+    name: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def log_tail(self, characters: int = 4000) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return self.log_path.read_text(errors="replace")[-characters:]
+
+
+@dataclass
+class Workers:
+    """Starts, kills and restarts the processors against one stack."""
+
+    urls: ServiceUrls
+    root: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: dict[str, Worker] = field(default_factory=dict)
+    runs: int = 0
+
+    def environment(self, name: str) -> dict[str, str]:
+        [metrics_port] = free_ports(1)
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.urls.kafka_bootstrap_servers,
+            "DATABASE_URL": self.urls.database_url,
+            "REDIS_URL": self.urls.redis_url,
+            "SMTP_URL": self.urls.smtp_url,
+            "PAYMENT_GATEWAY_URL": self.urls.payment_gateway_url,
+            "CONVEYOR_DATA_DIR": str(self.root / "data"),
+            "CONVEYOR_METRICS_PORT": str(metrics_port),
+            "CONVEYOR_LAG_INTERVAL_SECONDS": "2",
+            # Several tests take the gateway down on purpose; the breaker's own behaviour is
+            # tested on its own, so here it must not spill one test's failures into another.
+            "CONVEYOR_CIRCUIT_FAILURE_THRESHOLD": "1000",
+        }
+        env.update(self.extra_env)
+        return env
+
+    def start(self, *names: str) -> None:
+        for name in names or PROCESSORS:
+            self.runs += 1
+            log_path = self.root / f"{name}-{self.runs}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "conveyor", "worker", name],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.environment(name),
+                )
+            self.workers[name] = Worker(name, log_path, process)
+        self.wait_ready(*(names or PROCESSORS))
+
+    def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(names)
+        while pending:
+            for name in list(pending):
+                worker = self.workers[name]
+                assert worker.process is not None
+                if worker.process.poll() is not None:
+                    raise RuntimeError(f"worker {name} exited:\n{worker.log_tail()}")
+                if READY_LINE in worker.log_path.read_text(errors="replace"):
+                    pending.discard(name)
+            if time.monotonic() > deadline:
+                tails = "\n".join(f"--- {n}\n{self.workers[n].log_tail()}" for n in pending)
+                raise RuntimeError(f"workers not ready after {timeout} s:\n{tails}")
+            time.sleep(0.2)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown, no final commit, nothing flushed."""
+        worker = self.workers[name]
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait()
+
+    def stop_all(self) -> None:
+        for worker in self.workers.values():
+            if worker.process is not None and worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
+        for worker in self.workers.values():
+            if worker.process is None:
+                continue
+            try:
+                worker.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.name}\n{w.log_tail()}" for w in self.workers.values())
