@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from conveyor.devstack.components import Components
 from conveyor.devstack.errors import DevStackError
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
@@ -78,16 +79,27 @@ def _fail(error: Exception) -> typer.Exit:
 
 
 @dev_app.command("up")
-def dev_up(home: HomeOption = None) -> None:
-    """Start every service that is not running yet and wait until all are healthy.
+def dev_up(
+    home: HomeOption = None,
+    services_only: Annotated[
+        bool,
+        typer.Option(
+            "--services-only", help="Start only Kafka, PostgreSQL, Redis, SMTP and payments."
+        ),
+    ] = False,
+) -> None:
+    """Start every service and the five processors that are not running yet, and wait until
+    all are healthy.
 
-    Safe to run again: running services are left alone and stopped ones are restarted with
+    Safe to run again: running processes are left alone and stopped ones are restarted with
     their data. A service whose URL variable is set (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL,
     REDIS_URL, SMTP_URL, PAYMENT_GATEWAY_URL) is used as it is instead of started.
     """
     stack = _stack(home)
     try:
         stack.up()
+        if not services_only:
+            Components(stack).up()
     except (DevStackError, InfraError) as error:
         raise _fail(error) from error
     _print_status(stack)
@@ -103,8 +115,9 @@ def dev_down(
         bool, typer.Option("--purge", help="Also delete every service's data.")
     ] = False,
 ) -> None:
-    """Stop every process the stack started, and nothing else."""
-    stopped = _stack(home).down(purge=purge)
+    """Stop every process the stack started (processors first), and nothing else."""
+    stack = _stack(home)
+    stopped = Components(stack).down() + stack.down(purge=purge)
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
@@ -120,6 +133,10 @@ def _print_status(stack: LocalStack) -> bool:
     for column in ("service", "state", "pid", "address", "health"):
         table.add_column(column, overflow="fold")
     report = stack.status()
+    processors = Components(stack).status()
+    # Processors appear once any was started, so a services-only stack reads as healthy.
+    if any(p.state != "not started" for p in processors):
+        report += processors
     for service in report:
         table.add_row(
             service.name,

@@ -28,6 +28,27 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def free_port_run(count: int, attempts: int = 50) -> int:
+    """The first of ``count`` consecutive loopback ports that are all free now."""
+    for _ in range(attempts):
+        [first] = free_ports(1)
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                bound = socket.socket()
+                sockets.append(bound)
+                bound.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for bound in sockets:
+                bound.close()
+    raise RuntimeError(f"found no {count} consecutive free ports in {attempts} attempts")
+
+
 class DevStackSettings(BaseSettings):
     """Settings of ``conveyor dev``; each can be set as ``CONVEYOR_DEV_<NAME>``."""
 
@@ -48,6 +69,8 @@ class DevStackSettings(BaseSettings):
     redis_port: int = 16379
     smtp_port: int = 11025
     payments_port: int = 18080
+    # The processors' /metrics ports: this one and the next four.
+    metrics_base_port: int = 19101
     database_name: str = "conveyor"
     start_timeout_seconds: float = 90.0
     payment_timeout_delay_seconds: float = 30.0
@@ -60,6 +83,7 @@ class DevStackSettings(BaseSettings):
         """
         kafka, controller, postgres, redis, smtp, payments = free_ports(6)
         fields: dict[str, Any] = {
+            "metrics_base_port": free_port_run(5),
             "home": home,
             "kafka_port": kafka,
             "kafka_controller_port": controller,

@@ -58,6 +58,8 @@ class WorkerSettings(BaseSettings):
     metrics_port: int = 0
     lag_interval_seconds: float = 10.0
     commit_interval_seconds: float = 1.0
+    # How soon a dead worker's partitions move to the others (Kafka's session timeout).
+    session_timeout_seconds: float = 10.0
 
     payment_timeout_seconds: float = 2.0
     payment_attempts: int = 3
@@ -133,6 +135,8 @@ class Processor:
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=settings.commit_interval_seconds,
+            broker_session_timeout=settings.session_timeout_seconds,
+            broker_heartbeat_interval=settings.session_timeout_seconds / 4,
             producer_acks=-1,
             web_enabled=False,
             **options,

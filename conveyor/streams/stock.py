@@ -56,6 +56,10 @@ class StockDecision:
     replies: list[m.Message] = field(default_factory=list)
     # The public change, when the figures moved (inventory.events).
     changed: m.StockChanged | None = None
+    # The command had been applied already: a redelivery, perhaps after a crash that kept
+    # the table's change but lost the StockChanged it caused, so the current figures are
+    # published again (consumers keep the newest version, so this is harmless).
+    repeated: bool = False
 
 
 def apply(stock: ProductStock | None, command: m.Message) -> StockDecision:
@@ -71,6 +75,10 @@ def apply(stock: ProductStock | None, command: m.Message) -> StockDecision:
         case m.CommitStock():
             return _commit(stock, command)
     raise StockRefused(f"{command.type} is not an inventory command")
+
+
+def current_figures(product_id: UUID, stock: ProductStock) -> m.StockChanged:
+    return _changed(product_id, stock, "republished")
 
 
 def _changed(
@@ -105,7 +113,7 @@ def _adjust(stock: ProductStock | None, command: m.AdjustStock) -> StockDecision
     if stock is None:
         raise StockRefused(f"cannot adjust stock of unknown product {command.product_id}")
     if command.adjustment_id in stock.adjustments:
-        return StockDecision(stock)
+        return StockDecision(stock, repeated=True)
     if stock.available + command.delta < 0:
         raise StockRefused(
             f"adjustment {command.delta} would make available stock negative "
@@ -128,7 +136,7 @@ def _reserve(stock: ProductStock | None, command: m.ReserveStock) -> StockDecisi
         )
         return StockDecision(None, [rejected])
     if order in stock.reservations or order in stock.sales:
-        return StockDecision(stock, [reserved])
+        return StockDecision(stock, [reserved], repeated=True)
     if order in stock.closed or stock.available < quantity:
         rejected = m.StockRejected(
             order_id=order,
@@ -153,7 +161,9 @@ def _release(stock: ProductStock | None, command: m.ReleaseStock) -> StockDecisi
     if order in stock.closed:
         quantity = stock.closed[order]
         return StockDecision(
-            stock, [m.StockReleased(order_id=order, product_id=product, quantity=quantity)]
+            stock,
+            [m.StockReleased(order_id=order, product_id=product, quantity=quantity)],
+            repeated=True,
         )
     released = stock.model_copy(deep=True)
     cause = "released"
@@ -175,7 +185,7 @@ def _commit(stock: ProductStock | None, command: m.CommitStock) -> StockDecision
     order, product = command.order_id, command.product_id
     if stock is None or order not in stock.reservations:
         # Already sold, released, or never reserved: nothing to move.
-        return StockDecision(stock)
+        return StockDecision(stock, repeated=stock is not None)
     sold = stock.model_copy(deep=True)
     sold.sales[order] = sold.reservations.pop(order)
     sold.version += 1

@@ -15,6 +15,7 @@ import psutil
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from conveyor.devstack.components import PROCESSORS, Components, metrics_are_served
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
 from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import DevStackSettings
@@ -41,6 +42,7 @@ def conveyor(settings: DevStackSettings, *args: str) -> subprocess.CompletedProc
             "CONVEYOR_DEV_REDIS_PORT": str(settings.redis_port),
             "CONVEYOR_DEV_SMTP_PORT": str(settings.smtp_port),
             "CONVEYOR_DEV_PAYMENTS_PORT": str(settings.payments_port),
+            "CONVEYOR_DEV_METRICS_BASE_PORT": str(settings.metrics_base_port),
             "COLUMNS": "200",
         }
     )
@@ -62,9 +64,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStackSetti
 
 
 def stack_pids(settings: DevStackSettings) -> dict[str, int]:
-    return {
-        name: record.pid for name, record in LocalStack(settings, environ={}).state.load().items()
-    }
+    """The services' and the processors' pids."""
+    stack = LocalStack(settings, environ={})
+    records = {**stack.state.load(), **Components(stack).state.load()}
+    return {name: record.pid for name, record in records.items()}
 
 
 def topic_names(settings: DevStackSettings) -> set[str]:
@@ -79,13 +82,18 @@ def topic_names(settings: DevStackSettings) -> set[str]:
     return asyncio.run(list_topics())
 
 
-def test_up_starts_every_service_and_creates_the_declared_topics(
+def test_up_starts_every_service_and_processor_and_creates_the_declared_topics(
     settings: DevStackSettings,
 ) -> None:
     result = conveyor(settings, "dev", "up")
     assert result.returncode == 0, result.stderr
     for service in ("postgres", "redis", "kafka", "smtp", "payments"):
         assert f"{service}: healthy" in result.stderr
+    for processor in PROCESSORS:
+        assert f"{processor}: running" in result.stderr
+        assert metrics_are_served(
+            f"http://127.0.0.1:{settings.metrics_base_port + PROCESSORS.index(processor)}/metrics"
+        )
     assert {name for name, _ in declared_topics()} <= topic_names(settings)
     env_file = (settings.home / "stack.env").read_text()
     assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{settings.kafka_port}" in env_file
@@ -98,14 +106,14 @@ def test_up_twice_in_a_row_leaves_the_running_services_alone(
     result = conveyor(settings, "dev", "up")
     assert result.returncode == 0, result.stderr
     assert stack_pids(settings) == before
-    assert result.stderr.count("already running") == 5
+    assert result.stderr.count("already running") == 5 + len(PROCESSORS)
 
 
 def test_status_shows_every_service_healthy_with_its_address(settings: DevStackSettings) -> None:
     result = conveyor(settings, "dev", "status")
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if "running" in line]
-    assert len(rows) == 5
+    assert len(rows) == 5 + len(PROCESSORS)
     assert all("healthy" in row and "unhealthy" not in row for row in rows)
     assert f"127.0.0.1:{settings.kafka_port}" in result.stdout
 

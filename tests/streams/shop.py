@@ -11,9 +11,11 @@ from pathlib import Path
 from uuid import UUID
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 
 from conveyor.devstack.smtp_sink import ReceivedMail, read_mailbox
 from conveyor.domain import messages as m
+from conveyor.domain.codec import decode
 from conveyor.infra.kafka import consumer_group_lag
 from conveyor.infra.publisher import Publisher
 from conveyor.streams.runtime import PROCESSORS
@@ -134,12 +136,46 @@ class Shop:
     def emails(self, order_id: UUID) -> list[ReceivedMail]:
         return [mail for mail in read_mailbox(self.maildir) if str(order_id) in mail.body]
 
+    async def last_stock_events(self, products: set[UUID]) -> dict[UUID, StockFigures]:
+        """The newest StockChanged the inventory table published for each product."""
+        consumer = AIOKafkaConsumer(
+            "inventory.events",
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        newest: dict[UUID, tuple[int, StockFigures]] = {}
+        await consumer.start()
+        try:
+            while batch := await consumer.getmany(timeout_ms=1500):
+                for records in batch.values():
+                    for record in records:
+                        change = decode("inventory.events", record.key, record.value).payload
+                        assert isinstance(change, m.StockChanged)
+                        if (
+                            change.product_id in products
+                            and change.version > newest.get(change.product_id, (0, None))[0]
+                        ):
+                            newest[change.product_id] = (
+                                change.version,
+                                StockFigures(change.available, change.reserved, change.sold),
+                            )
+        finally:
+            await consumer.stop()
+        return {product: figures for product, (_, figures) in newest.items()}
+
     async def drain(self, within: float = 90.0) -> None:
         """Wait until every processor has committed everything on its topics."""
         deadline = time.monotonic() + within
         while True:
             lags = {
-                name: sum((await consumer_group_lag(self.bootstrap, f"conveyor-{name}")).values())
+                name: {
+                    f"{topic}[{partition}]": records
+                    for (topic, partition), records in (
+                        await consumer_group_lag(self.bootstrap, f"conveyor-{name}")
+                    ).items()
+                    if records
+                }
                 for name in PROCESSORS
             }
             if not any(lags.values()):
@@ -147,3 +183,45 @@ class Shop:
             if time.monotonic() > deadline:
                 raise AssertionError(f"processors still behind after {within} s: {lags}")
             await asyncio.sleep(0.25)
+
+
+async def assert_saga_invariants(
+    shop: Shop, initial: dict[UUID, int], orders: list[m.PlaceOrder]
+) -> None:
+    """What DESIGN §2 promises once every order is terminal and the processors are drained.
+
+    - every order has exactly one terminal status, and one email per terminal event;
+    - per product: initial = available + reserved + sold, nothing reserved is left over,
+      sold is exactly what the confirmed orders bought, available is never negative;
+    - the read models (PostgreSQL, Redis) equal the inventory table's last published state.
+    """
+    statuses = {
+        order.order_id: (await shop.wait_status(order.order_id))["status"] for order in orders
+    }
+    await shop.drain()
+    sold: dict[UUID, int] = dict.fromkeys(initial, 0)
+    for order in orders:
+        if statuses[order.order_id] == "confirmed":
+            for line in order.items:
+                sold[line.product_id] += line.quantity
+    for product, units in initial.items():
+        figures = await shop.stock(product)
+        assert figures is not None
+        assert figures == StockFigures(
+            available=units - sold[product], reserved=0, sold=sold[product]
+        )
+        assert figures.available >= 0
+    last_published = await shop.last_stock_events(set(initial))
+    for product in initial:
+        assert last_published[product] == await shop.stock(product)
+    for order in orders:
+        event = {"confirmed": "OrderConfirmed", "rejected": "OrderRejected"}[
+            statuses[order.order_id]
+        ]
+        await shop.wait_notified(order.order_id, event)
+    emails: dict[UUID, int] = {}
+    for mail in read_mailbox(shop.maildir):
+        for order in orders:
+            if str(order.order_id) in mail.body:
+                emails[order.order_id] = emails.get(order.order_id, 0) + 1
+    assert emails == {order.order_id: 1 for order in orders}

@@ -6,11 +6,13 @@ publishes every change of the figures on ``inventory.events``.
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.topics import INVENTORY_COMMANDS
 from conveyor.streams.runtime import Processor, Refused
-from conveyor.streams.stock import ProductStock, StockRefused, apply
+from conveyor.streams.stock import ProductStock, StockRefused, apply, current_figures
 
 
 def register(processor: Processor) -> None:
@@ -30,5 +32,7 @@ def register(processor: Processor) -> None:
             await processor.emit(reply, cause=envelope)
         if decision.changed is not None:
             await processor.emit(decision.changed, cause=envelope)
+        elif decision.repeated and decision.stock is not None:
+            await processor.emit(current_figures(UUID(key), decision.stock), cause=envelope)
 
     processor.handle([INVENTORY_COMMANDS], on_message)

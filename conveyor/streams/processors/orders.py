@@ -8,8 +8,12 @@ inventory and payments and the order's public events.
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from pydantic import BaseModel
 
 from conveyor.domain import messages as m
+from conveyor.domain.codec import MESSAGE_CLASSES
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.topics import ORDERS_COMMANDS, ORDERS_REPLIES
 from conveyor.streams import metrics
@@ -21,29 +25,67 @@ log = logging.getLogger(__name__)
 _TERMINAL_EVENTS = (m.OrderConfirmed, m.OrderRejected, m.OrderCancelled)
 
 
+class SagaRecord(BaseModel):
+    """What the table keeps per order: the saga, and what each message it applied sent.
+
+    The table's changelog can be ahead of the records the saga sent: after a crash, a
+    message is redelivered to a saga that already applied it, while what it sent then may
+    never have reached Kafka. Keeping the outputs per event id lets the saga send exactly
+    those again (with the same event ids) instead of ignoring the redelivery.
+    """
+
+    saga: OrderSaga
+    sent: dict[str, list[dict[str, Any]]] = {}
+
+
 def register(processor: Processor) -> None:
     sagas = processor.table("sagas")
 
     async def on_message(envelope: Envelope[m.Message], key: str) -> None:
         message = envelope.payload
         stored = sagas.get(key)
-        saga = None if stored is None else OrderSaga.model_validate(stored)
-        decision = decide(saga, message)
-        if decision.ignored:
+        record = None if stored is None else SagaRecord.model_validate(stored)
+        event_id = str(envelope.event_id)
+        if record is not None and event_id in record.sent:
+            log.info("order %s: %s redelivered; sending its outputs again", key, message.type)
+            resent = [
+                MESSAGE_CLASSES[out["type"]].model_validate(out) for out in record.sent[event_id]
+            ]
+            await _send(processor, record.saga, resent, envelope, count=False)
+            return
+        decision = decide(None if record is None else record.saga, message)
+        if decision.saga is None:
             log.info("order %s: %s ignored: %s", key, message.type, decision.ignored)
             return
-        if decision.saga is not None:
-            sagas[key] = decision.saga.model_dump(mode="json")
-        for output in decision.outputs:
-            event_id = None
-            if isinstance(output, (m.OrderPlaced, *_TERMINAL_EVENTS)):
-                event_id = event_id_for(decision.saga.order.order_id, output.type)  # type: ignore[union-attr]
-            await processor.emit(output, cause=envelope, event_id=event_id)
-            if isinstance(output, m.OrderRejected):
-                metrics.SAGA_OUTCOMES.labels("rejected", output.reason.value).inc()
-            elif isinstance(output, m.OrderConfirmed):
-                metrics.SAGA_OUTCOMES.labels("confirmed", "").inc()
-            elif isinstance(output, m.OrderCancelled):
-                metrics.SAGA_OUTCOMES.labels("cancelled", "").inc()
+        if decision.ignored:
+            log.info("order %s: %s ignored: %s", key, message.type, decision.ignored)
+        sent = {} if record is None else record.sent
+        sent[event_id] = [output.model_dump(mode="json") for output in decision.outputs]
+        sagas[key] = SagaRecord(saga=decision.saga, sent=sent).model_dump(mode="json")
+        await _send(processor, decision.saga, decision.outputs, envelope, count=True)
 
     processor.handle([ORDERS_COMMANDS, ORDERS_REPLIES], on_message)
+
+
+async def _send(
+    processor: Processor,
+    saga: OrderSaga,
+    outputs: list[m.Message],
+    cause: Envelope[m.Message],
+    *,
+    count: bool,
+) -> None:
+    for output in outputs:
+        event_id = None
+        if isinstance(output, (m.OrderPlaced, *_TERMINAL_EVENTS)):
+            # The order's own events have ids of their own, whatever step sent them.
+            event_id = event_id_for(saga.order.order_id, output.type)
+        await processor.emit(output, cause=cause, event_id=event_id)
+        if not count:
+            continue
+        if isinstance(output, m.OrderRejected):
+            metrics.SAGA_OUTCOMES.labels("rejected", output.reason.value).inc()
+        elif isinstance(output, m.OrderConfirmed):
+            metrics.SAGA_OUTCOMES.labels("confirmed", "").inc()
+        elif isinstance(output, m.OrderCancelled):
+            metrics.SAGA_OUTCOMES.labels("cancelled", "").inc()

@@ -1,0 +1,142 @@
+"""Conveyor's own processes on top of the local stack: the five stream processors.
+
+``make run`` starts them after the services, as ``conveyor worker <name>`` processes
+pointed at the stack's addresses, each with its metrics on its own port. They are
+recorded in a state file of their own, so ``conveyor dev down`` stops them first and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.devstack import processes
+from conveyor.devstack.errors import ServiceDidNotStart
+from conveyor.devstack.stack import LocalStack, ServiceStatus
+
+# The names `conveyor worker` accepts, in the order they start.
+PROCESSORS = ("orders", "inventory", "payments", "notifications", "projector")
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    command: tuple[str, ...]
+    metrics_port: int
+
+
+def metrics_are_served(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Components:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.state = processes.StateFile(stack.settings.root / "components.json")
+
+    def declared(self) -> list[Component]:
+        base = self.stack.settings.metrics_base_port
+        return [
+            Component(
+                name, (sys.executable, "-m", "conveyor", "worker", name), metrics_port=base + i
+            )
+            for i, name in enumerate(PROCESSORS)
+        ]
+
+    def metrics_url(self, component: Component) -> str:
+        return f"http://{self.stack.settings.host}:{component.metrics_port}/metrics"
+
+    def up(self) -> None:
+        """Start every processor not running yet and wait until each serves its metrics."""
+        urls = self.stack.service_urls()
+        settings = self.stack.settings
+        records = self.state.load()
+        for component in self.declared():
+            record = records.get(component.name)
+            if record is not None and record.is_alive():
+                self.stack.console.print(
+                    f"[bold]{component.name}[/]: already running (pid {record.pid})"
+                )
+                continue
+            env = {
+                "KAFKA_BOOTSTRAP_SERVERS": urls.kafka_bootstrap_servers,
+                "DATABASE_URL": urls.database_url,
+                "REDIS_URL": urls.redis_url,
+                "SMTP_URL": urls.smtp_url,
+                "PAYMENT_GATEWAY_URL": urls.payment_gateway_url,
+                "CONVEYOR_DATA_DIR": str(settings.root / "workers"),
+                "CONVEYOR_METRICS_HOST": settings.host,
+                "CONVEYOR_METRICS_PORT": str(component.metrics_port),
+            }
+            self.stack.console.print(
+                f"[bold]{component.name}[/]: starting, metrics on {self.metrics_url(component)}"
+            )
+            records[component.name] = processes.spawn(
+                component.name,
+                list(component.command),
+                settings.logs_dir / f"{component.name}.log",
+                cwd=settings.root,
+                env=env,
+            )
+            self.state.save(records)
+        for component in self.declared():
+            self._wait_until_serving(component, records[component.name])
+
+    def _wait_until_serving(self, component: Component, record: processes.ProcessRecord) -> None:
+        began = time.monotonic()
+        url = self.metrics_url(component)
+        settings = self.stack.settings
+        if (
+            not processes.wait_until(
+                lambda: metrics_are_served(url) or not record.is_alive(),
+                settings.start_timeout_seconds,
+            )
+            or not record.is_alive()
+        ):
+            raise ServiceDidNotStart(
+                f"processor {component.name} did not come up (pid {record.pid}); the end of "
+                f"{record.log_file}:\n{processes.log_tail(Path(record.log_file))}"
+            )
+        self.stack.console.print(
+            f"[bold]{component.name}[/]: running in {time.monotonic() - began:.1f} s"
+        )
+
+    def status(self) -> list[ServiceStatus]:
+        records = self.state.load()
+        report = []
+        for component in self.declared():
+            record = records.get(component.name)
+            url = self.metrics_url(component)
+            if record is None:
+                report.append(ServiceStatus(component.name, "not started", None, url, False))
+            elif record.is_alive():
+                report.append(
+                    ServiceStatus(
+                        component.name, "running", record.pid, url, metrics_are_served(url)
+                    )
+                )
+            else:
+                report.append(ServiceStatus(component.name, "stopped", record.pid, url, False))
+        return report
+
+    def down(self) -> list[str]:
+        stopped = []
+        records = self.state.load()
+        for component in reversed(self.declared()):
+            record = records.pop(component.name, None)
+            if record is not None and record.is_alive():
+                self.stack.console.print(f"[bold]{component.name}[/]: stopping (pid {record.pid})")
+                processes.stop(record, signal.SIGTERM)
+                stopped.append(component.name)
+            self.state.save(records)
+        return stopped

@@ -1,0 +1,69 @@
+"""The saga under pressure: many orders over scarce stock, and processors killed mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+from uuid import UUID
+
+import pytest
+
+from conveyor.domain import messages as m
+from tests.streams.shop import Shop, assert_saga_invariants
+from tests.streams.workers import Workers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+async def scarce_catalog(shop: Shop) -> dict[UUID, int]:
+    units = (3, 5, 2, 4)
+    products = await asyncio.gather(*(shop.add_product(n) for n in units))
+    return dict(zip(products, units, strict=True))
+
+
+def random_orders(shop: Shop, products: list[UUID], count: int, seed: int) -> list[m.PlaceOrder]:
+    rng = random.Random(seed)
+    orders = []
+    for _ in range(count):
+        chosen = rng.sample(products, rng.randint(1, 2))
+        lines = [(product, rng.randint(1, 2)) for product in chosen]
+        token = rng.choice(["tok_visa", "tok_visa", "tok_visa", "tok_chargeDeclined"])
+        orders.append(shop.order(lines, token))
+    return orders
+
+
+async def test_concurrent_orders_over_scarce_stock_never_oversell(shop: Shop) -> None:
+    initial = await scarce_catalog(shop)
+    orders = random_orders(shop, list(initial), 60, seed=1)
+
+    await asyncio.gather(*(shop.publisher.publish(order) for order in orders))
+
+    await assert_saga_invariants(shop, initial, orders)
+    rows = [await shop.wait_status(order.order_id) for order in orders]
+    statuses = {row["status"] for row in rows}
+    # Scarce stock and declined cards: the run exercised both outcomes.
+    assert statuses == {"confirmed", "rejected"}
+
+
+# Not yet in the default run: in about half the runs one order stays pending after the
+# restart (nothing logged for it; see the note on the saga issue). `make test-chaos`.
+@pytest.mark.chaos
+async def test_processors_killed_mid_stream_lose_and_duplicate_nothing(
+    shop: Shop, workers: Workers
+) -> None:
+    initial = await scarce_catalog(shop)
+    orders = random_orders(shop, list(initial), 50, seed=2)
+    first, second = orders[:25], orders[25:]
+    await asyncio.gather(*(shop.publisher.publish(order) for order in first))
+    await asyncio.sleep(0.5)
+
+    for name in ("orders", "inventory", "payments", "notifications", "projector"):
+        workers.kill(name)
+    # The saga and inventory tables must come back from their changelogs alone.
+    for name in ("orders", "inventory"):
+        shutil.rmtree(workers.root / "data" / name)
+    await asyncio.gather(*(shop.publisher.publish(order) for order in second))
+    await asyncio.to_thread(workers.start)
+
+    await assert_saga_invariants(shop, initial, orders)
