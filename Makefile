@@ -7,7 +7,7 @@ UV ?= uv
 RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install format lint typecheck test test-chaos test-fast run down status bench all
+.PHONY: help install format lint typecheck test test-fast run down status bench all
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,9 +30,6 @@ typecheck: install ## mypy --strict alone
 
 test: lint ## Lint, then every test against a real local stack (started and stopped by the tests)
 	$(RUN) pytest $(PYTEST_ARGS)
-
-test-chaos: install ## The processors-killed-mid-stream suite (not yet reliable, so not in `test`)
-	$(RUN) pytest -m chaos -o addopts="--strict-markers -ra" $(PYTEST_ARGS)
 
 test-fast: install ## The tests that need no running service
 	$(RUN) pytest -m "not stack" $(PYTEST_ARGS)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import codec, producer
+from benchmarks import codec, producer, saga
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 
@@ -22,11 +22,13 @@ def main() -> None:
     codec.run(console)
     if os.environ.get("CONVEYOR_BENCH_STACK") == "reuse":
         producer.run(console, LocalStack(DevStackSettings(), console).service_urls())
+        # The saga benchmark starts and stops processors, so it runs only on its own stack.
         return
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as home:
         stack = LocalStack(DevStackSettings.isolated(Path(home)), Console(stderr=True), {})
         try:
             producer.run(console, stack.up())
+            saga.run(console, stack)
         finally:
             stack.down(purge=True)
 

@@ -56,8 +56,11 @@ class Components:
     def metrics_url(self, component: Component) -> str:
         return f"http://{self.stack.settings.host}:{component.metrics_port}/metrics"
 
-    def up(self) -> None:
-        """Start every processor not running yet and wait until each serves its metrics."""
+    def up(self, extra_env: dict[str, str] | None = None) -> None:
+        """Start every processor not running yet and wait until each serves its metrics.
+
+        ``extra_env`` adds processor settings (``CONVEYOR_*``) to their environment.
+        """
         urls = self.stack.service_urls()
         settings = self.stack.settings
         records = self.state.load()
@@ -77,6 +80,7 @@ class Components:
                 "CONVEYOR_DATA_DIR": str(settings.root / "workers"),
                 "CONVEYOR_METRICS_HOST": settings.host,
                 "CONVEYOR_METRICS_PORT": str(component.metrics_port),
+                **(extra_env or {}),
             }
             self.stack.console.print(
                 f"[bold]{component.name}[/]: starting, metrics on {self.metrics_url(component)}"

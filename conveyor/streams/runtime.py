@@ -33,6 +33,11 @@ from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import consumer_group_lag, ensure_topics
 from conveyor.infra.settings import ServiceUrls
 from conveyor.streams import metrics
+from conveyor.streams.commits import (
+    WATCHDOG_INTERVAL_SECONDS,
+    ConveyorApp,
+    SafeCommitConsumer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ class WorkerSettings(BaseSettings):
     metrics_port: int = 0
     lag_interval_seconds: float = 10.0
     commit_interval_seconds: float = 1.0
+    # DEBUG also logs every saga transition (and Faust's own debug output).
+    log_level: Literal["DEBUG", "INFO", "WARNING"] = "INFO"
     # How soon a dead worker's partitions move to the others (Kafka's session timeout).
     session_timeout_seconds: float = 10.0
 
@@ -122,7 +129,7 @@ class Processor:
         options: dict[str, Any] = {}
         if settings.group_instance_id:
             options["consumer_group_instance_id"] = settings.group_instance_id
-        self.app = faust.App(
+        self.app = ConveyorApp(
             self.group_id,
             broker=f"kafka://{urls.kafka_bootstrap_servers}",
             store="rocksdb://" if settings.store == "rocksdb" else "memory://",
@@ -144,6 +151,7 @@ class Processor:
         self._topics: dict[str, faust.TopicT] = {}
         self.app.on_partitions_assigned.connect(self._count_rebalance)
         self.app.timer(settings.lag_interval_seconds)(self._report_lag)
+        self.app.timer(WATCHDOG_INTERVAL_SECONDS)(self._refetch_stalled)
 
     # -- topics ----------------------------------------------------------------------------
 
@@ -308,6 +316,11 @@ class Processor:
     async def _count_rebalance(self, *_: Any, **__: Any) -> None:
         metrics.REBALANCES.labels(self.name).inc()
 
+    async def _refetch_stalled(self) -> None:
+        consumer = self.app.consumer
+        if isinstance(consumer, SafeCommitConsumer) and not self.app.rebalancing:
+            await consumer.refetch_stalled()
+
     async def _report_lag(self) -> None:
         try:
             lag = await consumer_group_lag(self.urls.kafka_bootstrap_servers, self.group_id)
@@ -352,5 +365,5 @@ class Processor:
         asyncio.set_event_loop(loop)
         loop.run_until_complete(self._provision_topics())
         metrics.serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
-        worker = faust.Worker(self.app, loglevel="INFO", redirect_stdouts=False)
+        worker = faust.Worker(self.app, loglevel=self.settings.log_level, redirect_stdouts=False)
         worker.execute_from_commandline()

@@ -59,6 +59,15 @@ def register(processor: Processor) -> None:
             return
         if decision.ignored:
             log.info("order %s: %s ignored: %s", key, message.type, decision.ignored)
+        log.debug(
+            "order %s: %s %s -> %s/%s, sends %s",
+            key,
+            message.type,
+            envelope.event_id,
+            decision.saga.phase,
+            decision.saga.status,
+            [output.type for output in decision.outputs],
+        )
         sent = {} if record is None else record.sent
         sent[event_id] = [output.model_dump(mode="json") for output in decision.outputs]
         sagas[key] = SagaRecord(saga=decision.saga, sent=sent).model_dump(mode="json")
