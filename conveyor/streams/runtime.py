@@ -149,6 +149,11 @@ class Processor:
             **options,
         )
         self._topics: dict[str, faust.TopicT] = {}
+        # Faust holds what a handler sends until the next offset commit; under
+        # at_least_once it can go at once instead (the commit still waits for the producer
+        # to flush), which takes the commit interval off every hop of the saga. Under
+        # exactly_once the records must wait for their transaction.
+        self._publish_at_once = settings.processing_guarantee == "at_least_once"
         self.app.on_partitions_assigned.connect(self._count_rebalance)
         self.app.timer(settings.lag_interval_seconds)(self._report_lag)
         self.app.timer(WATCHDOG_INTERVAL_SECONDS)(self._refetch_stalled)
@@ -186,7 +191,10 @@ class Processor:
             causation_id=None if cause is None else cause.event_id,
         )
         await self.topic(spec.name).send(
-            key=record.key, value=record.value, headers=list(record.headers)
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers),
+            force=self._publish_at_once,
         )
 
     async def dead_letter(self, event: Event, error: str, reason: str) -> None:
@@ -203,7 +211,10 @@ class Processor:
             error,
         )
         await self.topic(dead_letter_topic(message.topic)).send(
-            key=record.key, value=record.value, headers=list(record.headers)
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers),
+            force=self._publish_at_once,
         )
         metrics.EVENTS_FAILED.labels(self.name, message.topic, reason).inc()
         metrics.DEAD_LETTERS.labels(self.name, message.topic).inc()
