@@ -46,20 +46,43 @@ async def new_topic(admin: AIOKafkaAdminClient, partitions: int = 1) -> str:
     return name
 
 
-async def consume_values(bootstrap: str, topic: str, count: int, **options: object) -> list[bytes]:
+async def consume_values(
+    bootstrap: str, topic: str, count: int, within_seconds: float = 30, **options: object
+) -> list[bytes]:
+    """The first ``count`` values of ``topic``; fails saying what arrived when they do not."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", **options
     )
     await consumer.start()
     values: list[bytes] = []
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(within_seconds):
             while len(values) < count:
                 batch = await consumer.getmany(timeout_ms=500)
                 values += [r.value for records in batch.values() for r in records if r.value]
+    except TimeoutError:
+        pytest.fail(f"{topic}: {len(values)} of {count} records in {within_seconds} s: {values}")
     finally:
         await consumer.stop()
     return values
+
+
+async def worker_output(worker: ProbeWorker, run: int, count: int) -> list[bytes]:
+    """What the probe worker published, with its log when it published too little.
+
+    The wait includes the worker's start (group join, table recovery), which a busy
+    two-core machine can stretch well past a plain consumer's.
+    """
+    try:
+        return await consume_values(
+            worker.bootstrap,
+            worker.output,
+            count,
+            within_seconds=120,
+            isolation_level="read_committed",
+        )
+    except pytest.fail.Exception as failure:
+        pytest.fail(f"{failure}\n--- worker log (run {run}) ---\n{worker.log(run)}")
 
 
 async def test_a_group_consumer_resumes_after_the_offsets_it_committed(
@@ -132,6 +155,7 @@ class ProbeWorker:
         self.input = f"{self.app_id}-in"
         self.output = f"{self.app_id}-out"
         self.workdir = workdir
+        self.bootstrap = stack.urls.kafka_bootstrap_servers
         self.environment = {
             **os.environ,
             "PYTHONPATH": str(Path(__file__).parent),
@@ -185,9 +209,7 @@ async def test_a_faust_table_recovers_its_state_from_its_compacted_changelog(
         try:
             for _ in range(3):
                 await producer.send_and_wait(worker.input, b'"hit"', key=b'"page"')
-            first_counts = await consume_values(
-                bootstrap, worker.output, 3, isolation_level="read_committed"
-            )
+            first_counts = await worker_output(worker, run=1, count=3)
         finally:
             assert worker.stop() == 0, worker.log(1)
         assert first_counts == [b'"1"', b'"2"', b'"3"'], worker.log(1)
@@ -202,9 +224,7 @@ async def test_a_faust_table_recovers_its_state_from_its_compacted_changelog(
         worker.start(run=2)
         try:
             await producer.send_and_wait(worker.input, b'"hit"', key=b'"page"')
-            all_counts = await consume_values(
-                bootstrap, worker.output, 4, isolation_level="read_committed"
-            )
+            all_counts = await worker_output(worker, run=2, count=4)
         finally:
             assert worker.stop() == 0, worker.log(2)
         assert all_counts[-1] == b'"4"', worker.log(2)
