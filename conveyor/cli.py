@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from conveyor.devstack.components import Components
+from conveyor.devstack.components import DEV_ADMIN_EMAIL, Components
 from conveyor.devstack.errors import DevStackError
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
@@ -106,6 +106,13 @@ def dev_up(
     console.print(
         f"Addresses for other shells: [bold]set -a; . {stack.settings.env_file}; set +a[/]"
     )
+    if not services_only:
+        components = Components(stack)
+        console.print(
+            f"REST edge: [bold]{components.edge_url()}/api/v1[/] "
+            f"(docs at {components.edge_url()}/docs); admin [bold]{DEV_ADMIN_EMAIL}[/], "
+            f"password in {stack.settings.root / 'admin-password'}"
+        )
 
 
 @dev_app.command("down")
@@ -185,6 +192,40 @@ def worker(processor: Annotated[ProcessorChoice, typer.Argument(help="Which proc
     from conveyor.streams.runtime import WorkerSettings
 
     build(processor.value, get_service_urls(), WorkerSettings()).run()
+
+
+@app.command("api")
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [env: CONVEYOR_API_HOST].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on [env: CONVEYOR_API_PORT].")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.", min=1)] = 1,
+) -> None:
+    """Serve the REST edge (/api/v1, /docs, /healthz, /readyz, /metrics) with uvicorn.
+
+    Reads KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL and CONVEYOR_* settings
+    (CONVEYOR_JWT_SECRET, CONVEYOR_ADMIN_EMAIL, CONVEYOR_ADMIN_PASSWORD, CONVEYOR_CORS_ORIGINS,
+    rate limits, ...). Applies the schema migrations at start-up.
+    """
+    import uvicorn
+
+    from conveyor.api.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "conveyor.api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port if port is not None else settings.api_port,
+        workers=workers,
+        # The access log names routes and statuses; bodies (passwords, tokens) never.
+        access_log=True,
+        proxy_headers=True,
+        log_level="info",
+    )
 
 
 def _publish(*messages: Message) -> list[UUID]:

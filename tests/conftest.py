@@ -22,6 +22,7 @@ from rich.console import Console
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 from conveyor.infra.settings import ServiceUrls
+from tests.streams.workers import Workers
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         yield RunningStack(urls, local.maildir, local)
     finally:
         local.down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def workers(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    """All five processors, running for the whole session (tests use their own ids)."""
+    running = Workers(stack.urls, tmp_path_factory.mktemp("workers"))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop_all()
 
 
 @pytest.fixture

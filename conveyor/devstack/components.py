@@ -1,13 +1,14 @@
-"""Conveyor's own processes on top of the local stack: the five stream processors.
+"""Conveyor's own processes on top of the local stack: the five stream processors and the edge.
 
-``make run`` starts them after the services, as ``conveyor worker <name>`` processes
-pointed at the stack's addresses, each with its metrics on its own port. They are
-recorded in a state file of their own, so ``conveyor dev down`` stops them first and
-nothing else.
+``make run`` starts them after the services, as ``conveyor worker <name>`` and ``conveyor
+api`` processes pointed at the stack's addresses, each processor with its metrics on its own
+port. They are recorded in a state file of their own, so ``conveyor dev down`` stops them
+first and nothing else.
 """
 
 from __future__ import annotations
 
+import secrets
 import signal
 import sys
 import time
@@ -22,16 +23,22 @@ from conveyor.devstack.stack import LocalStack, ServiceStatus
 
 # The names `conveyor worker` accepts, in the order they start.
 PROCESSORS = ("orders", "inventory", "payments", "notifications", "projector")
+EDGE = "api"
+COMPONENTS = (*PROCESSORS, EDGE)
+DEV_ADMIN_EMAIL = "admin@conveyor.example"
 
 
 @dataclass(frozen=True)
 class Component:
     name: str
     command: tuple[str, ...]
-    metrics_port: int
+    port: int
+    # Answers 200 once the component serves.
+    health_path: str
+    settings: dict[str, str]
 
 
-def metrics_are_served(url: str, timeout: float = 2.0) -> bool:
+def answers_ok(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
             return bool(response.status == 200)
@@ -45,21 +52,55 @@ class Components:
         self.state = processes.StateFile(stack.settings.root / "components.json")
 
     def declared(self) -> list[Component]:
-        base = self.stack.settings.metrics_base_port
-        return [
+        settings = self.stack.settings
+        processors = [
             Component(
-                name, (sys.executable, "-m", "conveyor", "worker", name), metrics_port=base + i
+                name,
+                (sys.executable, "-m", "conveyor", "worker", name),
+                port=settings.metrics_base_port + i,
+                health_path="/metrics",
+                settings={
+                    "CONVEYOR_DATA_DIR": str(settings.root / "workers"),
+                    "CONVEYOR_METRICS_HOST": settings.host,
+                    "CONVEYOR_METRICS_PORT": str(settings.metrics_base_port + i),
+                },
             )
             for i, name in enumerate(PROCESSORS)
         ]
+        edge = Component(
+            EDGE,
+            (sys.executable, "-m", "conveyor", "api"),
+            port=settings.api_port,
+            health_path="/healthz",
+            settings={
+                "CONVEYOR_API_HOST": settings.host,
+                "CONVEYOR_API_PORT": str(settings.api_port),
+                "CONVEYOR_JWT_SECRET": self._kept_secret("jwt-secret"),
+                "CONVEYOR_ADMIN_EMAIL": DEV_ADMIN_EMAIL,
+                "CONVEYOR_ADMIN_PASSWORD": self._kept_secret("admin-password"),
+            },
+        )
+        return [*processors, edge]
 
-    def metrics_url(self, component: Component) -> str:
-        return f"http://{self.stack.settings.host}:{component.metrics_port}/metrics"
+    def _kept_secret(self, name: str) -> str:
+        """A random secret made once per stack home, so tokens survive restarts of the edge."""
+        path = self.stack.settings.root / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def health_url(self, component: Component) -> str:
+        return f"http://{self.stack.settings.host}:{component.port}{component.health_path}"
+
+    def edge_url(self) -> str:
+        return f"http://{self.stack.settings.host}:{self.stack.settings.api_port}"
 
     def up(self, extra_env: dict[str, str] | None = None) -> None:
-        """Start every processor not running yet and wait until each serves its metrics.
+        """Start every component not running yet and wait until each serves.
 
-        ``extra_env`` adds processor settings (``CONVEYOR_*``) to their environment.
+        ``extra_env`` adds settings (``CONVEYOR_*``) to their environment.
         """
         urls = self.stack.service_urls()
         settings = self.stack.settings
@@ -77,13 +118,11 @@ class Components:
                 "REDIS_URL": urls.redis_url,
                 "SMTP_URL": urls.smtp_url,
                 "PAYMENT_GATEWAY_URL": urls.payment_gateway_url,
-                "CONVEYOR_DATA_DIR": str(settings.root / "workers"),
-                "CONVEYOR_METRICS_HOST": settings.host,
-                "CONVEYOR_METRICS_PORT": str(component.metrics_port),
+                **component.settings,
                 **(extra_env or {}),
             }
             self.stack.console.print(
-                f"[bold]{component.name}[/]: starting, metrics on {self.metrics_url(component)}"
+                f"[bold]{component.name}[/]: starting, serving {self.health_url(component)}"
             )
             records[component.name] = processes.spawn(
                 component.name,
@@ -98,17 +137,17 @@ class Components:
 
     def _wait_until_serving(self, component: Component, record: processes.ProcessRecord) -> None:
         began = time.monotonic()
-        url = self.metrics_url(component)
+        url = self.health_url(component)
         settings = self.stack.settings
         if (
             not processes.wait_until(
-                lambda: metrics_are_served(url) or not record.is_alive(),
+                lambda: answers_ok(url) or not record.is_alive(),
                 settings.start_timeout_seconds,
             )
             or not record.is_alive()
         ):
             raise ServiceDidNotStart(
-                f"processor {component.name} did not come up (pid {record.pid}); the end of "
+                f"{component.name} did not come up (pid {record.pid}); the end of "
                 f"{record.log_file}:\n{processes.log_tail(Path(record.log_file))}"
             )
         self.stack.console.print(
@@ -120,14 +159,12 @@ class Components:
         report = []
         for component in self.declared():
             record = records.get(component.name)
-            url = self.metrics_url(component)
+            url = self.health_url(component)
             if record is None:
                 report.append(ServiceStatus(component.name, "not started", None, url, False))
             elif record.is_alive():
                 report.append(
-                    ServiceStatus(
-                        component.name, "running", record.pid, url, metrics_are_served(url)
-                    )
+                    ServiceStatus(component.name, "running", record.pid, url, answers_ok(url))
                 )
             else:
                 report.append(ServiceStatus(component.name, "stopped", record.pid, url, False))

@@ -71,6 +71,8 @@ class DevStackSettings(BaseSettings):
     payments_port: int = 18080
     # The processors' /metrics ports: this one and the next four.
     metrics_base_port: int = 19101
+    # The REST edge (`conveyor api`).
+    api_port: int = 18000
     database_name: str = "conveyor"
     start_timeout_seconds: float = 90.0
     payment_timeout_delay_seconds: float = 30.0
@@ -81,8 +83,9 @@ class DevStackSettings(BaseSettings):
 
         Tests and benchmarks use it so they never touch the stack `make run` started.
         """
-        kafka, controller, postgres, redis, smtp, payments = free_ports(6)
+        kafka, controller, postgres, redis, smtp, payments, api = free_ports(7)
         fields: dict[str, Any] = {
+            "api_port": api,
             "metrics_base_port": free_port_run(5),
             "home": home,
             "kafka_port": kafka,

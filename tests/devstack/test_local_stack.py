@@ -15,7 +15,7 @@ import psutil
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from conveyor.devstack.components import PROCESSORS, Components, metrics_are_served
+from conveyor.devstack.components import COMPONENTS, PROCESSORS, Components, answers_ok
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
 from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import DevStackSettings
@@ -64,7 +64,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStackSetti
 
 
 def stack_pids(settings: DevStackSettings) -> dict[str, int]:
-    """The services' and the processors' pids."""
+    """The services', the processors' and the edge's pids."""
     stack = LocalStack(settings, environ={})
     records = {**stack.state.load(), **Components(stack).state.load()}
     return {name: record.pid for name, record in records.items()}
@@ -82,7 +82,7 @@ def topic_names(settings: DevStackSettings) -> set[str]:
     return asyncio.run(list_topics())
 
 
-def test_up_starts_every_service_and_processor_and_creates_the_declared_topics(
+def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared_topics(
     settings: DevStackSettings,
 ) -> None:
     result = conveyor(settings, "dev", "up")
@@ -91,9 +91,12 @@ def test_up_starts_every_service_and_processor_and_creates_the_declared_topics(
         assert f"{service}: healthy" in result.stderr
     for processor in PROCESSORS:
         assert f"{processor}: running" in result.stderr
-        assert metrics_are_served(
+        assert answers_ok(
             f"http://127.0.0.1:{settings.metrics_base_port + PROCESSORS.index(processor)}/metrics"
         )
+    assert "api: running" in result.stderr
+    assert answers_ok(f"http://127.0.0.1:{settings.api_port}/readyz")
+    assert f"http://127.0.0.1:{settings.api_port}/api/v1" in result.stderr
     assert {name for name, _ in declared_topics()} <= topic_names(settings)
     env_file = (settings.home / "stack.env").read_text()
     assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{settings.kafka_port}" in env_file
@@ -106,14 +109,14 @@ def test_up_twice_in_a_row_leaves_the_running_services_alone(
     result = conveyor(settings, "dev", "up")
     assert result.returncode == 0, result.stderr
     assert stack_pids(settings) == before
-    assert result.stderr.count("already running") == 5 + len(PROCESSORS)
+    assert result.stderr.count("already running") == 5 + len(COMPONENTS)
 
 
 def test_status_shows_every_service_healthy_with_its_address(settings: DevStackSettings) -> None:
     result = conveyor(settings, "dev", "status")
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if "running" in line]
-    assert len(rows) == 5 + len(PROCESSORS)
+    assert len(rows) == 5 + len(COMPONENTS)
     assert all("healthy" in row and "unhealthy" not in row for row in rows)
     assert f"127.0.0.1:{settings.kafka_port}" in result.stdout
 

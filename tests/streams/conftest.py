@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -10,17 +10,6 @@ from conveyor.infra.publisher import Publisher
 from tests.conftest import RunningStack
 from tests.streams.shop import Shop
 from tests.streams.workers import Workers
-
-
-@pytest.fixture(scope="session")
-def workers(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    """All five processors, running for the whole session (tests use their own ids)."""
-    running = Workers(stack.urls, tmp_path_factory.mktemp("workers"))
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,134 @@
+"""The edge application: ``create_app()`` builds it; ``conveyor api`` serves it with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from conveyor import __version__
+from conveyor.api import problems, security
+from conveyor.api.commands import CommandSender
+from conveyor.api.data import users
+from conveyor.api.deps import Resources, limit_by_address
+from conveyor.api.middleware import BodyLimit, RequestMetrics
+from conveyor.api.problems import PROBLEM_MEDIA_TYPE
+from conveyor.api.routes import auth, operations, orders, products
+from conveyor.api.routes import users as user_routes
+from conveyor.api.settings import ApiSettings, get_settings
+from conveyor.api.waiting import OrderStatusWatcher
+from conveyor.infra.database import apply_migrations
+from conveyor.infra.settings import ServiceUrls, get_service_urls
+
+API_PREFIX = "/api/v1"
+_address_limit = Depends(limit_by_address)
+log = logging.getLogger("conveyor.api")
+
+
+async def _first_admin(pool: asyncpg.Pool, settings: ApiSettings) -> None:
+    if not settings.admin_email or settings.admin_password is None:
+        return
+    password_hash = await security.hash_password(settings.admin_password.get_secret_value())
+    if await users.ensure_admin(pool, settings.admin_email, "Administrator", password_hash):
+        log.info("created the first admin account %s", settings.admin_email)
+
+
+def create_app(settings: ApiSettings | None = None, urls: ServiceUrls | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    urls = urls or get_service_urls()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.uses_ephemeral_secret:
+            log.warning(
+                "CONVEYOR_JWT_SECRET is not set: tokens are signed with a key that dies with "
+                "this process; set it (32+ random bytes) for anything but local use"
+            )
+        await apply_migrations(urls.database_url)
+        pool = await asyncpg.create_pool(urls.database_url, min_size=2, max_size=20)
+        cache = aioredis.from_url(urls.redis_url)
+        sender = CommandSender(
+            urls.kafka_bootstrap_servers,
+            settings.kafka_send_timeout_seconds,
+            settings.retry_after_seconds,
+        )
+        watcher = OrderStatusWatcher(cache)
+        await watcher.start()
+        try:
+            await _first_admin(pool, settings)
+            app.state.resources = Resources(urls, pool, cache, sender, watcher)
+            yield
+        finally:
+            await watcher.stop()
+            await sender.close()
+            await cache.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="Conveyor",
+        version=__version__,
+        description="Place and follow orders; the order saga runs on Kafka behind this edge. "
+        "Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    problems.install(app)
+    for router in (auth.router, user_routes.router, products.router, orders.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=[_address_limit])
+    app.include_router(operations.router)
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After"],
+        )
+    app.add_middleware(RequestMetrics)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with every error answer as problem+json and the shared ones
+    (401 on secured routes, 413 and 422 with a body, 429 everywhere) listed."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for path, operations_by_method in document.get("paths", {}).items():
+        for operation in operations_by_method.values():
+            answers: dict[str, Any] = operation.setdefault("responses", {})
+            if path.startswith(API_PREFIX):
+                answers.setdefault("429", {"description": "Rate limit reached; see Retry-After."})
+                answers.setdefault("503", {"description": "A backing service is unavailable."})
+                if "requestBody" in operation:
+                    answers.setdefault("413", {"description": "The body is over the size limit."})
+                    answers.setdefault("422", {"description": "The request is not valid."})
+                if operation.get("parameters"):
+                    answers.setdefault("422", {"description": "The request is not valid."})
+            for code, answer in answers.items():
+                if (
+                    code.isdigit()
+                    and int(code) >= 400
+                    and not (path == "/readyz" and code == "503")
+                ):
+                    answer["content"] = {PROBLEM_MEDIA_TYPE: {"schema": problem}}
+    document["components"]["schemas"].pop("HTTPValidationError", None)
+    document["components"]["schemas"].pop("ValidationError", None)
+    app.openapi_schema = document
+    return document

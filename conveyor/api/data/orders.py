@@ -1,0 +1,213 @@
+"""Orders as the edge writes them when it accepts one, and reads them back.
+
+The projector moves ``orders.status`` along from ``orders.events``; Redis has the same
+status a moment earlier (it is written just before the projector's transaction commits),
+so reads take whichever of the two is further along.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from conveyor.api.data.base import Pool, Row, database_errors, decode_cursor, page_of
+from conveyor.api.errors import Unprocessable
+from conveyor.domain.messages import OrderStatus, RejectionReason
+from conveyor.domain.rest import OrderItem, OrderPublic
+from conveyor.infra import readmodel
+
+_COLUMNS = "id, user_id, status, reason, total, currency, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    product_id: UUID
+    quantity: int
+    price: Decimal
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.price * self.quantity
+
+
+@dataclass(frozen=True)
+class Placement:
+    order: OrderPublic
+    # False when the Idempotency-Key had already placed this order.
+    created: bool
+
+
+async def place_order(
+    pool: Pool,
+    *,
+    order_id: UUID,
+    user_id: UUID,
+    idempotency_key: str,
+    fingerprint: str,
+    lines: list[PricedLine],
+    currency: str,
+    announce: Callable[[UUID, datetime], Awaitable[object]],
+) -> Placement:
+    """Record the order and ``announce`` it (PlaceOrder to Kafka) in one transaction.
+
+    The row is committed only once ``announce`` returned, that is once Kafka acknowledged
+    the command; if it raises, nothing is left behind. A concurrent request with the same
+    key waits on the row's lock and then answers with the same order. ``order_id`` is
+    derived from the user and the key, so a command that reached Kafka after its request
+    timed out and the client's retry are the same order.
+    """
+    total = sum((line.subtotal for line in lines), start=Decimal("0.00"))
+    async with database_errors(), pool.acquire() as connection:
+        async with connection.transaction():
+            inserted = await connection.fetchrow(
+                """
+                INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status,
+                                    total, currency)
+                VALUES ($1, $2, $3, $4, 'pending', $5, $6)
+                ON CONFLICT DO NOTHING
+                RETURNING id, created_at
+                """,
+                order_id,
+                user_id,
+                idempotency_key,
+                fingerprint,
+                total,
+                currency,
+            )
+            if inserted is not None:
+                await connection.executemany(
+                    "INSERT INTO order_items (order_id, product_id, quantity, price, subtotal) "
+                    "VALUES ($1, $2, $3, $4, $5)",
+                    [
+                        (inserted["id"], line.product_id, line.quantity, line.price, line.subtotal)
+                        for line in lines
+                    ],
+                )
+                await announce(inserted["id"], inserted["created_at"])
+        if inserted is None:
+            # The projector writes a row without a fingerprint when it sees a PlaceOrder
+            # whose request had timed out here; the retry adopts it as its own.
+            existing = await connection.fetchval(
+                """
+                UPDATE orders SET idempotency_key = $2, request_fingerprint = $3
+                WHERE id = $1 AND request_fingerprint IS NULL
+                RETURNING request_fingerprint
+                """,
+                order_id,
+                idempotency_key,
+                fingerprint,
+            ) or await connection.fetchval(
+                "SELECT request_fingerprint FROM orders WHERE id = $1", order_id
+            )
+            if existing != fingerprint:
+                raise Unprocessable(
+                    "this Idempotency-Key was used for a different request; "
+                    "use a new key for a new order"
+                )
+    order = await find_order(pool, order_id)
+    assert order is not None
+    return Placement(order, created=inserted is not None)
+
+
+async def _items(pool: Pool, order_ids: list[UUID]) -> dict[UUID, list[OrderItem]]:
+    rows = await pool.fetch(
+        "SELECT order_id, product_id, quantity, price, subtotal FROM order_items "
+        "WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, product_id",
+        order_ids,
+    )
+    items: dict[UUID, list[OrderItem]] = {order_id: [] for order_id in order_ids}
+    for row in rows:
+        items[row["order_id"]].append(
+            OrderItem(
+                product_id=row["product_id"],
+                quantity=row["quantity"],
+                price=row["price"],
+                subtotal=row["subtotal"],
+            )
+        )
+    return items
+
+
+def _order(row: Row, items: list[OrderItem], newer: Mapping[str, Any] | None) -> OrderPublic:
+    status, reason, updated_at = OrderStatus(row["status"]), row["reason"], row["updated_at"]
+    if (
+        newer
+        and OrderStatus(newer["status"]) != status
+        and status.can_become(OrderStatus(newer["status"]))
+    ):
+        status = OrderStatus(newer["status"])
+        reason = newer["reason"] or None
+        updated_at = datetime.fromisoformat(newer["updated_at"])
+    return OrderPublic(
+        id=row["id"],
+        user_id=row["user_id"],
+        status=status,
+        reason=RejectionReason(reason) if reason else None,
+        items=items,
+        total=row["total"],
+        currency=row["currency"].strip(),
+        created_at=row["created_at"],
+        updated_at=updated_at,
+    )
+
+
+async def find_order(
+    pool: Pool, order_id: UUID, cache: aioredis.Redis | None = None
+) -> OrderPublic | None:
+    async with database_errors():
+        row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM orders WHERE id = $1", order_id)
+        if row is None:
+            return None
+        items = await _items(pool, [order_id])
+    newer = await cached_status(cache, order_id) if cache is not None else None
+    return _order(row, items[order_id], newer)
+
+
+async def cached_status(cache: aioredis.Redis, order_id: UUID) -> dict[str, str] | None:
+    """The status the projector last wrote to Redis for this order, if any."""
+    try:
+        raw: dict[bytes, bytes] = await cache.hgetall(  # type: ignore[assignment]
+            readmodel.order_status_key(order_id)
+        )
+    except RedisError:
+        return None
+    if not raw or b"status" not in raw:
+        return None
+    return {key.decode(): value.decode() for key, value in raw.items()}
+
+
+async def list_orders(
+    pool: Pool,
+    *,
+    user_id: UUID | None,
+    status: OrderStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[OrderPublic], str | None]:
+    after = decode_cursor(cursor) if cursor else None
+    async with database_errors():
+        rows = await pool.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM orders
+            WHERE ($1::uuid IS NULL OR user_id = $1)
+              AND ($2::text IS NULL OR status = $2)
+              AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+            ORDER BY created_at DESC, id DESC
+            LIMIT $5
+            """,
+            user_id,
+            status.value if status else None,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit + 1,
+        )
+        kept, next_cursor = page_of(rows, limit)
+        items = await _items(pool, [row["id"] for row in kept])
+    return [_order(row, items[row["id"]], None) for row in kept], next_cursor

@@ -1,0 +1,124 @@
+"""The edge's dependencies as ``Annotated`` aliases: what a route needs, it names.
+
+Tests and benchmarks swap resources through ``app.dependency_overrides``, never by patching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from conveyor.api import ratelimit, security
+from conveyor.api.commands import CommandSender
+from conveyor.api.data import users
+from conveyor.api.errors import Forbidden, Unauthorized
+from conveyor.api.settings import ApiSettings, get_settings
+from conveyor.api.waiting import OrderStatusWatcher
+from conveyor.domain.rest import Role, UserPublic, UserStatus
+from conveyor.infra.settings import ServiceUrls
+
+
+@dataclass
+class Resources:
+    """What the edge holds open for its whole life, created in the app's lifespan."""
+
+    urls: ServiceUrls
+    pool: asyncpg.Pool
+    cache: aioredis.Redis
+    sender: CommandSender
+    watcher: OrderStatusWatcher
+
+
+def resources(request: Request) -> Resources:
+    held: Resources = request.app.state.resources
+    return held
+
+
+Settings = Annotated[ApiSettings, Depends(get_settings)]
+Held = Annotated[Resources, Depends(resources)]
+
+
+def _pool(held: Held) -> asyncpg.Pool:
+    return held.pool
+
+
+def _cache(held: Held) -> aioredis.Redis:
+    return held.cache
+
+
+def _sender(held: Held) -> CommandSender:
+    return held.sender
+
+
+def _watcher(held: Held) -> OrderStatusWatcher:
+    return held.watcher
+
+
+Db = Annotated[asyncpg.Pool, Depends(_pool)]
+Cache = Annotated[aioredis.Redis, Depends(_cache)]
+Sender = Annotated[CommandSender, Depends(_sender)]
+Watcher = Annotated[OrderStatusWatcher, Depends(_watcher)]
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def limit_by_address(request: Request, settings: Settings, cache: Cache) -> None:
+    await ratelimit.spend(
+        cache, "address", client_address(request), settings.rate_limit_address_per_minute
+    )
+
+
+async def limit_auth_attempts(request: Request, settings: Settings, cache: Cache) -> None:
+    await ratelimit.spend(
+        cache, "auth", client_address(request), settings.rate_limit_auth_per_minute
+    )
+
+
+async def current_user(
+    settings: Settings,
+    db: Db,
+    cache: Cache,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> UserPublic:
+    """The caller, from a valid access token of a live login of an active account."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized()
+    claims = security.read_access_token(settings, credentials.credentials)
+    caller = await users.find_caller(db, claims.user_id, claims.session_family)
+    if caller is None or not caller.session_live:
+        raise Unauthorized("this login has ended; sign in again")
+    if caller.user.status is not UserStatus.ACTIVE:
+        raise Unauthorized("this account is disabled")
+    await ratelimit.spend(cache, "user", str(caller.user.id), settings.rate_limit_user_per_minute)
+    return caller.user
+
+
+CurrentUser = Annotated[UserPublic, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> UserPublic:
+    if user.role is not Role.ADMIN:
+        raise Forbidden("this needs the admin role")
+    return user
+
+
+AdminUser = Annotated[UserPublic, Depends(admin_user)]
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The next_cursor of the previous page.",
+    ),
+]

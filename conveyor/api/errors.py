@@ -1,0 +1,66 @@
+"""The edge's errors, one class per answer the contract promises.
+
+Routes and data access raise these; ``problems.py`` turns every one of them (and whatever
+FastAPI or Starlette raise) into an RFC 9457 problem+json response, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+class Unauthorized(ApiError):
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "a valid bearer token is required") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="conveyor"'})
+
+
+class Forbidden(ApiError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    title = "Not Found"
+
+
+class Conflict(ApiError):
+    status = 409
+    title = "Conflict"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    title = "Unprocessable Content"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    title = "Too Many Requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    title = "Service Unavailable"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})

@@ -1,0 +1,33 @@
+"""The edge's Prometheus metrics, named like the processors' (``conveyor_`` prefix).
+
+Routes are labelled by their template (``/api/v1/orders/{order_id}``), never by the raw
+path, so the number of series stays bounded whatever clients request.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "conveyor_http_requests_total",
+    "HTTP requests answered by the edge, by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "conveyor_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template, method and status.",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+HTTP_IN_FLIGHT = Gauge("conveyor_http_requests_in_flight", "HTTP requests being answered now.")
+ORDERS_ACCEPTED = Counter(
+    "conveyor_orders_accepted_total",
+    "Orders the edge accepted (PlaceOrder acknowledged by Kafka); replays are not counted.",
+)
+KAFKA_PUBLISH_FAILURES = Counter(
+    "conveyor_edge_kafka_publish_failures_total",
+    "Commands the edge could not hand to Kafka (answered 503).",
+)
+RATE_LIMIT_DECISIONS = Counter(
+    "conveyor_rate_limit_decisions_total",
+    "Requests refused (429) or let through unchecked (limiter unavailable), by scope.",
+    ["scope", "decision"],
+)

@@ -1,0 +1,89 @@
+"""``/auth``: register, login, refresh (rotating) and logout."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Response, status
+
+from conveyor.api import security
+from conveyor.api.data import users
+from conveyor.api.deps import Db, Settings, limit_auth_attempts
+from conveyor.api.errors import Unauthorized
+from conveyor.api.routes import problems
+from conveyor.api.settings import ApiSettings
+from conveyor.domain.rest import (
+    Credentials,
+    RefreshRequest,
+    Registration,
+    TokenPair,
+    UserPublic,
+    UserStatus,
+)
+
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(limit_auth_attempts)])
+
+
+def _pair(settings: ApiSettings, user_id: UUID, family: UUID, refresh_token: str) -> TokenPair:
+    return TokenPair(
+        access_token=security.issue_access_token(settings, user_id, family),
+        refresh_token=refresh_token,
+        expires_in=settings.access_token_seconds,
+    )
+
+
+@router.post(
+    "/register",
+    operation_id="registerUser",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(409, 422),
+)
+async def register(body: Registration, db: Db) -> UserPublic:
+    """Open an account with the `user` role."""
+    security.check_password_strength(body.password, body.email, body.name)
+    password_hash = await security.hash_password(body.password)
+    return await users.create_user(db, body.email, body.name, password_hash)
+
+
+@router.post("/login", operation_id="login", responses=problems(401))
+async def login(body: Credentials, db: Db, settings: Settings) -> TokenPair:
+    """Trade e-mail and password for an access token and a refresh token."""
+    found = await users.find_login(db, body.email)
+    valid = await security.verify_password(body.password, found[1] if found else None)
+    if found is None or not valid:
+        raise Unauthorized("the e-mail address or the password is wrong")
+    user = found[0]
+    if user.status is not UserStatus.ACTIVE:
+        raise Unauthorized("this account is disabled")
+    refresh_token = security.new_refresh_token()
+    family = await users.start_session(
+        db,
+        user.id,
+        security.refresh_token_digest(refresh_token),
+        timedelta(seconds=settings.refresh_token_seconds),
+    )
+    return _pair(settings, user.id, family, refresh_token)
+
+
+@router.post("/refresh", operation_id="refreshTokens", responses=problems(401))
+async def refresh(body: RefreshRequest, db: Db, settings: Settings) -> TokenPair:
+    """A new token pair; the refresh token sent stops working. Sending it again ends the login."""
+    new_token = security.new_refresh_token()
+    user_id, family = await users.rotate_session(
+        db,
+        security.refresh_token_digest(body.refresh_token),
+        security.refresh_token_digest(new_token),
+        timedelta(seconds=settings.refresh_token_seconds),
+    )
+    caller = await users.find_user(db, user_id)
+    if caller is None or caller.status is not UserStatus.ACTIVE:
+        raise Unauthorized("this account is disabled")
+    return _pair(settings, user_id, family, new_token)
+
+
+@router.post("/logout", operation_id="logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshRequest, db: Db) -> Response:
+    """End the login the refresh token belongs to; its access tokens stop working too."""
+    await users.end_session(db, security.refresh_token_digest(body.refresh_token))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,191 @@
+"""``/orders``: place (priced from the catalog, idempotent), follow, list and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from conveyor.api import metrics
+from conveyor.api.data import orders, products
+from conveyor.api.data.orders import PricedLine
+from conveyor.api.deps import Cache, CurrentUser, Cursor, Db, Limit, Sender, Watcher
+from conveyor.api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from conveyor.api.routes import problems
+from conveyor.domain.messages import CancelOrder, OrderLine, OrderStatus, PlaceOrder
+from conveyor.domain.rest import CancelAccepted, OrderCreate, OrderPublic, Page, Role, UserPublic
+
+router = APIRouter(prefix="/orders", tags=["orders"], responses=problems(401))
+_ORDER_IDS = uuid.UUID("8f6d2b7a-1c4e-4a9b-b3f0-6e2d9c8a7b51")
+MAX_WAIT_SECONDS = 30
+
+
+def _visible(order: OrderPublic | None, caller: UserPublic, order_id: UUID) -> OrderPublic:
+    # Someone else's order is "not found", not "forbidden": its existence is not revealed.
+    if order is None or (order.user_id != caller.id and caller.role is not Role.ADMIN):
+        raise NotFound(f"no order {order_id} for you")
+    return order
+
+
+@router.post(
+    "",
+    operation_id="placeOrder",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": OrderPublic, "description": "This Idempotency-Key already placed it."},
+        **problems(422, 503),
+    },
+)
+async def place_order(
+    body: OrderCreate,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Required. The same key from the same user is the same order.",
+        ),
+    ],
+    user: CurrentUser,
+    db: Db,
+    sender: Sender,
+    response: Response,
+) -> OrderPublic:
+    """Place an order, priced from the catalog. 202 means Kafka has it; the saga takes over."""
+    wanted = [line.product_id for line in body.items]
+    if len(set(wanted)) != len(wanted):
+        raise Unprocessable("each product may appear on one line only")
+    catalog = await products.find_products(db, wanted)
+    unknown = [str(product_id) for product_id in wanted if product_id not in catalog]
+    if unknown:
+        raise Unprocessable(f"no such products in the catalog: {', '.join(unknown)}")
+    foreign = [
+        str(product_id)
+        for product_id, row in catalog.items()
+        if row["currency"].strip() != body.currency
+    ]
+    if foreign:
+        raise Unprocessable(f"not priced in {body.currency}: {', '.join(foreign)}")
+    lines = [
+        PricedLine(line.product_id, line.quantity, catalog[line.product_id]["price"])
+        for line in body.items
+    ]
+    order_id = uuid.uuid5(_ORDER_IDS, f"{user.id}:{idempotency_key}")
+
+    async def announce(placed_id: UUID, accepted_at: datetime) -> None:
+        command = PlaceOrder(
+            order_id=placed_id,
+            user_id=user.id,
+            customer_email=user.email,
+            items=tuple(
+                OrderLine(
+                    product_id=line.product_id,
+                    quantity=line.quantity,
+                    unit_price=line.price,
+                    subtotal=line.subtotal,
+                )
+                for line in lines
+            ),
+            currency=body.currency,
+            total=sum((line.subtotal for line in lines), start=lines[0].price * 0),
+            payment_token=body.payment_token,
+        )
+        # The same order always travels as the same event, however often it is sent.
+        await sender.send(command, event_id=uuid.uuid5(placed_id, "PlaceOrder"))
+
+    placement = await orders.place_order(
+        db,
+        order_id=order_id,
+        user_id=user.id,
+        idempotency_key=idempotency_key,
+        fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
+        lines=lines,
+        currency=body.currency,
+        announce=announce,
+    )
+    response.headers["Location"] = f"/api/v1/orders/{placement.order.id}"
+    if placement.created:
+        metrics.ORDERS_ACCEPTED.inc()
+    else:
+        response.status_code = status.HTTP_200_OK
+    return placement.order
+
+
+@router.get("/{order_id}", operation_id="getOrder", responses=problems(404))
+async def get_order(
+    order_id: UUID,
+    user: CurrentUser,
+    db: Db,
+    cache: Cache,
+    watcher: Watcher,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Seconds to wait for the order to leave `pending`; it answers as "
+            "soon as it does.",
+        ),
+    ] = 0,
+) -> OrderPublic:
+    """One order; with `wait`, a long poll on its status (no busy polling behind it)."""
+    order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
+    if wait <= 0 or order.status is not OrderStatus.PENDING:
+        return order
+    async with watcher.watching(order_id) as changed:
+        # Read again after subscribing: a change in between is then either seen here or
+        # announced to the subscription, never lost.
+        order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
+        if order.status is OrderStatus.PENDING:
+            try:
+                await asyncio.wait_for(changed.wait(), wait)
+            except TimeoutError:
+                return order
+            order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
+    return order
+
+
+@router.get("", operation_id="listOrders", responses=problems(403, 422))
+async def list_orders(
+    user: CurrentUser,
+    db: Db,
+    status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    user_id: Annotated[UUID | None, Query(description="Admins: whose orders.")] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[OrderPublic]:
+    """Your orders, newest first; admins see everyone's, or one user's with `user_id`."""
+    if user.role is Role.ADMIN:
+        owner = user_id
+    elif user_id is not None and user_id != user.id:
+        raise Forbidden("only admins can list other users' orders")
+    else:
+        owner = user.id
+    items, next_cursor = await orders.list_orders(
+        db, user_id=owner, status=status_filter, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    operation_id="cancelOrder",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(404, 409, 503),
+)
+async def cancel_order(
+    order_id: UUID, user: CurrentUser, db: Db, cache: Cache, sender: Sender
+) -> CancelAccepted:
+    """Ask to cancel: a confirmed order is refunded and restocked, a pending one stopped."""
+    order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
+    if order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED):
+        raise Conflict(f"the order is already {order.status.value}")
+    await sender.send(CancelOrder(order_id=order_id, requested_by=user.id))
+    return CancelAccepted(order_id=order_id, status=order.status)

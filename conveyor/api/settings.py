@@ -1,0 +1,58 @@
+"""How the edge runs; each field comes from ``CONVEYOR_<FIELD>`` in the environment."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A key for one process's life: tokens stop working when it restarts. Fine for `make run`,
+# never for a deployment, which sets CONVEYOR_JWT_SECRET (the edge warns when it is unset).
+_EPHEMERAL_SECRET = secrets.token_urlsafe(48)
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=18000, ge=0, le=65535)
+
+    # HS256 with a key of at least 256 bits (RFC 7518 §3.2).
+    jwt_secret: SecretStr = SecretStr(_EPHEMERAL_SECRET)
+    jwt_issuer: str = "conveyor"
+    jwt_audience: str = "conveyor-api"
+    access_token_seconds: int = Field(default=900, ge=30)
+    refresh_token_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+
+    # Requests per minute, per authenticated user and per client address; the auth routes
+    # have their own, tighter budget per address because they are where passwords are guessed.
+    rate_limit_user_per_minute: int = Field(default=1200, ge=1)
+    rate_limit_address_per_minute: int = Field(default=2400, ge=1)
+    rate_limit_auth_per_minute: int = Field(default=60, ge=1)
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    cors_origins: list[str] = []
+    # How long POST /orders waits for Kafka to acknowledge before answering 503.
+    kafka_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    retry_after_seconds: int = Field(default=5, ge=1)
+
+    @property
+    def uses_ephemeral_secret(self) -> bool:
+        return self.jwt_secret.get_secret_value() == _EPHEMERAL_SECRET
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr) -> SecretStr:
+        if len(secret.get_secret_value().encode()) < 32:
+            raise ValueError("CONVEYOR_JWT_SECRET must be at least 32 bytes (256 bits)")
+        return secret
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    return ApiSettings()

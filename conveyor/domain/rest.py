@@ -1,0 +1,272 @@
+"""The REST contract's representations (DESIGN §3): what the edge accepts and answers.
+
+Families per resource: ``…Create`` and ``…Update`` are what a client may send (unknown
+fields are refused, so a client cannot slip in a price, a role or a status), ``…Public`` is
+what the edge answers. Examples feed the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from conveyor.domain.messages import OrderStatus, RejectionReason
+from conveyor.domain.money import Amount, Currency
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL text holds neither NUL nor lone surrogates; refuse them here, as a 422.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text must be valid Unicode") from exc
+    return text
+
+
+# No control characters: they belong in no name, SKU or address, and NUL cannot be stored.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+# Descriptions and bios may hold line breaks and tabs, but never NUL.
+_NO_NUL = r"^[^\x00]*$"
+_Storable = AfterValidator(_storable)
+
+Email = Annotated[
+    str,
+    StringConstraints(
+        min_length=3,
+        max_length=320,
+        pattern=r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
+    ),
+]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE), _Storable
+]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Category = Annotated[str, StringConstraints(max_length=100, pattern=_PRINTABLE), _Storable]
+Description = Annotated[str, StringConstraints(max_length=5000, pattern=_NO_NUL), _Storable]
+Bio = Annotated[str, StringConstraints(max_length=2000, pattern=_NO_NUL), _Storable]
+AvatarUrl = Annotated[str, StringConstraints(max_length=2048, pattern=_PRINTABLE), _Storable]
+Location = Annotated[str, StringConstraints(max_length=200, pattern=_PRINTABLE), _Storable]
+Phone = Annotated[str, StringConstraints(max_length=40, pattern=_PRINTABLE), _Storable]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the body of every error answer."""
+
+    type: str = Field(examples=["about:blank"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["no order 5f0c… for you"])
+    instance: str | None = None
+    errors: list[ValidationIssue] | None = None
+
+
+# -- auth --------------------------------------------------------------------------------
+
+
+class Registration(_Input):
+    email: Email = Field(examples=["ada@example.org"])
+    name: Name = Field(examples=["Ada Lovelace"])
+    password: Password = Field(examples=["correct horse battery staple"])
+
+
+class Credentials(_Input):
+    email: Email = Field(examples=["ada@example.org"])
+    password: Password = Field(examples=["correct horse battery staple"])
+
+
+class RefreshRequest(_Input):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+# -- users -------------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+
+
+class UserStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class Profile(BaseModel):
+    bio: Bio | None = None
+    avatar_url: AvatarUrl | None = Field(default=None, examples=["https://example.org/ada.png"])
+    location: Location | None = Field(default=None, examples=["London"])
+    phone: Phone | None = Field(default=None, examples=["+44 20 7946 0958"])
+
+
+class ProfileUpdate(Profile):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserPublic(BaseModel):
+    id: UUID
+    email: str
+    name: str
+    role: Role
+    status: UserStatus
+    profile: Profile
+    created_at: datetime
+    updated_at: datetime
+
+
+class SelfUpdate(_Input):
+    """What users may change about themselves: never their role or status."""
+
+    name: Name | None = None
+    profile: ProfileUpdate | None = None
+
+
+class UserCreate(Registration):
+    role: Role = Role.USER
+
+
+class UserAdminUpdate(_Input):
+    name: Name | None = None
+    role: Role | None = None
+    status: UserStatus | None = None
+
+
+# -- catalog -----------------------------------------------------------------------------
+
+
+class StockLevel(BaseModel):
+    available: int = Field(ge=0)
+
+
+class ProductPublic(BaseModel):
+    id: UUID
+    sku: str
+    name: str
+    description: str
+    price: Amount
+    currency: Currency
+    category: str
+    stock: StockLevel
+
+
+class ProductCreate(_Input):
+    sku: Sku = Field(examples=["MUG-001"])
+    name: Name = Field(examples=["Enamel mug"])
+    description: Description = Field(default="", examples=["A sturdy camping mug."])
+    price: Amount = Field(examples=["19.99"])
+    currency: Currency = Field(examples=["EUR"])
+    category: Category = Field(default="", examples=["kitchen"])
+    initial_stock: int = Field(default=0, ge=0, le=1_000_000_000)
+
+
+class ProductUpdate(_Input):
+    name: Name | None = None
+    description: Description | None = None
+    price: Amount | None = None
+    category: Category | None = None
+
+
+class StockAdjustment(_Input):
+    delta: int = Field(ge=-1_000_000_000, le=1_000_000_000, examples=[25])
+
+
+class StockAdjustmentAccepted(BaseModel):
+    product_id: UUID
+    adjustment_id: UUID
+    delta: int
+
+
+# -- orders ------------------------------------------------------------------------------
+
+
+class OrderLineRequest(_Input):
+    product_id: UUID
+    quantity: int = Field(ge=1, le=10_000, examples=[2])
+
+
+class OrderCreate(_Input):
+    items: list[OrderLineRequest] = Field(min_length=1, max_length=100)
+    currency: Currency = Field(examples=["EUR"])
+    payment_token: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        examples=["tok_visa"],
+        description="A token from the payment gateway; in the sandbox tok_visa succeeds, "
+        "tok_chargeDeclined is declined and tok_timeout times out.",
+    )
+
+
+class OrderItem(BaseModel):
+    product_id: UUID
+    quantity: int
+    price: Amount
+    subtotal: Amount
+
+
+class OrderPublic(BaseModel):
+    id: UUID
+    user_id: UUID
+    status: OrderStatus
+    reason: RejectionReason | None
+    items: list[OrderItem]
+    total: Amount
+    currency: Currency
+    created_at: datetime
+    updated_at: datetime
+
+
+class CancelAccepted(BaseModel):
+    order_id: UUID
+    status: OrderStatus = Field(description="The order's status when the cancel was accepted.")
+
+
+# -- notifications -----------------------------------------------------------------------
+
+
+class NotificationPublic(BaseModel):
+    id: UUID
+    order_id: UUID
+    event: Literal["OrderConfirmed", "OrderRejected", "OrderCancelled"]
+    subject: str
+    sent_at: datetime
+
+
+# -- operations --------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str] = Field(examples=[{"kafka": "ok", "postgres": "ok", "redis": "ok"}])
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null on the last page."
+    )

@@ -1,0 +1,214 @@
+"""The REST edge as a real process (``conveyor api``) for the tests, and a client for it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conveyor.devstack.settings import free_ports
+from conveyor.infra.settings import ServiceUrls
+
+ADMIN_EMAIL = "root@conveyor.example"
+API = "/api/v1"
+
+
+@dataclass
+class EdgeProcess:
+    urls: ServiceUrls
+    log_path: Path
+    settings: dict[str, str] = field(default_factory=dict)
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    admin_password: str = field(default_factory=lambda: f"admin-{secrets.token_urlsafe(16)}")
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        [self.port] = free_ports(1)
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.urls.kafka_bootstrap_servers,
+            "DATABASE_URL": self.urls.database_url,
+            "REDIS_URL": self.urls.redis_url,
+            "CONVEYOR_API_HOST": "127.0.0.1",
+            "CONVEYOR_API_PORT": str(self.port),
+            "CONVEYOR_JWT_SECRET": self.jwt_secret,
+            "CONVEYOR_ADMIN_EMAIL": ADMIN_EMAIL,
+            "CONVEYOR_ADMIN_PASSWORD": self.admin_password,
+            # The shared edge must not throttle the suite; limits have tests of their own.
+            "CONVEYOR_RATE_LIMIT_USER_PER_MINUTE": "1000000",
+            "CONVEYOR_RATE_LIMIT_ADDRESS_PER_MINUTE": "1000000",
+            "CONVEYOR_RATE_LIMIT_AUTH_PER_MINUTE": "1000000",
+            **self.settings,
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "conveyor", "api"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the edge exited:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the edge did not serve within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self, characters: int = 6000) -> str:
+        return (
+            self.log_path.read_text(errors="replace")[-characters:]
+            if self.log_path.exists()
+            else ""
+        )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Account:
+    id: uuid.UUID
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return bearer(self.access_token)
+
+
+class Api:
+    """An httpx client on one edge, with the steps most tests begin with."""
+
+    def __init__(self, edge: EdgeProcess) -> None:
+        self.edge = edge
+        self.http = httpx.AsyncClient(base_url=edge.base_url + API, timeout=60)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def login(self, email: str, password: str) -> dict[str, Any]:
+        response = await self.http.post("/auth/login", json={"email": email, "password": password})
+        assert response.status_code == 200, response.text
+        tokens: dict[str, Any] = response.json()
+        return tokens
+
+    async def new_account(self, name: str = "Ada Lovelace") -> Account:
+        email = f"user-{uuid.uuid4().hex[:10]}@example.org"
+        password = f"pass-{secrets.token_urlsafe(12)}"
+        registered = await self.http.post(
+            "/auth/register", json={"email": email, "name": name, "password": password}
+        )
+        assert registered.status_code == 201, registered.text
+        tokens = await self.login(email, password)
+        return Account(
+            uuid.UUID(registered.json()["id"]),
+            email,
+            password,
+            tokens["access_token"],
+            tokens["refresh_token"],
+        )
+
+    async def admin(self) -> Account:
+        tokens = await self.login(ADMIN_EMAIL, self.edge.admin_password)
+        me = await self.http.get("/users/me", headers=bearer(tokens["access_token"]))
+        return Account(
+            uuid.UUID(me.json()["id"]),
+            ADMIN_EMAIL,
+            self.edge.admin_password,
+            tokens["access_token"],
+            tokens["refresh_token"],
+        )
+
+    async def new_product(
+        self,
+        admin: Account,
+        *,
+        price: str = "10.00",
+        stock: int = 10,
+        currency: str = "EUR",
+        name: str = "Enamel mug",
+        description: str = "A sturdy mug for the campfire",
+        category: str = "kitchen",
+    ) -> dict[str, Any]:
+        response = await self.http.post(
+            "/products",
+            json={
+                "sku": f"SKU-{uuid.uuid4().hex[:12]}",
+                "name": name,
+                "description": description,
+                "price": price,
+                "currency": currency,
+                "category": category,
+                "initial_stock": stock,
+            },
+            headers=admin.auth,
+        )
+        assert response.status_code == 201, response.text
+        product: dict[str, Any] = response.json()
+        return product
+
+    async def place(
+        self,
+        account: Account,
+        lines: list[tuple[str, int]],
+        *,
+        token: str = "tok_visa",
+        key: str | None = None,
+        currency: str = "EUR",
+    ) -> httpx.Response:
+        return await self.http.post(
+            "/orders",
+            json={
+                "items": [{"product_id": pid, "quantity": qty} for pid, qty in lines],
+                "currency": currency,
+                "payment_token": token,
+            },
+            headers={**account.auth, "Idempotency-Key": key or uuid.uuid4().hex},
+        )
+
+    async def wait_for(
+        self, account: Account, order_id: str, status: str, within: float = 30
+    ) -> dict[str, Any]:
+        """Long-poll the order until it has ``status`` (it may pass through others first)."""
+        deadline = time.monotonic() + within
+        while True:
+            response = await self.http.get(
+                f"/orders/{order_id}", params={"wait": 10}, headers=account.auth
+            )
+            assert response.status_code == 200, response.text
+            order: dict[str, Any] = response.json()
+            if order["status"] == status or time.monotonic() > deadline:
+                assert order["status"] == status, order
+                return order

@@ -1,0 +1,162 @@
+"""Accounts and logins: register, login, rotating refresh, logout, disabled accounts."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.api.edge import ADMIN_EMAIL, Account, Api, bearer
+
+pytestmark = pytest.mark.e2e
+
+
+def new_email() -> str:
+    return f"reg-{uuid.uuid4().hex[:10]}@example.org"
+
+
+async def test_registering_creates_a_user_account_without_echoing_the_password(api: Api) -> None:
+    email = new_email()
+    response = await api.http.post(
+        "/auth/register",
+        json={"email": email, "name": "Grace Hopper", "password": "compiler-1952-cobol"},
+    )
+    assert response.status_code == 201
+    user = response.json()
+    assert user["email"] == email
+    assert user["role"] == "user"
+    assert user["status"] == "active"
+    assert "password" not in response.text
+    assert "compiler-1952" not in response.text
+
+
+async def test_an_email_address_registers_once_whatever_its_case(api: Api) -> None:
+    email = new_email()
+    body = {"email": email, "name": "Ada", "password": "analytical-engine-1843"}
+    assert (await api.http.post("/auth/register", json=body)).status_code == 201
+    again = await api.http.post("/auth/register", json={**body, "email": email.upper()})
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["status"] == 409
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("short1", "at least"),
+        ("aaaaaaaaaaaaaaaa", "too easy"),
+        ("password123", "too easy"),
+    ],
+)
+async def test_weak_passwords_are_refused(api: Api, password: str, why: str) -> None:
+    response = await api.http.post(
+        "/auth/register", json={"email": new_email(), "name": "Ada", "password": password}
+    )
+    assert response.status_code == 422
+    assert why in response.json()["detail"]
+
+
+async def test_a_password_made_of_the_email_address_is_refused(api: Api) -> None:
+    email = new_email()
+    local = email.split("@")[0]
+    response = await api.http.post(
+        "/auth/register", json={"email": email, "name": "Ada", "password": f"{local}-2024"}
+    )
+    assert response.status_code == 422
+
+
+async def test_an_invalid_email_address_is_refused(api: Api) -> None:
+    response = await api.http.post(
+        "/auth/register",
+        json={"email": "not-an-address", "name": "Ada", "password": "long enough pass 1"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "email"]
+
+
+async def test_login_gives_a_bearer_token_pair_that_opens_the_account(
+    api: Api, account: Account
+) -> None:
+    tokens = await api.login(account.email, account.password)
+    assert tokens["token_type"] == "bearer"
+    assert tokens["expires_in"] > 0
+    me = await api.http.get("/users/me", headers=bearer(tokens["access_token"]))
+    assert me.status_code == 200
+    assert me.json()["email"] == account.email
+
+
+async def test_a_wrong_password_and_an_unknown_email_are_refused_alike(
+    api: Api, account: Account
+) -> None:
+    wrong = await api.http.post(
+        "/auth/login", json={"email": account.email, "password": "not the password"}
+    )
+    unknown = await api.http.post(
+        "/auth/login", json={"email": new_email(), "password": "not the password"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["detail"] == unknown.json()["detail"]
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_refresh_rotates_and_the_old_refresh_token_stops_working(
+    api: Api, account: Account
+) -> None:
+    first = await api.http.post("/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert first.status_code == 200
+    rotated = first.json()
+    assert rotated["refresh_token"] != account.refresh_token
+    me = await api.http.get("/users/me", headers=bearer(rotated["access_token"]))
+    assert me.status_code == 200
+
+    replay = await api.http.post("/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert replay.status_code == 401
+
+
+async def test_reusing_a_rotated_refresh_token_ends_the_whole_login(
+    api: Api, account: Account
+) -> None:
+    """A replayed refresh token means it was copied: the thief's and the owner's die alike."""
+    rotated = (
+        await api.http.post("/auth/refresh", json={"refresh_token": account.refresh_token})
+    ).json()
+    stolen = await api.http.post("/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert stolen.status_code == 401
+
+    owner = await api.http.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+    assert owner.status_code == 401
+    me = await api.http.get("/users/me", headers=bearer(rotated["access_token"]))
+    assert me.status_code == 401
+
+
+async def test_logout_ends_the_refresh_token_and_its_access_tokens(
+    api: Api, account: Account
+) -> None:
+    out = await api.http.post("/auth/logout", json={"refresh_token": account.refresh_token})
+    assert out.status_code == 204
+    again = await api.http.post("/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert again.status_code == 401
+    me = await api.http.get("/users/me", headers=account.auth)
+    assert me.status_code == 401
+
+
+async def test_a_disabled_users_tokens_stop_working_and_login_is_refused(
+    api: Api, account: Account, admin: Account
+) -> None:
+    disabled = await api.http.patch(
+        f"/users/{account.id}", json={"status": "disabled"}, headers=admin.auth
+    )
+    assert disabled.status_code == 200
+    assert (await api.http.get("/users/me", headers=account.auth)).status_code == 401
+    refresh = await api.http.post("/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert refresh.status_code == 401
+    login = await api.http.post(
+        "/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert login.status_code == 401
+
+
+async def test_the_first_admin_comes_from_the_environment(api: Api) -> None:
+    tokens = await api.login(ADMIN_EMAIL, api.edge.admin_password)
+    me = await api.http.get("/users/me", headers=bearer(tokens["access_token"]))
+    assert me.json()["role"] == "admin"
