@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import codec, producer, saga
+from benchmarks import codec, edge, producer, saga
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 
@@ -21,13 +21,17 @@ def main() -> None:
     console = Console()
     codec.run(console)
     if os.environ.get("CONVEYOR_BENCH_STACK") == "reuse":
-        producer.run(console, LocalStack(DevStackSettings(), console).service_urls())
+        urls = LocalStack(DevStackSettings(), console).service_urls()
+        producer.run(console, urls)
+        edge.run(console, urls)
         # The saga benchmark starts and stops processors, so it runs only on its own stack.
         return
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as home:
         stack = LocalStack(DevStackSettings.isolated(Path(home)), Console(stderr=True), {})
         try:
-            producer.run(console, stack.up())
+            urls = stack.up()
+            producer.run(console, urls)
+            edge.run(console, urls)
             saga.run(console, stack)
         finally:
             stack.down(purge=True)

@@ -60,6 +60,15 @@ class CommandSender:
                 self.retry_after,
             ) from exc
 
+    async def check_reachable(self) -> None:
+        """Raise when Kafka does not answer within the send timeout (for /readyz)."""
+        try:
+            publisher = await self._started()
+            await asyncio.wait_for(publisher.check_reachable(), self.send_timeout)
+        except (KafkaUnavailable, TimeoutError, OSError):
+            await self._reset()
+            raise
+
     async def _reset(self) -> None:
         publisher, self._publisher = self._publisher, None
         if publisher is not None:

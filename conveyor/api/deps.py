@@ -51,7 +51,7 @@ def _cache(held: Held) -> aioredis.Redis:
     return held.cache
 
 
-def _sender(held: Held) -> CommandSender:
+def command_sender(held: Held) -> CommandSender:
     return held.sender
 
 
@@ -61,7 +61,7 @@ def _watcher(held: Held) -> OrderStatusWatcher:
 
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Cache = Annotated[aioredis.Redis, Depends(_cache)]
-Sender = Annotated[CommandSender, Depends(_sender)]
+Sender = Annotated[CommandSender, Depends(command_sender)]
 Watcher = Annotated[OrderStatusWatcher, Depends(_watcher)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")

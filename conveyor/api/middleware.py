@@ -16,6 +16,19 @@ from conveyor.api import metrics
 from conveyor.api.problems import PROBLEM_MEDIA_TYPE
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route with its parameters named (``/api/v1/orders/{order_id}``).
+
+    Built from the path and the path parameters the router found, so it holds for routes
+    under any prefix; unmatched paths share one label, so scanners cannot multiply series.
+    """
+    if scope.get("route") is None:
+        return "unmatched"
+    names = {str(value): name for name, value in scope.get("path_params", {}).items()}
+    segments = scope["path"].split("/")
+    return "/".join(f"{{{names[part]}}}" if part in names else part for part in segments)
+
+
 class RequestMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,11 +51,7 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_note)
         finally:
             metrics.HTTP_IN_FLIGHT.dec()
-            route = scope.get("route")
-            # Unmatched paths share one label, so scanners cannot blow up the series count.
-            template = (
-                getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"
-            )
+            template = route_template(scope)
             labels = (template, scope["method"], str(status))
             metrics.HTTP_REQUESTS.labels(*labels).inc()
             metrics.HTTP_REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - started)

@@ -8,6 +8,7 @@ input back, so a password sent in a malformed body is not reflected or logged.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -70,6 +71,26 @@ def _issues(error: RequestValidationError) -> list[ValidationIssue]:
     ]
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document lists for the requested path.
+
+    Starlette names only the first route that matched the path; a client told 405 needs all.
+    """
+    document: dict[str, Any] = request.app.openapi()
+    matching = [
+        (template.count("{"), operations)
+        for template, operations in document.get("paths", {}).items()
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path)
+    ]
+    if not matching:
+        return []
+    # Like the router: a literal path (/users/me) wins over a template (/users/{user_id}).
+    fewest = min(parameters for parameters, _ in matching)
+    return sorted(
+        {method.upper() for parameters, ops in matching if parameters == fewest for method in ops}
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -91,12 +112,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        detail = error.detail if isinstance(error.detail, str) else _TITLES.get(error.status_code)
+        status, headers = error.status_code, dict(error.headers or {})
+        detail = error.detail if isinstance(error.detail, str) else _TITLES.get(status)
+        if status == 400:
+            # FastAPI's word for a body that is not JSON at all; the contract's is 422.
+            status, detail = 422, "the body is not valid JSON"
+        elif status == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem_response(
-            error.status_code,
-            str(detail or "error"),
-            headers=dict(error.headers or {}),
-            instance=request.url.path,
+            status, str(detail or "error"), headers=headers, instance=request.url.path
         )
 
     @app.exception_handler(Exception)

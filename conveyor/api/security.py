@@ -21,9 +21,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from conveyor.api.errors import Unauthorized, Unprocessable
 from conveyor.api.settings import ApiSettings
+from conveyor.domain.rest import MIN_PASSWORD_LENGTH
 
 ALGORITHM = "HS256"
-MIN_PASSWORD_LENGTH = 10
 # Long inputs cost argon2 nothing extra, but a cap keeps request bodies honest.
 MAX_PASSWORD_LENGTH = 256
 _COMMON_PASSWORDS = frozenset(

@@ -7,15 +7,27 @@ what the edge answers. Examples feed the OpenAPI document.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from conveyor.domain.messages import OrderStatus, RejectionReason
-from conveyor.domain.money import Amount, Currency
+from conveyor.domain.money import CENT, Amount, Currency
 
 
 def _storable(text: str) -> str:
@@ -41,7 +53,28 @@ Email = Annotated[
         pattern=r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
     ),
 ]
+MIN_PASSWORD_LENGTH = 10
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+NewPassword = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=256)]
+_PRICE = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
+_PRICE_SCHEMA = {"type": "string", "pattern": _PRICE.pattern, "examples": ["19.99"]}
+
+
+def _price(value: object) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, str) and _PRICE.fullmatch(value):
+        return Decimal(value).quantize(CENT)
+    raise ValueError('a price is a decimal string with at most two places, like "19.99"')
+
+
+# What clients send as a price: strictly a decimal string, so no binary float sneaks in.
+Price = Annotated[
+    Decimal,
+    PlainValidator(_price, json_schema_input_type=str),
+    PlainSerializer(lambda amount: f"{amount:.2f}", return_type=str, when_used="json"),
+    WithJsonSchema(_PRICE_SCHEMA),
+]
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE), _Storable
 ]
@@ -81,7 +114,11 @@ class Problem(BaseModel):
 class Registration(_Input):
     email: Email = Field(examples=["ada@example.org"])
     name: Name = Field(examples=["Ada Lovelace"])
-    password: Password = Field(examples=["correct horse battery staple"])
+    password: NewPassword = Field(
+        examples=["correct horse battery staple"],
+        description="At least 10 characters; common passwords and ones containing the "
+        "e-mail address or the name are refused.",
+    )
 
 
 class Credentials(_Input):
@@ -174,7 +211,7 @@ class ProductCreate(_Input):
     sku: Sku = Field(examples=["MUG-001"])
     name: Name = Field(examples=["Enamel mug"])
     description: Description = Field(default="", examples=["A sturdy camping mug."])
-    price: Amount = Field(examples=["19.99"])
+    price: Price
     currency: Currency = Field(examples=["EUR"])
     category: Category = Field(default="", examples=["kitchen"])
     initial_stock: int = Field(default=0, ge=0, le=1_000_000_000)
@@ -183,12 +220,24 @@ class ProductCreate(_Input):
 class ProductUpdate(_Input):
     name: Name | None = None
     description: Description | None = None
-    price: Amount | None = None
+    price: Price | None = None
     category: Category | None = None
 
 
 class StockAdjustment(_Input):
-    delta: int = Field(ge=-1_000_000_000, le=1_000_000_000, examples=[25])
+    delta: int = Field(
+        ge=-1_000_000_000,
+        le=1_000_000_000,
+        examples=[25],
+        description="Units to add (positive) or remove (negative); never zero.",
+        json_schema_extra={"not": {"const": 0}},
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> StockAdjustment:
+        if self.delta == 0:
+            raise ValueError("delta must not be zero")
+        return self
 
 
 class StockAdjustmentAccepted(BaseModel):

@@ -41,6 +41,15 @@ class Publisher:
     ) -> None:
         await self._producer.stop()
 
+    async def check_reachable(self) -> None:
+        """Ask the brokers for the cluster's metadata over the producer's own connections."""
+        try:
+            await self._producer.client.fetch_all_metadata()
+        except (KafkaError, OSError) as exc:
+            raise KafkaUnavailable(
+                f"no Kafka broker answered at {self.bootstrap_servers}: {exc!r}"
+            ) from exc
+
     async def publish(self, message: Message, *, event_id: UUID | None = None) -> UUID:
         """Send ``message`` and return once Kafka acknowledged it; returns its event id."""
         spec = topic_for(type(message))

@@ -43,7 +43,7 @@ async def test_an_email_address_registers_once_whatever_its_case(api: Api) -> No
 @pytest.mark.parametrize(
     ("password", "why"),
     [
-        ("short1", "at least"),
+        ("short1", "password"),
         ("aaaaaaaaaaaaaaaa", "too easy"),
         ("password123", "too easy"),
     ],

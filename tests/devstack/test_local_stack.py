@@ -33,19 +33,13 @@ def conveyor(settings: DevStackSettings, *args: str) -> subprocess.CompletedProc
         if not name.startswith("CONVEYOR_DEV_")
         and name not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
     }
-    environment.update(
-        {
-            "CONVEYOR_DEV_HOME": str(settings.home),
-            "CONVEYOR_DEV_KAFKA_PORT": str(settings.kafka_port),
-            "CONVEYOR_DEV_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
-            "CONVEYOR_DEV_POSTGRES_PORT": str(settings.postgres_port),
-            "CONVEYOR_DEV_REDIS_PORT": str(settings.redis_port),
-            "CONVEYOR_DEV_SMTP_PORT": str(settings.smtp_port),
-            "CONVEYOR_DEV_PAYMENTS_PORT": str(settings.payments_port),
-            "CONVEYOR_DEV_METRICS_BASE_PORT": str(settings.metrics_base_port),
-            "COLUMNS": "200",
-        }
-    )
+    # Every port of the isolated settings, so no process of this stack lands on a default one.
+    ports = {
+        f"CONVEYOR_DEV_{name.upper()}": str(value)
+        for name, value in settings.model_dump().items()
+        if name.endswith("_port")
+    }
+    environment.update({"CONVEYOR_DEV_HOME": str(settings.home), "COLUMNS": "200", **ports})
     return subprocess.run(
         [sys.executable, "-m", "conveyor", *args],
         env=environment,
@@ -95,7 +89,9 @@ def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared
             f"http://127.0.0.1:{settings.metrics_base_port + PROCESSORS.index(processor)}/metrics"
         )
     assert "api: running" in result.stderr
-    assert answers_ok(f"http://127.0.0.1:{settings.api_port}/readyz")
+    ready = f"http://127.0.0.1:{settings.api_port}/readyz"
+    log = settings.home / "logs" / "api.log"
+    assert wait_until(lambda: answers_ok(ready), 30), log.read_text()[-3000:]
     assert f"http://127.0.0.1:{settings.api_port}/api/v1" in result.stderr
     assert {name for name, _ in declared_topics()} <= topic_names(settings)
     env_file = (settings.home / "stack.env").read_text()

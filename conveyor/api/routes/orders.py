@@ -118,7 +118,7 @@ async def place_order(
     return placement.order
 
 
-@router.get("/{order_id}", operation_id="getOrder", responses=problems(404))
+@router.get("/{order_id:uuid}", operation_id="getOrder", responses=problems(404))
 async def get_order(
     order_id: UUID,
     user: CurrentUser,
@@ -175,7 +175,7 @@ async def list_orders(
 
 
 @router.post(
-    "/{order_id}/cancel",
+    "/{order_id:uuid}/cancel",
     operation_id="cancelOrder",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(404, 409, 503),

@@ -7,7 +7,6 @@ commands to Kafka (UpsertProduct, AdjustStock), answered once Kafka has them.
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
@@ -15,11 +14,12 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from conveyor.api.data import products
 from conveyor.api.deps import AdminUser, Cache, Cursor, Db, Limit, Sender
-from conveyor.api.errors import NotFound, Unprocessable
+from conveyor.api.errors import NotFound
 from conveyor.api.routes import problems
 from conveyor.domain.messages import AdjustStock, UpsertProduct
 from conveyor.domain.rest import (
     Page,
+    Price,
     ProductCreate,
     ProductPublic,
     ProductUpdate,
@@ -40,7 +40,7 @@ SearchText = Annotated[
         description="Full-text search over name and description (web search syntax).",
     ),
 ]
-Price = Annotated[Decimal | None, Query(ge=0, le=Decimal("9999999999.99"), decimal_places=2)]
+PriceBound = Annotated[Price | None, Query()]
 
 
 @router.get("", operation_id="listProducts", responses=problems(422))
@@ -49,8 +49,8 @@ async def list_products(
     cache: Cache,
     q: SearchText = None,
     category: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
-    min_price: Price = None,
-    max_price: Price = None,
+    min_price: PriceBound = None,
+    max_price: PriceBound = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> Page[ProductPublic]:
@@ -65,7 +65,7 @@ async def list_products(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{product_id}", operation_id="getProduct", responses=problems(404))
+@router.get("/{product_id:uuid}", operation_id="getProduct", responses=problems(404))
 async def get_product(product_id: UUID, db: Db, cache: Cache) -> ProductPublic:
     """One product with the units available now."""
     found = await products.get_product(db, cache, product_id)
@@ -102,7 +102,9 @@ async def create_product(
     return products.product_public(row, body.initial_stock)
 
 
-@router.patch("/{product_id}", operation_id="updateProduct", responses=problems(401, 403, 404, 422))
+@router.patch(
+    "/{product_id:uuid}", operation_id="updateProduct", responses=problems(401, 403, 404, 422)
+)
 async def update_product(
     product_id: UUID, body: ProductUpdate, _: AdminUser, db: Db, cache: Cache
 ) -> ProductPublic:
@@ -118,7 +120,7 @@ async def update_product(
 
 
 @router.delete(
-    "/{product_id}",
+    "/{product_id:uuid}",
     operation_id="deleteProduct",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403, 404),
@@ -131,7 +133,7 @@ async def delete_product(product_id: UUID, _: AdminUser, db: Db) -> Response:
 
 
 @router.post(
-    "/{product_id}/stock",
+    "/{product_id:uuid}/stock",
     operation_id="adjustStock",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(401, 403, 404, 422, 503),
@@ -153,8 +155,6 @@ async def adjust_stock(
     ] = None,
 ) -> StockAdjustmentAccepted:
     """Add (positive delta) or remove stock; the inventory never lets it go below zero."""
-    if body.delta == 0:
-        raise Unprocessable("delta must not be zero")
     if not await products.product_exists(db, product_id):
         raise NotFound(f"no product {product_id}")
     adjustment_id = (

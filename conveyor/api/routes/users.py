@@ -73,7 +73,7 @@ async def list_users(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{user_id}", operation_id="getUser", responses=problems(403, 404))
+@router.get("/{user_id:uuid}", operation_id="getUser", responses=problems(403, 404))
 async def get_user(user_id: UUID, _: AdminUser, db: Db) -> UserPublic:
     """One account (admins only)."""
     found = await users.find_user(db, user_id)
@@ -82,7 +82,7 @@ async def get_user(user_id: UUID, _: AdminUser, db: Db) -> UserPublic:
     return found
 
 
-@router.patch("/{user_id}", operation_id="updateUser", responses=problems(403, 404, 409, 422))
+@router.patch("/{user_id:uuid}", operation_id="updateUser", responses=problems(403, 404, 409, 422))
 async def update_user(user_id: UUID, body: UserAdminUpdate, admin: AdminUser, db: Db) -> UserPublic:
     """Change an account's name, role or status; a disabled account's tokens stop working."""
     if user_id == admin.id and (
@@ -98,7 +98,7 @@ async def update_user(user_id: UUID, body: UserAdminUpdate, admin: AdminUser, db
 
 
 @router.delete(
-    "/{user_id}",
+    "/{user_id:uuid}",
     operation_id="deleteUser",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(403, 404, 409),

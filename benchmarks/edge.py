@@ -1,0 +1,219 @@
+"""The edge's POST /orders: accepted orders per second and latency, against two baselines.
+
+Measured in the same run, with the same concurrency and the same PlaceOrder bytes:
+- a raw aiokafka producer with the same durability (acks=all, idempotent), awaiting each
+  send: what accepting an order costs at the very least;
+- the same endpoint with Kafka taken out (its sender accepts at once): what the edge costs
+  without the broker — authentication, pricing from PostgreSQL, the idempotency row.
+
+The edge runs as its own uvicorn process (one worker); the load comes from this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from conveyor.devstack.settings import free_ports
+from conveyor.domain.codec import encode
+from conveyor.domain.messages import OrderLine, PlaceOrder
+from conveyor.infra.kafka import ensure_topics
+from conveyor.infra.settings import ServiceUrls
+
+REQUESTS = 1500
+WARM_UP = 150
+CONCURRENCY = 32
+ADMIN_EMAIL = "bench-admin@conveyor.example"
+
+
+@dataclass
+class Figures:
+    per_second: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+def _figures(latencies: list[float], elapsed: float) -> Figures:
+    cuts = statistics.quantiles(latencies, n=100)
+    return Figures(len(latencies) / elapsed, cuts[49] * 1000, cuts[94] * 1000, cuts[98] * 1000)
+
+
+async def _concurrently(attempt: Any, count: int) -> Figures:
+    """Run ``attempt()`` ``count`` times, CONCURRENCY at a time; each must succeed."""
+    latencies: list[float] = []
+    remaining = iter(range(count))
+
+    async def lane() -> None:
+        for _ in remaining:
+            began = time.perf_counter()
+            await attempt()
+            latencies.append(time.perf_counter() - began)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(CONCURRENCY)))
+    return _figures(latencies, time.perf_counter() - began)
+
+
+async def _raw_producer(urls: ServiceUrls) -> Figures:
+    line = OrderLine(
+        product_id=uuid.uuid4(), quantity=1, unit_price=Decimal("9.99"), subtotal=Decimal("9.99")
+    )
+    record = encode(
+        "orders.commands",
+        PlaceOrder(
+            order_id=uuid.uuid4(),
+            user_id=uuid.uuid4(),
+            customer_email="bench@example.org",
+            items=(line,),
+            currency="EUR",
+            total=Decimal("9.99"),
+            payment_token="tok_visa",
+        ),
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=urls.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+
+        async def send() -> None:
+            await producer.send_and_wait("orders.commands", record.value, key=record.key)
+
+        await _concurrently(send, WARM_UP)
+        return await _concurrently(send, REQUESTS)
+    finally:
+        await producer.stop()
+
+
+class EdgeServer:
+    def __init__(self, urls: ServiceUrls, admin_password: str, without_kafka: bool) -> None:
+        [self.port] = free_ports(1)
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": urls.kafka_bootstrap_servers,
+            "DATABASE_URL": urls.database_url,
+            "REDIS_URL": urls.redis_url,
+            "CONVEYOR_JWT_SECRET": "bench-" + "k" * 40,
+            "CONVEYOR_ADMIN_EMAIL": ADMIN_EMAIL,
+            "CONVEYOR_ADMIN_PASSWORD": admin_password,
+            "CONVEYOR_RATE_LIMIT_USER_PER_MINUTE": "100000000",
+            "CONVEYOR_RATE_LIMIT_ADDRESS_PER_MINUTE": "100000000",
+        }
+        command = [sys.executable, "-m", "benchmarks.edge_server", str(self.port)]
+        self.process = subprocess.Popen(
+            [*command, *(["--without-kafka"] if without_kafka else [])], env=env
+        )
+
+    async def wait_until_serving(self, session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("the benchmark's edge exited; its output is above")
+            try:
+                async with session.get(f"{self.url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        raise RuntimeError("the benchmark's edge did not serve within 60 s")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+async def _json(response: aiohttp.ClientResponse, expected: int) -> Any:
+    if response.status != expected:
+        raise RuntimeError(
+            f"{response.method} {response.url}: {response.status} {await response.text()}"
+        )
+    return await response.json()
+
+
+async def _edge(urls: ServiceUrls, admin_password: str, without_kafka: bool) -> Figures:
+    server = EdgeServer(urls, admin_password, without_kafka)
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await server.wait_until_serving(session)
+            api = f"{server.url}/api/v1"
+            async with session.post(
+                f"{api}/auth/login", json={"email": ADMIN_EMAIL, "password": admin_password}
+            ) as response:
+                admin = {"Authorization": f"Bearer {(await _json(response, 200))['access_token']}"}
+            async with session.post(
+                f"{api}/products",
+                json={
+                    "sku": f"BENCH-{uuid.uuid4().hex[:10]}",
+                    "name": "Benchmark mug",
+                    "price": "9.99",
+                    "currency": "EUR",
+                    "initial_stock": 1_000_000,
+                },
+                headers=admin,
+            ) as response:
+                product = (await _json(response, 201))["id"]
+            body = {
+                "items": [{"product_id": product, "quantity": 1}],
+                "currency": "EUR",
+                "payment_token": "tok_visa",
+            }
+
+            async def place() -> None:
+                headers = {**admin, "Idempotency-Key": uuid.uuid4().hex}
+                async with session.post(f"{api}/orders", json=body, headers=headers) as answer:
+                    await _json(answer, 202)
+
+            await _concurrently(place, WARM_UP)
+            return await _concurrently(place, REQUESTS)
+    finally:
+        server.stop()
+
+
+async def _measure(urls: ServiceUrls) -> dict[str, Figures]:
+    await ensure_topics(urls.kafka_bootstrap_servers)
+    admin_password = secrets.token_urlsafe(16)
+    return {
+        "raw aiokafka producer (acks=all, idempotent)": await _raw_producer(urls),
+        "POST /orders": await _edge(urls, admin_password, without_kafka=False),
+        "POST /orders without Kafka": await _edge(urls, admin_password, without_kafka=True),
+    }
+
+
+def run(console: Console, urls: ServiceUrls) -> None:
+    console.print(
+        f"edge: {REQUESTS} orders, {CONCURRENCY} at a time, through POST /orders and baselines ..."
+    )
+    results = asyncio.run(_measure(urls))
+    edge = results["POST /orders"]
+    table = Table(title=f"Accepting orders: {REQUESTS} requests, {CONCURRENCY} concurrent")
+    for column in ("what", "per second", "edge ÷ this", "p50", "p95", "p99"):
+        table.add_column(column, justify="right")
+    for name, figures in results.items():
+        table.add_row(
+            name,
+            f"{figures.per_second:.0f}",
+            f"{edge.per_second / figures.per_second:.2f}",
+            f"{figures.p50_ms:.1f} ms",
+            f"{figures.p95_ms:.1f} ms",
+            f"{figures.p99_ms:.1f} ms",
+        )
+    console.print(table)

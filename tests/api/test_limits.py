@@ -1,0 +1,177 @@
+"""Limits and failures a client can provoke: sizes, malformed bodies, rates, Kafka away."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from conveyor.devstack.settings import free_ports
+from tests.api.edge import Account, Api, EdgeProcess
+from tests.conftest import RunningStack
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_a_body_over_64_kib_is_413_whether_declared_or_streamed(
+    api: Api, account: Account
+) -> None:
+    oversized = b'{"name": "' + b"x" * (65 * 1024) + b'"}'
+    declared = await api.http.patch(
+        "/users/me",
+        content=oversized,
+        headers={**account.auth, "Content-Type": "application/json"},
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(oversized), 8192):
+            yield oversized[start : start + 8192]
+
+    streamed = await api.http.patch(
+        "/users/me",
+        content=chunks(),
+        headers={**account.auth, "Content-Type": "application/json"},
+    )
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+    assert (await api.http.get("/users/me", headers=account.auth)).json()["name"] != "x"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"[]", b'"a string"', b"\xff\xfe"],
+    ids=["broken", "array", "string", "bytes"],
+)
+async def test_malformed_bodies_are_422_problems(api: Api, content: bytes) -> None:
+    response = await api.http.post(
+        "/auth/login", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] == "Unprocessable Content"
+
+
+async def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
+    missing = await api.http.get("/nowhere")
+    wrong_method = await api.http.put("/products")
+    assert missing.status_code == 404
+    assert wrong_method.status_code == 405
+    assert "GET" in wrong_method.headers["allow"]
+    for response in (missing, wrong_method):
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def strict_edge(
+    stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EdgeProcess]:
+    """An edge of its own with small budgets, so its limits are reached quickly."""
+    edge = EdgeProcess(
+        stack.urls,
+        tmp_path_factory.mktemp("strict-edge") / "edge.log",
+        settings={
+            "CONVEYOR_RATE_LIMIT_USER_PER_MINUTE": "5",
+            "CONVEYOR_RATE_LIMIT_AUTH_PER_MINUTE": "1000",
+            "CONVEYOR_RATE_LIMIT_ADDRESS_PER_MINUTE": "1000",
+        },
+    )
+    edge.start()
+    try:
+        yield edge
+    finally:
+        edge.stop()
+
+
+async def test_a_user_over_the_rate_limit_gets_429_with_retry_after(
+    strict_edge: EdgeProcess,
+) -> None:
+    client = Api(strict_edge)
+    try:
+        first, second = await client.new_account(), await client.new_account()
+        answers = [
+            (await client.http.get("/users/me", headers=first.auth)).status_code for _ in range(7)
+        ]
+        assert answers[:5] == [200] * 5
+        assert answers[5:] == [429, 429]
+        refused = await client.http.get("/users/me", headers=first.auth)
+        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        assert refused.headers["content-type"] == "application/problem+json"
+        # The budget is per user: another user is unaffected.
+        assert (await client.http.get("/users/me", headers=second.auth)).status_code == 200
+    finally:
+        await client.close()
+
+
+async def test_an_address_over_the_login_limit_gets_429(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    edge = EdgeProcess(
+        stack.urls,
+        tmp_path / "edge.log",
+        settings={"CONVEYOR_RATE_LIMIT_AUTH_PER_MINUTE": "3"},
+    )
+    edge.start()
+    try:
+        async with httpx.AsyncClient(base_url=edge.base_url + "/api/v1") as http:
+            answers = [
+                (
+                    await http.post(
+                        "/auth/login", json={"email": "who@example.org", "password": "guess"}
+                    )
+                ).status_code
+                for _ in range(5)
+            ]
+    finally:
+        edge.stop()
+    # Other tests may share this address and minute; the limit must bite within five tries.
+    assert 429 in answers
+    assert answers[0] in (401, 429)
+
+
+@pytest.fixture(scope="module")
+def edge_without_kafka(
+    stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EdgeProcess]:
+    [nothing_listens] = free_ports(1)
+    edge = EdgeProcess(
+        stack.urls.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{nothing_listens}"}),
+        tmp_path_factory.mktemp("no-kafka-edge") / "edge.log",
+        settings={"CONVEYOR_KAFKA_SEND_TIMEOUT_SECONDS": "2"},
+    )
+    edge.start()
+    try:
+        yield edge
+    finally:
+        edge.stop()
+
+
+async def test_kafka_unreachable_means_503_with_retry_after_and_nothing_recorded(
+    edge_without_kafka: EdgeProcess, stack: RunningStack, api: Api, admin: Account
+) -> None:
+    product = await api.new_product(admin)
+    client = Api(edge_without_kafka)
+    try:
+        account = await client.new_account()
+        answer = await client.place(account, [(product["id"], 1)], key=uuid.uuid4().hex)
+        ready = await client.http.get(edge_without_kafka.base_url + "/readyz")
+    finally:
+        await client.close()
+    assert answer.status_code == 503
+    assert int(answer.headers["retry-after"]) >= 1
+    assert answer.headers["content-type"] == "application/problem+json"
+    connection = await asyncpg.connect(stack.urls.database_url)
+    try:
+        rows = await connection.fetchval(
+            "SELECT count(*) FROM orders WHERE user_id = $1", account.id
+        )
+    finally:
+        await connection.close()
+    assert rows == 0
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["kafka"].startswith("unreachable")
+    assert ready.json()["checks"]["postgres"] == "ok"
