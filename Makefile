@@ -7,7 +7,7 @@ UV ?= uv
 RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install format lint typecheck test test-fast run down status bench all
+.PHONY: help install format lint typecheck test test-contract-deep test-fast run down status bench all
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,10 +31,14 @@ typecheck: install ## mypy --strict alone
 test: lint ## Lint, then every test against a real local stack (started and stopped by the tests)
 	$(RUN) pytest $(PYTEST_ARGS)
 
+test-contract-deep: install ## Schemathesis on the edge with many examples and a new seed (EXAMPLES=300)
+	CONVEYOR_SCHEMATHESIS_EXAMPLES=$${EXAMPLES:-300} CONVEYOR_SCHEMATHESIS_SEED= \
+		$(RUN) pytest tests/api/test_openapi.py -k schemathesis $(PYTEST_ARGS)
+
 test-fast: install ## The tests that need no running service
 	$(RUN) pytest -m "not stack" $(PYTEST_ARGS)
 
-run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments) and the five processors
+run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the five processors and the edge
 	$(RUN) conveyor dev up
 
 status: install ## Show the local stack's services and their health

@@ -30,7 +30,12 @@ def main() -> None:
     port = int(sys.argv[1])
     app = create_app()
     if "--without-kafka" in sys.argv:
-        app.dependency_overrides[command_sender] = AcceptsAtOnce
+        sender = AcceptsAtOnce()
+
+        async def accepts_at_once() -> AcceptsAtOnce:
+            return sender
+
+        app.dependency_overrides[command_sender] = accepts_at_once
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -1,5 +1,8 @@
 """The edge's dependencies as ``Annotated`` aliases: what a route needs, it names.
 
+Every dependency is ``async def``: FastAPI runs plain functions in a thread pool, and a
+thread hop per dependency per request costs more than the work they do.
+
 Tests and benchmarks swap resources through ``app.dependency_overrides``, never by patching.
 """
 
@@ -17,7 +20,7 @@ from conveyor.api import ratelimit, security
 from conveyor.api.commands import CommandSender
 from conveyor.api.data import users
 from conveyor.api.errors import Forbidden, Unauthorized
-from conveyor.api.settings import ApiSettings, get_settings
+from conveyor.api.settings import ApiSettings
 from conveyor.api.waiting import OrderStatusWatcher
 from conveyor.domain.rest import Role, UserPublic, UserStatus
 from conveyor.infra.settings import ServiceUrls
@@ -34,28 +37,33 @@ class Resources:
     watcher: OrderStatusWatcher
 
 
-def resources(request: Request) -> Resources:
+async def resources(request: Request) -> Resources:
     held: Resources = request.app.state.resources
     return held
 
 
-Settings = Annotated[ApiSettings, Depends(get_settings)]
+async def current_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+Settings = Annotated[ApiSettings, Depends(current_settings)]
 Held = Annotated[Resources, Depends(resources)]
 
 
-def _pool(held: Held) -> asyncpg.Pool:
+async def _pool(held: Held) -> asyncpg.Pool:
     return held.pool
 
 
-def _cache(held: Held) -> aioredis.Redis:
+async def _cache(held: Held) -> aioredis.Redis:
     return held.cache
 
 
-def command_sender(held: Held) -> CommandSender:
+async def command_sender(held: Held) -> CommandSender:
     return held.sender
 
 
-def _watcher(held: Held) -> OrderStatusWatcher:
+async def _watcher(held: Held) -> OrderStatusWatcher:
     return held.watcher
 
 
@@ -71,22 +79,40 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def limit_by_address(request: Request, settings: Settings, cache: Cache) -> None:
-    await ratelimit.spend(
-        cache, "address", client_address(request), settings.rate_limit_address_per_minute
-    )
+async def limit_requests(request: Request, settings: Settings, cache: Cache) -> None:
+    """Per client address, and per user when the request carries a valid token.
+
+    The header is read directly, not through the bearer scheme, so that public routes (the
+    catalog) are not documented as needing a token.
+    """
+    budgets = [
+        ratelimit.Budget("address", client_address(request), settings.rate_limit_address_per_minute)
+    ]
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        try:
+            claims = security.read_access_token(settings, token.strip())
+        except Unauthorized:
+            pass  # current_user answers 401; the address budget still counts the attempt.
+        else:
+            budgets.append(
+                ratelimit.Budget("user", str(claims.user_id), settings.rate_limit_user_per_minute)
+            )
+    await ratelimit.spend(cache, *budgets)
 
 
 async def limit_auth_attempts(request: Request, settings: Settings, cache: Cache) -> None:
+    address = client_address(request)
     await ratelimit.spend(
-        cache, "auth", client_address(request), settings.rate_limit_auth_per_minute
+        cache,
+        ratelimit.Budget("address", address, settings.rate_limit_address_per_minute),
+        ratelimit.Budget("auth", address, settings.rate_limit_auth_per_minute),
     )
 
 
 async def current_user(
     settings: Settings,
     db: Db,
-    cache: Cache,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> UserPublic:
     """The caller, from a valid access token of a live login of an active account."""
@@ -98,7 +124,6 @@ async def current_user(
         raise Unauthorized("this login has ended; sign in again")
     if caller.user.status is not UserStatus.ACTIVE:
         raise Unauthorized("this account is disabled")
-    await ratelimit.spend(cache, "user", str(caller.user.id), settings.rate_limit_user_per_minute)
     return caller.user
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -21,24 +22,36 @@ WINDOW_SECONDS = 60
 log = logging.getLogger("conveyor.api")
 
 
-async def spend(cache: aioredis.Redis, scope: str, caller: str, per_minute: int) -> None:
-    """Count one request of ``caller`` in ``scope``; TooManyRequests when over budget."""
+@dataclass(frozen=True)
+class Budget:
+    scope: str
+    caller: str
+    per_minute: int
+
+
+async def spend(cache: aioredis.Redis, *budgets: Budget) -> None:
+    """Count one request against each budget, in one round trip; TooManyRequests when any
+    is exhausted."""
     now = time.time()
     window = int(now // WINDOW_SECONDS)
-    key = f"{PREFIX}:ratelimit:{scope}:{caller}:{window}"
     try:
-        async with cache.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS + 1)
-            count, _ = await pipe.execute()
+        async with cache.pipeline(transaction=False) as pipe:
+            for budget in budgets:
+                key = f"{PREFIX}:ratelimit:{budget.scope}:{budget.caller}:{window}"
+                pipe.incr(key)
+                pipe.expire(key, WINDOW_SECONDS + 1)
+            answers = await pipe.execute()
     except RedisError as exc:
-        metrics.RATE_LIMIT_DECISIONS.labels(scope, "unchecked").inc()
+        for budget in budgets:
+            metrics.RATE_LIMIT_DECISIONS.labels(budget.scope, "unchecked").inc()
         log.warning("rate limiter unavailable, letting the request through: %r", exc)
         return
-    if int(count) > per_minute:
-        metrics.RATE_LIMIT_DECISIONS.labels(scope, "refused").inc()
-        retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
-        raise TooManyRequests(
-            f"more than {per_minute} requests a minute ({scope}); retry after {retry_after} s",
-            retry_after,
-        )
+    for budget, count in zip(budgets, answers[::2], strict=True):
+        if int(count) > budget.per_minute:
+            metrics.RATE_LIMIT_DECISIONS.labels(budget.scope, "refused").inc()
+            retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+            raise TooManyRequests(
+                f"more than {budget.per_minute} requests a minute ({budget.scope}); "
+                f"retry after {retry_after} s",
+                retry_after,
+            )

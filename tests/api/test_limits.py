@@ -78,6 +78,7 @@ def strict_edge(
             "CONVEYOR_RATE_LIMIT_USER_PER_MINUTE": "5",
             "CONVEYOR_RATE_LIMIT_AUTH_PER_MINUTE": "1000",
             "CONVEYOR_RATE_LIMIT_ADDRESS_PER_MINUTE": "1000",
+            "CONVEYOR_CORS_ORIGINS": '["https://shop.example"]',
         },
     )
     edge.start()
@@ -105,6 +106,31 @@ async def test_a_user_over_the_rate_limit_gets_429_with_retry_after(
         assert (await client.http.get("/users/me", headers=second.auth)).status_code == 200
     finally:
         await client.close()
+
+
+async def test_cors_lets_the_configured_origin_in_and_no_other(strict_edge: EdgeProcess) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Idempotency-Key, Content-Type",
+    }
+    async with httpx.AsyncClient(base_url=strict_edge.base_url + "/api/v1") as http:
+        allowed = await http.options(
+            "/orders", headers={**preflight, "Origin": "https://shop.example"}
+        )
+        foreign = await http.options(
+            "/orders", headers={**preflight, "Origin": "https://evil.example"}
+        )
+        listing = await http.get("/products", headers={"Origin": "https://shop.example"})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in foreign.headers
+    assert listing.headers["access-control-allow-origin"] == "https://shop.example"
+
+
+async def test_without_configured_origins_no_cors_headers_are_sent(api: Api) -> None:
+    response = await api.http.get("/products", headers={"Origin": "https://shop.example"})
+    assert "access-control-allow-origin" not in response.headers
 
 
 async def test_an_address_over_the_login_limit_gets_429(

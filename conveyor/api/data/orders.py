@@ -111,9 +111,33 @@ async def place_order(
                     "this Idempotency-Key was used for a different request; "
                     "use a new key for a new order"
                 )
+    if inserted is not None:
+        # Everything the answer holds was just written: no need to read it back.
+        return Placement(
+            OrderPublic(
+                id=order_id,
+                user_id=user_id,
+                status=OrderStatus.PENDING,
+                reason=None,
+                items=[
+                    OrderItem(
+                        product_id=line.product_id,
+                        quantity=line.quantity,
+                        price=line.price,
+                        subtotal=line.subtotal,
+                    )
+                    for line in lines
+                ],
+                total=total,
+                currency=currency,
+                created_at=inserted["created_at"],
+                updated_at=inserted["created_at"],
+            ),
+            created=True,
+        )
     order = await find_order(pool, order_id)
     assert order is not None
-    return Placement(order, created=inserted is not None)
+    return Placement(order, created=False)
 
 
 async def _items(pool: Pool, order_ids: list[UUID]) -> dict[UUID, list[OrderItem]]:
