@@ -18,7 +18,8 @@ from conveyor.devstack.stack import LocalStack
 
 
 def main() -> None:
-    console = Console()
+    # Wide enough for the tables whatever the terminal (or none, in CI).
+    console = Console(width=120)
     codec.run(console)
     if os.environ.get("CONVEYOR_BENCH_STACK") == "reuse":
         urls = LocalStack(DevStackSettings(), console).service_urls()
@@ -31,8 +32,8 @@ def main() -> None:
         try:
             urls = stack.up()
             producer.run(console, urls)
-            edge.run(console, urls)
             saga.run(console, stack)
+            edge.run(console, urls)
         finally:
             stack.down(purge=True)
 

@@ -7,6 +7,8 @@ Measured in the same run, with the same concurrency and the same PlaceOrder byte
   without the broker — authentication, pricing from PostgreSQL, the idempotency row.
 
 The edge runs as its own uvicorn process (one worker); the load comes from this process.
+No processor runs: the orders accepted here stay in orders.commands, so this benchmark runs
+after the saga's, whose figures they would otherwise skew.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
 from conveyor.devstack.settings import free_ports
 from conveyor.domain.codec import encode
 from conveyor.domain.messages import OrderLine, PlaceOrder
+from conveyor.domain.topics import ORDERS_COMMANDS
 from conveyor.infra.kafka import ensure_topics
 from conveyor.infra.settings import ServiceUrls
 
@@ -88,6 +92,17 @@ async def _raw_producer(urls: ServiceUrls) -> Figures:
             payment_token="tok_visa",
         ),
     )
+    # A topic of its own like orders.commands: the same record sent over and over must not
+    # reach the processors as thousands of redeliveries.
+    topic = f"bench-edge-baseline-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=urls.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=ORDERS_COMMANDS.partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
     producer = AIOKafkaProducer(
         bootstrap_servers=urls.kafka_bootstrap_servers, acks="all", enable_idempotence=True
     )
@@ -95,7 +110,7 @@ async def _raw_producer(urls: ServiceUrls) -> Figures:
     try:
 
         async def send() -> None:
-            await producer.send_and_wait("orders.commands", record.value, key=record.key)
+            await producer.send_and_wait(topic, record.value, key=record.key)
 
         await _concurrently(send, WARM_UP)
         return await _concurrently(send, REQUESTS)

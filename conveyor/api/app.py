@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 
 from conveyor import __version__
 from conveyor.api import problems, security
-from conveyor.api.commands import CommandSender
+from conveyor.api.commands import CommandSender, Sends
 from conveyor.api.data import users
 from conveyor.api.deps import Resources, limit_auth_attempts, limit_requests
 from conveyor.api.middleware import BodyLimit, RequestMetrics
@@ -45,7 +45,12 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     open transaction is still rolled back by asyncpg)."""
 
 
-def create_app(settings: ApiSettings | None = None, urls: ServiceUrls | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings | None = None,
+    urls: ServiceUrls | None = None,
+    sender: Sends | None = None,
+) -> FastAPI:
+    """The edge; ``sender`` replaces the Kafka command sender (the benchmark's baseline)."""
     settings = settings or get_settings()
     urls = urls or get_service_urls()
 
@@ -61,7 +66,7 @@ def create_app(settings: ApiSettings | None = None, urls: ServiceUrls | None = N
             urls.database_url, min_size=2, max_size=20, reset=_keep_session
         )
         cache = aioredis.from_url(urls.redis_url)
-        sender = CommandSender(
+        commands = sender or CommandSender(
             urls.kafka_bootstrap_servers,
             settings.kafka_send_timeout_seconds,
             settings.retry_after_seconds,
@@ -70,11 +75,11 @@ def create_app(settings: ApiSettings | None = None, urls: ServiceUrls | None = N
         await watcher.start()
         try:
             await _first_admin(pool, settings)
-            app.state.resources = Resources(urls, pool, cache, sender, watcher)
+            app.state.resources = Resources(urls, pool, cache, commands, watcher)
             yield
         finally:
             await watcher.stop()
-            await sender.close()
+            await commands.close()
             await cache.aclose()
             await pool.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 from uuid import UUID
 
 from conveyor.api import metrics
@@ -20,6 +21,17 @@ from conveyor.infra.errors import KafkaUnavailable
 from conveyor.infra.publisher import Publisher
 
 log = logging.getLogger("conveyor.api")
+
+
+class Sends(Protocol):
+    """What the routes need of a sender; ``create_app`` takes any (benchmarks swap in one
+    that accepts at once, to measure the edge without Kafka)."""
+
+    async def send(self, message: Message, *, event_id: UUID | None = None) -> UUID: ...
+
+    async def check_reachable(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class CommandSender:

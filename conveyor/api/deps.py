@@ -17,7 +17,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from conveyor.api import ratelimit, security
-from conveyor.api.commands import CommandSender
+from conveyor.api.commands import Sends
 from conveyor.api.data import users
 from conveyor.api.errors import Forbidden, Unauthorized
 from conveyor.api.settings import ApiSettings
@@ -33,7 +33,7 @@ class Resources:
     urls: ServiceUrls
     pool: asyncpg.Pool
     cache: aioredis.Redis
-    sender: CommandSender
+    sender: Sends
     watcher: OrderStatusWatcher
 
 
@@ -59,7 +59,7 @@ async def _cache(held: Held) -> aioredis.Redis:
     return held.cache
 
 
-async def command_sender(held: Held) -> CommandSender:
+async def command_sender(held: Held) -> Sends:
     return held.sender
 
 
@@ -69,7 +69,7 @@ async def _watcher(held: Held) -> OrderStatusWatcher:
 
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Cache = Annotated[aioredis.Redis, Depends(_cache)]
-Sender = Annotated[CommandSender, Depends(command_sender)]
+Sender = Annotated[Sends, Depends(command_sender)]
 Watcher = Annotated[OrderStatusWatcher, Depends(_watcher)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")

@@ -123,7 +123,8 @@ async def test_unknown_products_are_404(api: Api, admin: Account) -> None:
     assert (await api.http.get(f"/products/{missing}")).status_code == 404
     patch = await api.http.patch(f"/products/{missing}", json={"price": "1.00"}, headers=admin.auth)
     stock = await api.http.post(f"/products/{missing}/stock", json={"delta": 1}, headers=admin.auth)
-    assert patch.status_code == stock.status_code == 404
+    delete = await api.http.delete(f"/products/{missing}", headers=admin.auth)
+    assert patch.status_code == stock.status_code == delete.status_code == 404
 
 
 async def test_a_zero_stock_adjustment_is_422(api: Api, admin: Account) -> None:

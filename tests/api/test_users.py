@@ -110,6 +110,8 @@ async def test_admins_create_read_promote_and_delete_accounts(api: Api, admin: A
     assert (await api.http.delete(f"/users/{user_id}", headers=admin.auth)).status_code == 204
     assert (await api.http.get(f"/users/{user_id}", headers=admin.auth)).status_code == 404
     assert (await api.http.delete(f"/users/{user_id}", headers=admin.auth)).status_code == 404
+    gone = await api.http.patch(f"/users/{user_id}", json={"name": "X"}, headers=admin.auth)
+    assert gone.status_code == 404
 
 
 async def test_admins_cannot_lock_themselves_out(api: Api, admin: Account) -> None:
