@@ -7,7 +7,7 @@ UV ?= uv
 RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install format lint typecheck test test-contract-deep test-fast run down status bench all
+.PHONY: help install format lint typecheck test test-contract-deep test-fast run down status crds bench all
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,9 @@ status: install ## Show the local stack's services and their health
 
 down: install ## Stop everything `make run` started
 	$(RUN) conveyor dev down
+
+crds: install ## Regenerate crds/ from the resource models (a test fails when they drift)
+	$(RUN) conveyor crds --output crds
 
 bench: install ## Benchmarks, as ratios against baselines measured in the same run
 	$(RUN) python -m benchmarks

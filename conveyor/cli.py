@@ -194,6 +194,19 @@ def worker(processor: Annotated[ProcessorChoice, typer.Argument(help="Which proc
     build(processor.value, get_service_urls(), WorkerSettings()).run()
 
 
+@app.command("crds")
+def crds(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory to write the CRD files into.")
+    ] = Path("crds"),
+) -> None:
+    """Generate the CustomResourceDefinitions from their models (what `make crds` runs)."""
+    from conveyor.operator.crds import write
+
+    for path in write(output):
+        console.print(f"wrote {path}")
+
+
 @app.command("api")
 def api(
     host: Annotated[

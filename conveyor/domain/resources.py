@@ -1,0 +1,185 @@
+"""The custom resources of ``conveyor.dev/v1alpha1``: StreamProcessor and Topic.
+
+These models are the source of truth: the CRD YAML in ``crds/`` is generated from them
+(``make crds``) and a test fails when the committed files differ from what they generate.
+Field names are Kubernetes' camelCase; rules the API server must enforce (CEL) are attached
+to the models they constrain through ``x-kubernetes-validations``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "conveyor.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class _Resource(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "x-kubernetes-validations": [{"rule": rule, "message": message} for rule, message in rules]
+    }
+
+
+class ProcessorName(StrEnum):
+    ORDERS = "orders"
+    INVENTORY = "inventory"
+    PAYMENTS = "payments"
+    NOTIFICATIONS = "notifications"
+    PROJECTOR = "projector"
+
+
+class Autoscaling(_Resource):
+    """Scale on consumer lag, between minReplicas and maxReplicas (and never beyond the
+    partition count of the processor's input topics)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas")
+        )
+    )
+
+    enabled: bool = False
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    max_replicas: int = Field(default=6, ge=1, le=1000)
+    target_lag_per_replica: int = Field(
+        default=1000, ge=1, description="Records of lag one replica is expected to absorb."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=300, ge=0, le=86400, description="Lag must stay low this long before scaling down."
+    )
+
+
+class SecretKeyRef(_Resource):
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(default="KAFKA_BOOTSTRAP_SERVERS", min_length=1, max_length=253)
+
+
+class KafkaConnection(_Resource):
+    """Where Kafka is: an address list, or a Secret key holding it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "has(self.bootstrapServers) != has(self.secretRef)",
+                "set exactly one of bootstrapServers and secretRef",
+            )
+        )
+    )
+
+    bootstrap_servers: str | None = Field(default=None, min_length=1, max_length=2048)
+    secret_ref: SecretKeyRef | None = None
+
+
+class StateStore(_Resource):
+    store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description="rocksdb keeps tables on a PersistentVolumeClaim (a StatefulSet); memory "
+        "rebuilds them from the changelogs at every start (a Deployment).",
+    )
+    size: str = Field(default="1Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    storage_class_name: str | None = Field(default=None, max_length=253)
+
+
+class EnvVar(_Resource):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=253)
+    value: str = Field(default="", max_length=32768)
+
+
+class Canary(_Resource):
+    """A second set of pods with another image in the same consumer group."""
+
+    image: str = Field(min_length=1, max_length=1024)
+    replicas: int = Field(default=1, ge=0, le=100)
+
+
+class StreamProcessorSpec(_Resource):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            ("self.processor == oldSelf.processor", "processor cannot change; create another"),
+        )
+    )
+
+    processor: ProcessorName
+    image: str = Field(min_length=1, max_length=1024)
+    replicas: int = Field(default=1, ge=0, le=1000)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    kafka: KafkaConnection
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    state: StateStore = Field(default_factory=StateStore)
+    resources: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Container resources (requests, limits), as in a Pod.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    suspend: bool = Field(default=False, description="Scale to zero and keep the state.")
+    restart_nonce: str | None = Field(
+        default=None, max_length=253, description="Change it to roll every pod."
+    )
+    canary: Canary | None = None
+
+
+class Condition(_Resource):
+    type: Literal["Ready", "TopicsReady", "Progressing", "Degraded", "Suspended"]
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class ConsumerLag(_Resource):
+    total: int = Field(ge=0)
+    per_topic: dict[str, int] = Field(default_factory=dict)
+
+
+class StreamProcessorStatus(_Resource):
+    phase: Literal["Pending", "Running", "Degraded", "Suspended", "Failed"] | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    # The scale subresource's label selector, so `kubectl scale` and HPAs can find the pods.
+    selector: str | None = None
+    consumer_lag: ConsumerLag | None = None
+    last_scale_time: datetime | None = None
+    message: str | None = None
+
+
+class TopicSpec(_Resource):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            ("self.topicName == oldSelf.topicName", "topicName cannot change"),
+            (
+                "self.replicationFactor == oldSelf.replicationFactor",
+                "replicationFactor cannot change",
+            ),
+        )
+    )
+
+    topic_name: str = Field(pattern=r"^[a-zA-Z0-9._-]{1,249}$")
+    partitions: int = Field(ge=1, le=10000)
+    replication_factor: int = Field(default=1, ge=1, le=32)
+    config: dict[str, str] = Field(default_factory=dict, description="Kafka topic configs.")
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        default="Retain", description="Delete also deletes the topic in Kafka."
+    )
+
+
+class TopicStatus(_Resource):
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    partitions: int | None = None
+    message: str | None = None
