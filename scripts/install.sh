@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Conveyor needs on a fresh machine and does nothing when it is all there:
-# uv, the locked Python dependencies, Java 17+ and Maven (for Kafka's jars).
+# uv, the locked Python dependencies, Java 17+ and Maven (for Kafka's jars), Prometheus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,12 +15,14 @@ fi
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+# promtool, for the alert rules' unit tests (and Prometheus, for the dashboards' checks).
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${need_apt[*]} with apt-get"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
   else
-    say "missing ${need_apt[*]}: install them (Java 17+ and Maven) and run 'make install' again"
+    say "missing ${need_apt[*]}: install them (Java 17+, Maven, Prometheus) and run 'make install' again"
     exit 1
   fi
 fi

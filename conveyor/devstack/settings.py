@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -16,37 +17,52 @@ def _default_cache_dir() -> Path:
     return Path(base) / "conveyor"
 
 
-def free_ports(count: int) -> list[int]:
-    """Loopback ports nothing listens on now, chosen by the kernel."""
-    sockets = [socket.socket() for _ in range(count)]
+# Listening ports are drawn below the kernel's ephemeral range: a port from that range can be
+# taken by any outgoing connection between the moment it is chosen and the moment a service
+# binds it, which is how two processes of one test session once met on the same port.
+_LISTEN_RANGE = (20000, 32000)
+
+
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
-def free_port_run(count: int, attempts: int = 50) -> int:
-    """The first of ``count`` consecutive loopback ports that are all free now."""
-    for _ in range(attempts):
-        [first] = free_ports(1)
-        if first + count > 65535:
-            continue
-        sockets = []
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
         try:
-            for port in range(first, first + count):
-                bound = socket.socket()
-                sockets.append(bound)
-                bound.bind(("127.0.0.1", port))
-            return first
+            probe.bind(("127.0.0.1", port))
         except OSError:
+            return False
+    return True
+
+
+def free_port_run(count: int, attempts: int = 200) -> int:
+    """The first of ``count`` consecutive loopback ports that are all free now, outside the
+    ephemeral range."""
+    low, high = _LISTEN_RANGE
+    ephemeral_low, ephemeral_high = _ephemeral_range()
+    for _ in range(attempts):
+        first = secrets.randbelow(high - low - count) + low
+        run = range(first, first + count)
+        if any(ephemeral_low <= port <= ephemeral_high for port in run):
             continue
-        finally:
-            for bound in sockets:
-                bound.close()
+        if all(_bindable(port) for port in run):
+            return first
     raise RuntimeError(f"found no {count} consecutive free ports in {attempts} attempts")
+
+
+def free_ports(count: int) -> list[int]:
+    """Loopback ports nothing listens on now, outside the ephemeral range, all different."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = free_port_run(1)
+        if port not in chosen:
+            chosen.append(port)
+    return chosen
 
 
 class DevStackSettings(BaseSettings):
