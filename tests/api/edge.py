@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 
 from conveyor.devstack.settings import free_ports
 from conveyor.infra.settings import ServiceUrls
+from tests.processes import terminate
 
 ADMIN_EMAIL = "root@conveyor.example"
 API = "/api/v1"
@@ -75,13 +75,8 @@ class EdgeProcess:
         raise RuntimeError(f"the edge did not serve within {timeout} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process, grace_seconds=20)
 
     def log(self, characters: int = 6000) -> str:
         return (

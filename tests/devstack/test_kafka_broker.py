@@ -190,8 +190,18 @@ class ProbeWorker:
             self.process.wait()
             raise
 
-    def log(self, run: int) -> str:
-        return (self.workdir / f"worker-{run}.log").read_text(errors="replace")[-3000:]
+    async def ready(self, run: int, within_seconds: float = 120) -> None:
+        """Wait for the worker's "Ready" line: its table recovered, its stream resumed."""
+        async with asyncio.timeout(within_seconds):
+            while "[^Worker]: Ready" not in self.log(run, characters=None):
+                assert self.process is not None
+                assert self.process.poll() is None, self.log(run)
+                await asyncio.sleep(0.2)
+
+    def log(self, run: int, characters: int | None = 3000) -> str:
+        path = self.workdir / f"worker-{run}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text if characters is None else text[-characters:]
 
 
 async def test_a_faust_table_recovers_its_state_from_its_compacted_changelog(
@@ -223,6 +233,10 @@ async def test_a_faust_table_recovers_its_state_from_its_compacted_changelog(
 
         worker.start(run=2)
         try:
+            # Sent once the worker is ready: plain Faust can drop records it fetched while
+            # recovering tables (faust-streaming #606, #596) — Conveyor's processors work
+            # around that (conveyor/streams/commits.py); this test is about the table.
+            await worker.ready(run=2)
             await producer.send_and_wait(worker.input, b'"hit"', key=b'"page"')
             all_counts = await worker_output(worker, run=2, count=4)
         finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 from conveyor.devstack.settings import free_ports
 from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.runtime import PROCESSORS
+from tests.processes import terminate
 
 READY_LINE = "[^Worker]: Ready"
 
@@ -100,12 +101,7 @@ class Workers:
         """SIGTERM: a clean leave of the consumer group, offsets committed."""
         worker = self.workers[name]
         assert worker.process is not None
-        worker.process.send_signal(signal.SIGTERM)
-        try:
-            worker.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
+        terminate(worker.process, grace_seconds=60)
 
     def stop_all(self) -> None:
         for worker in self.workers.values():
