@@ -23,19 +23,15 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.producer import new_topic, sample_record
 from conveyor.devstack.settings import free_ports
-from conveyor.domain.codec import encode
-from conveyor.domain.messages import OrderLine, PlaceOrder
-from conveyor.domain.topics import ORDERS_COMMANDS
 from conveyor.infra.kafka import ensure_topics
 from conveyor.infra.settings import ServiceUrls
 
@@ -77,32 +73,10 @@ async def _concurrently(attempt: Any, count: int, lanes: int = CONCURRENCY) -> F
 
 
 async def _raw_producer(urls: ServiceUrls) -> Figures:
-    line = OrderLine(
-        product_id=uuid.uuid4(), quantity=1, unit_price=Decimal("9.99"), subtotal=Decimal("9.99")
-    )
-    record = encode(
-        "orders.commands",
-        PlaceOrder(
-            order_id=uuid.uuid4(),
-            user_id=uuid.uuid4(),
-            customer_email="bench@example.org",
-            items=(line,),
-            currency="EUR",
-            total=Decimal("9.99"),
-            payment_token="tok_visa",
-        ),
-    )
+    key, value = sample_record()
     # A topic of its own like orders.commands: the same record sent over and over must not
     # reach the processors as thousands of redeliveries.
-    topic = f"bench-edge-baseline-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=urls.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, num_partitions=ORDERS_COMMANDS.partitions, replication_factor=1)]
-        )
-    finally:
-        await admin.close()
+    topic = await new_topic(urls.kafka_bootstrap_servers, "bench-edge-baseline")
     producer = AIOKafkaProducer(
         bootstrap_servers=urls.kafka_bootstrap_servers, acks="all", enable_idempotence=True
     )
@@ -110,7 +84,7 @@ async def _raw_producer(urls: ServiceUrls) -> Figures:
     try:
 
         async def send() -> None:
-            await producer.send_and_wait(topic, record.value, key=record.key)
+            await producer.send_and_wait(topic, value, key=key)
 
         await _concurrently(send, WARM_UP)
         return await _concurrently(send, REQUESTS)

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from conveyor.domain.codec import encode
 from conveyor.domain.messages import OrderLine, PlaceOrder
+from conveyor.domain.topics import ORDERS_COMMANDS
 from conveyor.infra.kafka import create_producer
 from conveyor.infra.settings import ServiceUrls
 
@@ -72,12 +73,25 @@ async def _measure(producer: AIOKafkaProducer, topic: str) -> dict[str, float]:
     }
 
 
-async def _run(bootstrap: str) -> tuple[dict[str, float], dict[str, float]]:
-    topic = f"bench-producer-{uuid.uuid4().hex[:8]}"
+async def new_topic(bootstrap: str, prefix: str) -> str:
+    """A topic of the benchmark's own, partitioned like orders.commands; returns its name."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=ORDERS_COMMANDS.partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
+    return topic
+
+
+async def _run(bootstrap: str) -> tuple[dict[str, float], dict[str, float]]:
+    topic = await new_topic(bootstrap, "bench-producer")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
         options: dict[str, Any] = {"bootstrap_servers": bootstrap}
         baseline = await _measure(AIOKafkaProducer(**options), topic)
         conveyor = await _measure(create_producer(bootstrap), topic)

@@ -5,15 +5,13 @@ Both are plain ASGI (not BaseHTTPMiddleware) so they stream and cost one functio
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api import metrics
-from conveyor.api.problems import PROBLEM_MEDIA_TYPE
+from conveyor.api.problems import problem_response
 
 
 def route_template(scope: Scope) -> str:
@@ -77,7 +75,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(scope, send)
+            await self._refuse(scope, receive, send)
             return
         received = 0
         started = False
@@ -100,26 +98,13 @@ class BodyLimit:
             await self.app(scope, counting_receive, noting_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(scope, send)
+                await self._refuse(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        body: dict[str, Any] = {
-            "type": "about:blank",
-            "title": "Content Too Large",
-            "status": 413,
-            "detail": f"request bodies are limited to {self.max_bytes} bytes",
-            "instance": scope.get("path"),
-        }
-        payload = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = problem_response(
+            413,
+            f"request bodies are limited to {self.max_bytes} bytes",
+            headers={"Connection": "close"},
+            instance=scope.get("path"),
         )
-        await send({"type": "http.response.body", "body": payload})
+        await refusal(scope, receive, send)

@@ -37,6 +37,10 @@ class PricedLine:
         return self.price * self.quantity
 
 
+def total_of(lines: list[PricedLine]) -> Decimal:
+    return sum((line.subtotal for line in lines), start=Decimal("0.00"))
+
+
 @dataclass(frozen=True)
 class Placement:
     order: OrderPublic
@@ -63,7 +67,7 @@ async def place_order(
     derived from the user and the key, so a command that reached Kafka after its request
     timed out and the client's retry are the same order.
     """
-    total = sum((line.subtotal for line in lines), start=Decimal("0.00"))
+    total = total_of(lines)
     async with database_errors(), pool.acquire() as connection:
         async with connection.transaction():
             inserted = await connection.fetchrow(

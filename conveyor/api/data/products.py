@@ -60,7 +60,7 @@ async def stock_levels(
     return levels
 
 
-def _product(row: Row, available: int) -> ProductPublic:
+def product_public(row: Row, available: int) -> ProductPublic:
     return ProductPublic(
         id=row["id"],
         sku=row["sku"],
@@ -125,7 +125,7 @@ async def get_product(pool: Pool, cache: aioredis.Redis, product_id: UUID) -> Pr
     if row is None:
         return None
     levels = await stock_levels(pool, cache, [product_id])
-    return _product(row, levels.get(product_id, 0))
+    return product_public(row, levels.get(product_id, 0))
 
 
 async def list_products(
@@ -166,7 +166,7 @@ async def list_products(
         )
     kept, next_cursor = page_of(rows, limit)
     levels = await stock_levels(pool, cache, [row["id"] for row in kept])
-    return [_product(row, levels.get(row["id"], 0)) for row in kept], next_cursor
+    return [product_public(row, levels.get(row["id"], 0)) for row in kept], next_cursor
 
 
 async def update_product(pool: Pool, product_id: UUID, changes: dict[str, Any]) -> bool:
@@ -203,7 +203,3 @@ async def retire_product(pool: Pool, product_id: UUID) -> bool:
 
 async def product_exists(pool: Pool, product_id: UUID) -> bool:
     return bool(await find_products(pool, [product_id]))
-
-
-def product_public(row: Row, available: int) -> ProductPublic:
-    return _product(row, available)

@@ -149,17 +149,14 @@ async def update_user(
             columns = [
                 column for column in ("bio", "avatar_url", "location", "phone") if column in profile
             ]
-            assignments = ", ".join(
-                f"{column} = ${index + 2}" for index, column in enumerate(columns)
-            )
             await connection.execute(
-                """
-                INSERT INTO profiles (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING;
+                f"""
+                INSERT INTO profiles (user_id, {", ".join(columns)})
+                VALUES ($1, {", ".join(f"${index + 2}" for index in range(len(columns)))})
+                ON CONFLICT (user_id) DO UPDATE SET
+                    {", ".join(f"{column} = EXCLUDED.{column}" for column in columns)},
+                    updated_at = now()
                 """,
-                user_id,
-            )
-            await connection.execute(
-                f"UPDATE profiles SET {assignments}, updated_at = now() WHERE user_id = $1",
                 user_id,
                 *(profile[column] for column in columns),
             )

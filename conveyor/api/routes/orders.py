@@ -94,7 +94,7 @@ async def place_order(
                 for line in lines
             ),
             currency=body.currency,
-            total=sum((line.subtotal for line in lines), start=lines[0].price * 0),
+            total=orders.total_of(lines),
             payment_token=body.payment_token,
         )
         # The same order always travels as the same event, however often it is sent.
