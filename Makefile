@@ -7,7 +7,7 @@ UV ?= uv
 RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install format lint typecheck test test-contract-deep test-fast run down status crds bench all
+.PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast run down status crds manifests kind-up kind-down dashboards bench all
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,19 +16,19 @@ install: ## Install Python, the locked dependencies and the tools the stack need
 	@bash scripts/install.sh
 
 format: install ## Rewrite the code in the project's style
-	$(RUN) ruff format conveyor tests benchmarks
-	$(RUN) ruff check --fix conveyor tests benchmarks
+	$(RUN) ruff format conveyor tests benchmarks dashboards
+	$(RUN) ruff check --fix conveyor tests benchmarks dashboards
 
 lint: install ## ruff, ruff format --check, mypy --strict and the import-linter layer contracts
-	$(RUN) ruff check conveyor tests benchmarks
-	$(RUN) ruff format --check conveyor tests benchmarks
+	$(RUN) ruff check conveyor tests benchmarks dashboards
+	$(RUN) ruff format --check conveyor tests benchmarks dashboards
 	$(RUN) mypy
 	$(RUN) lint-imports
 
 typecheck: install ## mypy --strict alone
 	$(RUN) mypy
 
-test: lint ## Lint, then every test against a real local stack (started and stopped by the tests)
+test: lint control-plane ## Lint, then every test against a real local stack and control plane (started and stopped by the tests)
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test-contract-deep: install ## Schemathesis on the edge with many examples and a new seed (EXAMPLES=300)
@@ -38,7 +38,7 @@ test-contract-deep: install ## Schemathesis on the edge with many examples and a
 test-fast: install ## The tests that need no running service
 	$(RUN) pytest -m "not stack" $(PYTEST_ARGS)
 
-run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the five processors and the edge
+run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the five processors, the edge and Prometheus
 	$(RUN) conveyor dev up
 
 status: install ## Show the local stack's services and their health
@@ -47,8 +47,28 @@ status: install ## Show the local stack's services and their health
 down: install ## Stop everything `make run` started
 	$(RUN) conveyor dev down
 
-crds: install ## Regenerate crds/ from the resource models (a test fails when they drift)
-	$(RUN) conveyor crds --output crds
+crds: install ## Regenerate crds/ and manifests/crds/ from the resource models (a test fails when they drift)
+	$(RUN) conveyor crds --output crds --output manifests/crds
+
+# kubectl comes from the control plane's build (instant once cached), so the render never
+# depends on whichever kubectl and kustomize a machine happens to have.
+manifests: crds ## Render manifests/install.yaml with kubectl kustomize (a test fails when it drifts)
+	@kubectl=$$(bash scripts/control-plane/build.sh)/kubectl && \
+		rendered=$$("$$kubectl" kustomize manifests) && \
+		{ echo '# Rendered from manifests/ by `make manifests`; do not edit.'; echo "$$rendered"; } \
+			> manifests/install.yaml && echo "wrote manifests/install.yaml"
+
+kind-up: ## Run Conveyor on a local kind cluster `conveyor` (needs docker, kind and kubectl)
+	@bash scripts/kind-up.sh
+
+kind-down: ## Delete the kind cluster `conveyor` and everything in it
+	@bash scripts/kind-down.sh
+
+control-plane: ## Build the local Kubernetes control plane's binaries once (cached in ~/.cache/conveyor/k8s; the first build takes ~15 min)
+	@bash scripts/control-plane/build.sh >/dev/null
+
+dashboards: install ## Regenerate the Grafana dashboards in dashboards/grafana/ from dashboards/*.py (a test fails when they drift)
+	$(RUN) python -m dashboards
 
 bench: install ## Benchmarks, as ratios against baselines measured in the same run
 	$(RUN) python -m benchmarks

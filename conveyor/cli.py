@@ -88,8 +88,8 @@ def dev_up(
         ),
     ] = False,
 ) -> None:
-    """Start every service and the five processors that are not running yet, and wait until
-    all are healthy.
+    """Start every service, the five processors, the edge and Prometheus that are not running
+    yet, and wait until all are healthy.
 
     Safe to run again: running processes are left alone and stopped ones are restarted with
     their data. A service whose URL variable is set (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL,
@@ -112,6 +112,10 @@ def dev_up(
             f"REST edge: [bold]{components.edge_url()}/api/v1[/] "
             f"(docs at {components.edge_url()}/docs); admin [bold]{DEV_ADMIN_EMAIL}[/], "
             f"password in {stack.settings.root / 'admin-password'}"
+        )
+        console.print(
+            f"Prometheus: [bold]{components.prometheus_url()}[/] (the edge and the processors, "
+            f"with the rules of {stack.settings.prometheus_rules_dir})"
         )
 
 
@@ -197,14 +201,35 @@ def worker(processor: Annotated[ProcessorChoice, typer.Argument(help="Which proc
 @app.command("crds")
 def crds(
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Directory to write the CRD files into.")
-    ] = Path("crds"),
+        list[Path] | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Directory to write the CRD files into; repeat for several "
+            "(default: crds and manifests/crds).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Generate the CustomResourceDefinitions from their models (what `make crds` runs)."""
     from conveyor.operator.crds import write
 
-    for path in write(output):
-        console.print(f"wrote {path}")
+    # manifests/crds holds a copy because kustomize reads nothing outside its own tree.
+    for directory in output or [Path("crds"), Path("manifests/crds")]:
+        for path in write(directory):
+            console.print(f"wrote {path}")
+
+
+@app.command("operator")
+def operator() -> None:
+    """Run the Kubernetes operator for StreamProcessor and Topic resources.
+
+    It uses the pod's service account, or KUBECONFIG outside a cluster; Topics go to
+    KAFKA_BOOTSTRAP_SERVERS; CONVEYOR_OPERATOR_NAMESPACES limits what it watches.
+    """
+    from conveyor.operator.main import run
+
+    run()
 
 
 @app.command("api")

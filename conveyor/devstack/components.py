@@ -1,9 +1,10 @@
-"""Conveyor's own processes on top of the local stack: the five stream processors and the edge.
+"""Conveyor's own processes on top of the local stack: the five stream processors, the edge,
+and the Prometheus that watches them.
 
 ``make run`` starts them after the services, as ``conveyor worker <name>`` and ``conveyor
 api`` processes pointed at the stack's addresses, each processor with its metrics on its own
-port. They are recorded in a state file of their own, so ``conveyor dev down`` stops them
-first and nothing else.
+port, and ``prometheus`` scraping all six with the project's rules. They are recorded in a
+state file of their own, so ``conveyor dev down`` stops them first and nothing else.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.devstack import processes
+from conveyor.devstack import processes, prometheus_server
 from conveyor.devstack.errors import ServiceDidNotStart
 from conveyor.devstack.stack import LocalStack, ServiceStatus
 
 # The names `conveyor worker` accepts, in the order they start.
 PROCESSORS = ("orders", "inventory", "payments", "notifications", "projector")
 EDGE = "api"
-COMPONENTS = (*PROCESSORS, EDGE)
+PROMETHEUS = "prometheus"
+COMPONENTS = (*PROCESSORS, EDGE, PROMETHEUS)
 DEV_ADMIN_EMAIL = "admin@conveyor.example"
 
 
@@ -80,7 +82,35 @@ class Components:
                 "CONVEYOR_ADMIN_PASSWORD": self._kept_secret("admin-password"),
             },
         )
-        return [*processors, edge]
+        monitor = Component(
+            PROMETHEUS,
+            tuple(prometheus_server.local_command(settings)),
+            port=settings.prometheus_port,
+            health_path="/-/ready",
+            settings={},
+        )
+        return [*processors, edge, monitor]
+
+    def scrape_targets(self) -> list[prometheus_server.ScrapeTarget]:
+        """The edge and every processor, labelled as the rules and dashboards expect."""
+        host = self.stack.settings.host
+        targets = []
+        for component in self.declared():
+            if component.name in PROCESSORS:
+                targets.append(
+                    prometheus_server.ScrapeTarget(
+                        prometheus_server.PROCESSOR_JOB,
+                        f"{host}:{component.port}",
+                        {"processor": component.name},
+                    )
+                )
+            elif component.name == EDGE:
+                targets.append(
+                    prometheus_server.ScrapeTarget(
+                        prometheus_server.EDGE_JOB, f"{host}:{component.port}"
+                    )
+                )
+        return targets
 
     def _kept_secret(self, name: str) -> str:
         """A random secret made once per stack home, so tokens survive restarts of the edge."""
@@ -97,6 +127,9 @@ class Components:
     def edge_url(self) -> str:
         return f"http://{self.stack.settings.host}:{self.stack.settings.api_port}"
 
+    def prometheus_url(self) -> str:
+        return f"http://{self.stack.settings.host}:{self.stack.settings.prometheus_port}"
+
     def up(self, extra_env: dict[str, str] | None = None) -> None:
         """Start every component not running yet and wait until each serves.
 
@@ -105,6 +138,8 @@ class Components:
         urls = self.stack.service_urls()
         settings = self.stack.settings
         records = self.state.load()
+        # Before anything starts, so a missing binary stops `dev up` with what to install.
+        prometheus_server.prepare(settings, self.scrape_targets())
         for component in self.declared():
             record = records.get(component.name)
             if record is not None and record.is_alive():

@@ -12,6 +12,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _source_rules_dir() -> Path:
+    # The clone's own rules; an installed wheel has none, and Prometheus then runs without.
+    return Path(__file__).resolve().parents[2] / "dashboards" / "rules"
+
+
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "conveyor"
@@ -89,6 +94,10 @@ class DevStackSettings(BaseSettings):
     metrics_base_port: int = 19101
     # The REST edge (`conveyor api`).
     api_port: int = 18000
+    # Prometheus, scraping the edge and the processors with the project's rules loaded.
+    prometheus_port: int = 19090
+    prometheus_scrape_interval: str = "5s"
+    prometheus_rules_dir: Path = Field(default_factory=_source_rules_dir)
     database_name: str = "conveyor"
     start_timeout_seconds: float = 90.0
     payment_timeout_delay_seconds: float = 30.0
@@ -99,9 +108,10 @@ class DevStackSettings(BaseSettings):
 
         Tests and benchmarks use it so they never touch the stack `make run` started.
         """
-        kafka, controller, postgres, redis, smtp, payments, api = free_ports(7)
+        kafka, controller, postgres, redis, smtp, payments, api, prometheus = free_ports(8)
         fields: dict[str, Any] = {
             "api_port": api,
+            "prometheus_port": prometheus,
             "metrics_base_port": free_port_run(5),
             "home": home,
             "kafka_port": kafka,

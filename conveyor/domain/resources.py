@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -97,6 +97,11 @@ class EnvVar(_Resource):
     value: str = Field(default="", max_length=32768)
 
 
+SecretName = Annotated[
+    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+
+
 class Canary(_Resource):
     """A second set of pods with another image in the same consumer group."""
 
@@ -124,6 +129,12 @@ class StreamProcessorSpec(_Resource):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    env_from_secrets: list[SecretName] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Secrets whose keys become environment variables of the pods (e.g. "
+        "DATABASE_URL with its password); env entries override them.",
+    )
     suspend: bool = Field(default=False, description="Scale to zero and keep the state.")
     restart_nonce: str | None = Field(
         default=None, max_length=253, description="Change it to roll every pod."

@@ -91,3 +91,19 @@ def topic_for(message_type: type[m.Message]) -> TopicSpec:
 
 def dead_letter_topic(topic: TopicSpec | str) -> str:
     return resolve(topic).name + DEAD_LETTER_SUFFIX
+
+
+def consumer_group(processor: str) -> str:
+    """The Kafka consumer group of a processor: every replica of it joins this one."""
+    return f"conveyor-{processor}"
+
+
+# The topics each processor consumes: its consumer lag is counted on these, and more
+# replicas than their largest partition count would sit idle.
+PROCESSOR_INPUTS: Mapping[str, tuple[TopicSpec, ...]] = {
+    "orders": (ORDERS_COMMANDS, ORDERS_REPLIES),
+    "inventory": (INVENTORY_COMMANDS,),
+    "payments": (PAYMENTS_COMMANDS,),
+    "notifications": (ORDERS_EVENTS,),
+    "projector": (ORDERS_EVENTS, INVENTORY_EVENTS),
+}

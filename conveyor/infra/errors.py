@@ -14,3 +14,8 @@ class KafkaUnavailable(InfraError):
 
 class MigrationError(InfraError):
     """The schema could not be brought up to date; the message says what to do."""
+
+
+class TopicRefused(InfraError):
+    """Kafka refused a change to a topic (bad config, shrinking partitions, ...); the message
+    is Kafka's own reason."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -108,11 +108,16 @@ async def ensure_topics(
 
 
 async def consumer_group_lag(
-    bootstrap_servers: str, group_id: str, timeout_seconds: float = 10.0
+    bootstrap_servers: str,
+    group_id: str,
+    topics: Sequence[str] = (),
+    timeout_seconds: float = 10.0,
 ) -> dict[tuple[str, int], int]:
-    """Records beyond ``group_id``'s committed offset, per (topic, partition) it committed.
+    """Records beyond ``group_id``'s committed offset, per (topic, partition).
 
     This is what the group has yet to process, as Kafka sees it, whichever process asks.
+    Partitions of ``topics`` the group never committed count from their first record, as
+    the group's consumers (auto.offset.reset=earliest) will read them.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_seconds * 1000)
@@ -122,14 +127,25 @@ async def consumer_group_lag(
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_seconds)
-        committed = await admin.list_consumer_group_offsets(group_id)
-        if not committed:
+        committed = {
+            tp: meta.offset
+            for tp, meta in (await admin.list_consumer_group_offsets(group_id)).items()
+        }
+        declared = [
+            TopicPartition(topic["topic"], partition["partition"])
+            for topic in (await admin.describe_topics(list(topics)) if topics else [])
+            for partition in topic["partitions"]
+        ]
+        never_committed = [tp for tp in declared if tp not in committed]
+        if not committed and not never_committed:
             return {}
         await asyncio.wait_for(consumer.start(), timeout_seconds)
-        ends = await consumer.end_offsets(list(committed))
+        ends = await consumer.end_offsets([*committed, *never_committed])
+        if never_committed:
+            committed.update(await consumer.beginning_offsets(never_committed))
         return {
-            (tp.topic, tp.partition): max(0, ends[tp] - max(meta.offset, 0))
-            for tp, meta in committed.items()
+            (tp.topic, tp.partition): max(0, ends[tp] - max(offset, 0))
+            for tp, offset in committed.items()
         }
     except (KafkaError, OSError, TimeoutError) as exc:
         raise KafkaUnavailable(

@@ -19,6 +19,8 @@ from conveyor.domain.resources import StreamProcessorSpec
 METRICS_PORT = 9100
 DATA_DIR = "/var/lib/conveyor"
 MANAGED_BY = "conveyor-operator"
+# The unprivileged user of the Conveyor image (Dockerfile).
+RUN_AS_USER = 10001
 STABLE = "stable"
 CANARY = "canary"
 
@@ -169,7 +171,15 @@ def _container(owner: Owner, image: str, stateful: bool) -> Object:
         "name": spec.processor.value,
         "image": image,
         "command": ["conveyor", "worker", spec.processor.value],
-        "envFrom": [{"configMapRef": {"name": config_map_name(owner)}}],
+        # Later sources win: a Secret's keys override the ConfigMap's, env overrides both.
+        "envFrom": [
+            {"configMapRef": {"name": config_map_name(owner)}},
+            *({"secretRef": {"name": secret}} for secret in spec.env_from_secrets),
+        ],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
         "env": env,
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "readinessProbe": {**probe, "initialDelaySeconds": 5},
@@ -186,6 +196,16 @@ def pod_template(owner: Owner, track: str, image: str, stateful: bool) -> Object
     pod_spec: Object = {
         "containers": [_container(owner, image, stateful)],
         "terminationGracePeriodSeconds": 60,
+        # The image's unprivileged user; fsGroup lets it write the rocksdb volume whatever
+        # the storage; together with the container's settings this meets the "restricted"
+        # Pod Security profile.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
     if not stateful:
         pod_spec["volumes"] = [{"name": "data", "emptyDir": {}}]
@@ -241,6 +261,19 @@ def workload(owner: Owner, replicas: int, track: str = STABLE) -> Object:
                 "whenScaled": "Retain",
                 "whenDeleted": "Delete",
             },
+        },
+    }
+
+
+def service_monitor(owner: Owner) -> Object:
+    """For clusters running the Prometheus Operator: scrape every pod behind the Service."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _metadata(owner, owner.name),
+        "spec": {
+            "selector": {"matchLabels": labels(owner)},
+            "endpoints": [{"port": "metrics", "interval": "15s"}],
         },
     }
 

@@ -28,7 +28,13 @@ from conveyor.domain.codec import decode, encode, encode_dead_letter, message_ke
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.messages import Message
-from conveyor.domain.topics import DEFAULT_PARTITIONS, TopicSpec, dead_letter_topic, topic_for
+from conveyor.domain.topics import (
+    DEFAULT_PARTITIONS,
+    TopicSpec,
+    consumer_group,
+    dead_letter_topic,
+    topic_for,
+)
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import consumer_group_lag, ensure_topics
 from conveyor.infra.settings import ServiceUrls
@@ -123,7 +129,7 @@ class Processor:
         self.name = name
         self.urls = urls
         self.settings = settings
-        self.group_id = f"conveyor-{name}"
+        self.group_id = consumer_group(name)
         datadir = settings.data_dir / name
         datadir.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {}

@@ -4,7 +4,8 @@
 #   ${CONVEYOR_CACHE_DIR:-$HOME/.cache/conveyor}/k8s/<k8s-version>/bin/
 # Binaries already present are not rebuilt. Prints the bin dir on stdout.
 #
-# Overridable: K8S_VERSION, ETCD_VERSION, KWOK_VERSION, BUILD_KUBECTL=1
+# Overridable: K8S_VERSION, ETCD_VERSION, KWOK_VERSION, BUILD_KUBECTL=0 (kubectl is built by
+# default: the tests render manifests/ with `kubectl kustomize` and dry-run them through it)
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.33.13}
@@ -13,7 +14,7 @@ KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 BIN=${CONVEYOR_CACHE_DIR:-$HOME/.cache/conveyor}/k8s/${K8S_VERSION}/bin
 
 KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler)
-[[ ${BUILD_KUBECTL:-0} == 1 ]] && KUBE_BINS+=(kubectl)
+[[ ${BUILD_KUBECTL:-1} == 1 ]] && KUBE_BINS+=(kubectl)
 
 export CGO_ENABLED=0 GOFLAGS=-trimpath GOWORK=off GO111MODULE=on
 log() { echo "[build-control-plane] $*" >&2; }

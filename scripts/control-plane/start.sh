@@ -104,7 +104,10 @@ start kube-apiserver --etcd-servers="http://127.0.0.1:${ETCD_PORT}" \
   --allow-privileged=true --endpoint-reconciler-type=none
 wait_for kube-apiserver "${CURL[@]}" "$API/readyz"
 
+# The host-path provisioner gives PersistentVolumeClaims real volumes (directories under
+# /tmp) and deletes them with their claims, as a kind cluster's default StorageClass does.
 start kube-controller-manager --kubeconfig=kubeconfig --controllers='*' --leader-elect=false \
+  --enable-hostpath-provisioner=true \
   --service-account-private-key-file=pki/sa.key --root-ca-file=pki/ca.crt \
   --bind-address=127.0.0.1 --secure-port="${KCM_PORT}"
 start kube-scheduler --kubeconfig=kubeconfig --leader-elect=false \
@@ -123,6 +126,10 @@ wait_for kube-scheduler curl -skf "https://127.0.0.1:${SCHED_PORT}/healthz"
     "labels": {"kubernetes.io/hostname": "kwok-node-0", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"}},
   "status": {"capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
              "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"}}}'
+"${CURL[@]}" -o /dev/null -X POST -H 'Content-Type: application/json' "$API/apis/storage.k8s.io/v1/storageclasses" -d '{
+  "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+  "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+  "provisioner": "kubernetes.io/host-path", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}'
 wait_for "node kwok-node-0 Ready" bash -c \
   "${CURL[*]} $API/api/v1/nodes/kwok-node-0 | grep -A3 '\"type\": \"Ready\"' | grep -q '\"status\": \"True\"'"
 

@@ -1,23 +1,12 @@
-"""The edge for the API tests: one ``conveyor api`` process on the session's stack."""
+"""Clients of the session's edge (the ``edge`` fixture of tests/conftest.py) for the API tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.api.edge import Account, Api, EdgeProcess
-from tests.conftest import RunningStack
-
-
-@pytest.fixture(scope="session")
-def edge(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
-    process = EdgeProcess(stack.urls, tmp_path_factory.mktemp("edge") / "edge.log")
-    try:
-        process.start()
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="session")

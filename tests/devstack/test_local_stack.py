@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -96,6 +97,17 @@ def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared
     assert {name for name, _ in declared_topics()} <= topic_names(settings)
     env_file = (settings.home / "stack.env").read_text()
     assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{settings.kafka_port}" in env_file
+    assert "prometheus: running" in result.stderr
+    assert f"Prometheus: http://127.0.0.1:{settings.prometheus_port}" in result.stderr
+    prometheus = f"http://127.0.0.1:{settings.prometheus_port}/api/v1"
+
+    def every_component_scraped() -> bool:
+        targets = httpx.get(f"{prometheus}/targets", timeout=5).json()["data"]["activeTargets"]
+        return len(targets) == len(PROCESSORS) + 1 and all(t["health"] == "up" for t in targets)
+
+    assert wait_until(every_component_scraped, 60), httpx.get(f"{prometheus}/targets").text
+    groups = httpx.get(f"{prometheus}/rules", timeout=5).json()["data"]["groups"]
+    assert {"conveyor-recording", "conveyor-alerts"} <= {group["name"] for group in groups}
 
 
 def test_up_twice_in_a_row_leaves_the_running_services_alone(

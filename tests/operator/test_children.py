@@ -187,3 +187,21 @@ async def run_generated_pod(stack: RunningStack, tmp_path: Path) -> None:
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 60)
+
+
+def test_secrets_named_by_the_spec_reach_the_pods_environment_after_the_config_map() -> None:
+    container = workload(owner(envFromSecrets=["conveyor-services"]), replicas=1)["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": "inventory-config"}},
+        {"secretRef": {"name": "conveyor-services"}},
+    ]
+
+
+def test_pods_run_unprivileged_as_the_restricted_pod_security_profile_asks() -> None:
+    pod = workload(owner(), replicas=1)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]["securityContext"]
+    assert container == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}

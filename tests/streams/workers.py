@@ -23,6 +23,7 @@ class Worker:
     name: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    metrics_port: int = 0
 
     def log_tail(self, characters: int = 4000) -> str:
         if not self.log_path.exists():
@@ -64,14 +65,15 @@ class Workers:
             self.runs += 1
             log_path = self.root / f"{name}-{self.runs}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
+            env = self.environment(name)
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "conveyor", "worker", name],
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=self.environment(name),
+                    env=env,
                 )
-            self.workers[name] = Worker(name, log_path, process)
+            self.workers[name] = Worker(name, log_path, process, int(env["CONVEYOR_METRICS_PORT"]))
         self.wait_ready(*(names or PROCESSORS))
 
     def wait_ready(self, *names: str, timeout: float = 120.0) -> None:

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import INVENTORY_COMMANDS
+from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams.runtime import Processor, Refused
 from conveyor.streams.stock import ProductStock, StockRefused, apply, current_figures
 
@@ -35,4 +35,4 @@ def register(processor: Processor) -> None:
         elif decision.repeated and decision.stock is not None:
             await processor.emit(current_figures(UUID(key), decision.stock), cause=envelope)
 
-    processor.handle([INVENTORY_COMMANDS], on_message)
+    processor.handle(PROCESSOR_INPUTS["inventory"], on_message)

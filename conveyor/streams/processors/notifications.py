@@ -16,7 +16,7 @@ import asyncpg
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import ORDERS_EVENTS
+from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import mail, metrics
 from conveyor.streams.runtime import Processor, Refused
 
@@ -64,7 +64,7 @@ def register(processor: Processor) -> None:
         sent = await _notify(await database(), processor, message, customer["email"])
         await processor.emit(sent, cause=envelope, event_id=sent.notification_id)
 
-    processor.handle([ORDERS_EVENTS], on_message)
+    processor.handle(PROCESSOR_INPUTS["notifications"], on_message)
 
     @processor.app.on_before_shutdown.connect
     async def close_pool(*_: object, **__: object) -> None:

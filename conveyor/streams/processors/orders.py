@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from conveyor.domain import messages as m
 from conveyor.domain.codec import MESSAGE_CLASSES
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import ORDERS_COMMANDS, ORDERS_REPLIES
+from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import metrics
 from conveyor.streams.runtime import Processor
 from conveyor.streams.saga import OrderSaga, decide, event_id_for
@@ -73,7 +73,7 @@ def register(processor: Processor) -> None:
         sagas[key] = SagaRecord(saga=decision.saga, sent=sent).model_dump(mode="json")
         await _send(processor, decision.saga, decision.outputs, envelope, count=True)
 
-    processor.handle([ORDERS_COMMANDS, ORDERS_REPLIES], on_message)
+    processor.handle(PROCESSOR_INPUTS["orders"], on_message)
 
 
 async def _send(

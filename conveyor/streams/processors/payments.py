@@ -12,7 +12,7 @@ import logging
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PAYMENTS_COMMANDS
+from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams.gateway import (
     CircuitBreaker,
     GatewayRefused,
@@ -47,7 +47,7 @@ def register(processor: Processor) -> None:
                 raise Refused(f"{other.type} is not a payments command")
         await processor.emit(reply, cause=envelope)
 
-    processor.handle([PAYMENTS_COMMANDS], on_message)
+    processor.handle(PROCESSOR_INPUTS["payments"], on_message)
 
     @processor.app.on_before_shutdown.connect
     async def close_gateway(*_: object, **__: object) -> None:

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import INVENTORY_EVENTS, ORDERS_EVENTS
+from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.infra import readmodel
 from conveyor.streams import metrics
 from conveyor.streams.runtime import Processor
@@ -66,7 +66,7 @@ def register(processor: Processor) -> None:
                             pipe.publish(channel, json.dumps(fields))
                     await pipe.execute()
 
-    processor.handle_batches([ORDERS_EVENTS, INVENTORY_EVENTS], on_batch)
+    processor.handle_batches(PROCESSOR_INPUTS["projector"], on_batch)
 
     @processor.app.on_before_shutdown.connect
     async def close_stores(*_: object, **__: object) -> None:

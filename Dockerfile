@@ -1,0 +1,45 @@
+# The one image of Conveyor: `conveyor operator`, `conveyor api` and `conveyor worker <name>`
+# all run from it. Build: docker build -t conveyor:dev .
+#
+# Two stages: the build tools and uv stay in the first, the second holds only Python and the
+# virtual environment.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS build
+# faust-streaming ships no wheel for arm64 (kind on Apple silicon builds that platform), and
+# its source distribution compiles C extensions.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+ARG UV_VERSION=0.13.9
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+# The slim image's own Python, never one uv downloads; compiled bytecode because the
+# containers run with a read-only root filesystem and could not write it later.
+ENV UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11 \
+    UV_PROJECT_ENVIRONMENT=/opt/conveyor \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy
+WORKDIR /src
+# Dependencies first, in a layer of their own: a code change does not reinstall them.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY README.md ./
+COPY conveyor ./conveyor
+# Not editable: the environment must not point back into /src, which the final stage lacks.
+RUN uv sync --frozen --no-dev --no-editable
+
+FROM ${PYTHON_IMAGE}
+# A fixed numeric user, so Kubernetes can verify runAsNonRoot without looking it up.
+RUN groupadd --system --gid 10001 conveyor \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin conveyor
+COPY --from=build /opt/conveyor /opt/conveyor
+ENV PATH=/opt/conveyor/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER 10001:10001
+# The edge; the processors' and the operator's metrics; the operator's liveness probe.
+EXPOSE 18000 9100 8080
+ENTRYPOINT ["conveyor"]
+CMD ["--help"]

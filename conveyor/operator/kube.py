@@ -1,0 +1,174 @@
+"""The operator's Kubernetes API client: server-side apply, reads, deletes and status patches.
+
+Kopf watches and dispatches; this is the one place that writes the objects a custom resource
+owns. Server-side apply with one field manager makes every reconcile idempotent: applying an
+unchanged object writes nothing (no new resourceVersion, no watch event), and a field someone
+edited by hand that the operator owns is taken back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import kopf
+
+from conveyor.operator.errors import Conflict, KubernetesError
+
+Object = dict[str, Any]
+
+FIELD_MANAGER = "conveyor-operator"
+
+# The kinds the operator reads or writes, with their resource names in the API's paths.
+PLURALS: Mapping[tuple[str, str], str] = {
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Service"): "services",
+    ("v1", "Secret"): "secrets",
+    ("apps/v1", "StatefulSet"): "statefulsets",
+    ("apps/v1", "Deployment"): "deployments",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
+    ("conveyor.dev/v1alpha1", "StreamProcessor"): "streamprocessors",
+    ("conveyor.dev/v1alpha1", "Topic"): "topics",
+}
+
+
+def path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    plural = PLURALS[(api_version, kind)]
+    root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    scoped = f"{root}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{root}/{plural}"
+    return f"{scoped}/{quote(name)}" if name else scoped
+
+
+class Kube:
+    """An aiohttp session to one API server, with the credentials Kopf logged in with."""
+
+    def __init__(self, session: aiohttp.ClientSession, server: str) -> None:
+        self._session = session
+        self._server = server.rstrip("/")
+
+    @classmethod
+    def connect(cls, info: kopf.ConnectionInfo) -> Kube:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=info.as_ssl_context()),
+            headers={**info.as_http_headers(), "User-Agent": FIELD_MANAGER},
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        return cls(session, info.server)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _request(
+        self,
+        method: str,
+        url_path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Object | None = None,
+        content_type: str = "application/json",
+        missing_ok: bool = False,
+    ) -> Object | None:
+        data = None if body is None else json.dumps(body)
+        try:
+            async with self._session.request(
+                method,
+                self._server + url_path,
+                params=params,
+                data=data,
+                headers={"Content-Type": content_type} if body is not None else None,
+            ) as response:
+                text = await response.text()
+                if response.status == 404 and missing_ok:
+                    return None
+                if response.status >= 400:
+                    error = Conflict if response.status == 409 else KubernetesError
+                    raise error(
+                        f"{method} {url_path}: {response.status} {_reason(text)}", response.status
+                    )
+                found: Object = json.loads(text) if text else {}
+                return found
+        except aiohttp.ClientError as exc:
+            raise KubernetesError(f"{method} {url_path}: {exc!r}") from exc
+        except TimeoutError as exc:
+            raise KubernetesError(f"{method} {url_path}: no answer in time") from exc
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> Object | None:
+        return await self._request("GET", path(api_version, kind, namespace, name), missing_ok=True)
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str
+    ) -> list[Object]:
+        found = await self._request(
+            "GET",
+            path(api_version, kind, namespace),
+            params={"labelSelector": label_selector},
+            missing_ok=True,
+        )
+        return [] if found is None else list(found.get("items", []))
+
+    async def apply(self, body: Object) -> Object:
+        """Server-side apply: the operator's fields of ``body`` become what is there."""
+        metadata = body["metadata"]
+        applied = await self._request(
+            "PATCH",
+            path(body["apiVersion"], body["kind"], metadata.get("namespace"), metadata["name"]),
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=body,
+            content_type="application/apply-patch+yaml",
+        )
+        assert applied is not None
+        return applied
+
+    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        """Deletes in the background (dependents are collected); False when it was gone."""
+        gone = await self._request(
+            "DELETE",
+            path(api_version, kind, namespace, name),
+            body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+            missing_ok=True,
+        )
+        return gone is not None
+
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str | None, name: str, status: Object
+    ) -> None:
+        await self._request(
+            "PATCH",
+            path(api_version, kind, namespace, name) + "/status",
+            body={"status": status},
+            content_type="application/merge-patch+json",
+            missing_ok=True,
+        )
+
+    async def scale(
+        self, api_version: str, kind: str, namespace: str, name: str, replicas: int
+    ) -> None:
+        """Through the scale subresource, as `kubectl scale` and autoscalers do."""
+        await self._request(
+            "PATCH",
+            path(api_version, kind, namespace, name) + "/scale",
+            body={"spec": {"replicas": replicas}},
+            content_type="application/merge-patch+json",
+        )
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server knows this kind (e.g. the ServiceMonitor CRD is installed)."""
+        root = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        found = await self._request("GET", root, missing_ok=True)
+        if found is None:
+            return False
+        return any(resource.get("kind") == kind for resource in found.get("resources", []))
+
+
+def _reason(text: str) -> str:
+    try:
+        status = json.loads(text)
+    except ValueError:
+        return text[:500]
+    return str(status.get("message", text[:500]))

@@ -1,0 +1,367 @@
+"""Reconciling a StreamProcessor: its children, its replica count, its status.
+
+Level-based: each pass reads what is (the resource, its Kafka lag, its workloads) and makes
+what should be, whatever event woke it. Kopf calls it on every change of the resource or of
+one of its children, and on a steady beat for lag.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from conveyor.domain.resources import API_VERSION, StreamProcessorSpec
+from conveyor.domain.topics import PROCESSOR_INPUTS, consumer_group
+from conveyor.infra.errors import InfraError
+from conveyor.infra.kafka import consumer_group_lag
+from conveyor.infra.topic_admin import topic_admin
+from conveyor.operator import children, metrics
+from conveyor.operator.conditions import Condition, merge, truth
+from conveyor.operator.errors import KubernetesError
+from conveyor.operator.kube import Kube, Object
+from conveyor.operator.scaling import Stabilizer, ceiling, recommend
+
+KIND = "StreamProcessor"
+# As a Deployment's default progressDeadlineSeconds: a rollout this slow is reported Degraded.
+PROGRESS_DEADLINE_SECONDS = 600
+# Posts a Kubernetes event (type, reason, message) about the resource being reconciled.
+EventPoster = Callable[[str, str, str], None]
+# Every kind a StreamProcessor may own; what it owns but no longer wants is deleted.
+OWNED_KINDS = (
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "Deployment"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+)
+
+
+@dataclass(frozen=True)
+class KafkaView:
+    """What Kafka says about a processor's group, or why it could not say."""
+
+    lag: dict[str, int] | None = None
+    partitions: int = 0
+    missing_topics: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+@dataclass
+class ScaleDecision:
+    replicas: int
+    direction: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class ProcessorReconciler:
+    kube: Kube
+    stabilizers: dict[str, Stabilizer] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
+
+    async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
+        metadata = body["metadata"]
+        name, namespace, uid = metadata["name"], metadata["namespace"], metadata["uid"]
+        generation = metadata.get("generation")
+        previous: Mapping[str, Any] = body.get("status") or {}
+        spec = StreamProcessorSpec.model_validate(body["spec"])
+        owner = children.Owner(name, namespace, uid, spec)
+        processor = spec.processor.value
+
+        kafka = await self._read_kafka(owner)
+        decision = self._decide_replicas(owner, kafka)
+        if decision.direction is not None:
+            await self.kube.scale(API_VERSION, KIND, namespace, name, decision.replicas)
+            metrics.SCALE_DECISIONS.labels(namespace, name, processor, decision.direction).inc()
+            post_event("Normal", f"Scaled{decision.direction.title()}", decision.reason)
+        wanted_replicas = 0 if spec.suspend else decision.replicas
+        metrics.REPLICAS.labels(namespace, name, processor).set(wanted_replicas)
+        if kafka.lag is not None:
+            metrics.CONSUMER_LAG.labels(namespace, name, processor).set(sum(kafka.lag.values()))
+
+        wanted = children.owned_objects(owner, decision.replicas)
+        monitored = await self.kube.serves("monitoring.coreos.com/v1", "ServiceMonitor")
+        if monitored:
+            wanted.append(children.service_monitor(owner))
+        try:
+            applied = [await self.kube.apply(item) for item in wanted]
+            await self._prune(owner, wanted, monitored)
+        except KubernetesError as exc:
+            if exc.status not in (400, 422):
+                raise
+            # The API server refused what the spec asks for (e.g. malformed resources):
+            # nothing more is applied until the spec changes.
+            refused = _refused(spec, str(exc))
+            await self._write_status(body, previous, refused, generation, scaled=False)
+            post_event("Warning", "InvalidSpec", str(exc))
+            return
+        stable = children.workload_name(owner, children.STABLE)
+        [workload] = [
+            item
+            for item in applied
+            if item["kind"] in ("StatefulSet", "Deployment") and item["metadata"]["name"] == stable
+        ]
+        status = _status(previous, spec, workload, kafka, decision.replicas, owner)
+        scaled = decision.direction is not None
+        await self._write_status(body, previous, status, generation, scaled=scaled)
+
+    async def _read_kafka(self, owner: children.Owner) -> KafkaView:
+        processor = owner.spec.processor.value
+        inputs = [topic.name for topic in PROCESSOR_INPUTS[processor]]
+        try:
+            bootstrap = await self._bootstrap_servers(owner)
+            async with topic_admin(bootstrap) as admin:
+                partitions = await admin.partitions(inputs)
+            lag = await consumer_group_lag(bootstrap, consumer_group(processor), inputs)
+        except (InfraError, KafkaSecretMissing) as exc:
+            return KafkaView(problem=str(exc))
+        per_topic: dict[str, int] = dict.fromkeys(inputs, 0)
+        for (topic, _), records in lag.items():
+            if topic in per_topic:
+                per_topic[topic] += records
+        return KafkaView(
+            lag=per_topic,
+            partitions=max(partitions.values(), default=0),
+            missing_topics=tuple(name for name in inputs if name not in partitions),
+        )
+
+    async def _bootstrap_servers(self, owner: children.Owner) -> str:
+        kafka = owner.spec.kafka
+        if kafka.bootstrap_servers:
+            return kafka.bootstrap_servers
+        assert kafka.secret_ref is not None
+        secret = await self.kube.get("v1", "Secret", owner.namespace, kafka.secret_ref.name)
+        encoded = (secret or {}).get("data", {}).get(kafka.secret_ref.key)
+        if encoded is None:
+            raise KafkaSecretMissing(
+                f"Secret {owner.namespace}/{kafka.secret_ref.name} has no key "
+                f"{kafka.secret_ref.key}; create it with the Kafka bootstrap servers"
+            )
+        return base64.b64decode(encoded).decode().strip()
+
+    def _decide_replicas(self, owner: children.Owner, kafka: KafkaView) -> ScaleDecision:
+        spec = owner.spec
+        current = spec.replicas
+        autoscaling = spec.autoscaling
+        if not autoscaling.enabled or spec.suspend or kafka.lag is None or not kafka.partitions:
+            self.stabilizers.pop(owner.uid, None)
+            return ScaleDecision(current)
+        lag = sum(kafka.lag.values())
+        top = ceiling(autoscaling, kafka.partitions)
+        # Bounds that changed (or a manual scale outside them) apply at once, not after a window.
+        bounded = min(max(current, autoscaling.min_replicas), top)
+        stabilizer = self.stabilizers.setdefault(owner.uid, Stabilizer())
+        wanted = stabilizer.decide(
+            autoscaling, bounded, recommend(autoscaling, lag, kafka.partitions), time.monotonic()
+        )
+        if wanted == current:
+            return ScaleDecision(current)
+        direction = "up" if wanted > current else "down"
+        return ScaleDecision(
+            wanted,
+            direction,
+            f"consumer lag {lag} with a target of {autoscaling.target_lag_per_replica} per "
+            f"replica: {current} -> {wanted} replicas (at most {top}: "
+            f"maxReplicas {autoscaling.max_replicas}, {kafka.partitions} partitions)",
+        )
+
+    def forget(self, body: Mapping[str, Any]) -> None:
+        """The resource is gone (or no longer watched): drop its history and its gauges."""
+        metadata = body["metadata"]
+        self.stabilizers.pop(metadata["uid"], None)
+        labels = (metadata["namespace"], metadata["name"], body["spec"]["processor"])
+        for gauge in (metrics.REPLICAS, metrics.CONSUMER_LAG):
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+
+    async def _prune(self, owner: children.Owner, wanted: list[Object], monitored: bool) -> None:
+        keep = {(item["apiVersion"], item["kind"], item["metadata"]["name"]) for item in wanted}
+        selector = f"app.kubernetes.io/instance={owner.name},app.kubernetes.io/managed-by=" + (
+            children.MANAGED_BY
+        )
+        for api_version, kind in OWNED_KINDS:
+            if kind == "ServiceMonitor" and not monitored:
+                continue
+            for found in await self.kube.list(api_version, kind, owner.namespace, selector):
+                found_name = found["metadata"]["name"]
+                owners = found["metadata"].get("ownerReferences", [])
+                ours = any(reference.get("uid") == owner.uid for reference in owners)
+                if ours and (api_version, kind, found_name) not in keep:
+                    await self.kube.delete(api_version, kind, owner.namespace, found_name)
+
+    async def _write_status(
+        self,
+        body: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        status: Status,
+        generation: int | None,
+        scaled: bool,
+    ) -> None:
+        metadata = body["metadata"]
+        written: dict[str, Any] = {
+            "phase": status.phase,
+            "conditions": merge(previous.get("conditions", []), status.conditions, generation),
+            "observedGeneration": generation,
+            "replicas": status.replicas,
+            "readyReplicas": status.ready_replicas,
+            "selector": status.selector,
+            "consumerLag": status.consumer_lag,
+            "lastScaleTime": _now() if scaled else previous.get("lastScaleTime"),
+            "message": status.message,
+        }
+        if _same(previous, written):
+            return
+        await self.kube.patch_status(
+            API_VERSION, KIND, metadata["namespace"], metadata["name"], written
+        )
+
+
+class KafkaSecretMissing(Exception):
+    """The Secret a StreamProcessor names for its Kafka address is missing or lacks the key."""
+
+
+@dataclass(frozen=True)
+class Status:
+    phase: str
+    conditions: list[Condition]
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    selector: str | None = None
+    consumer_lag: dict[str, Any] | None = None
+    message: str = ""
+
+
+def _status(
+    previous: Mapping[str, Any],
+    spec: StreamProcessorSpec,
+    workload: Object,
+    kafka: KafkaView,
+    replicas: int,
+    owner: children.Owner,
+) -> Status:
+    wanted = 0 if spec.suspend else replicas
+    observed = workload.get("status", {})
+    ready = int(observed.get("readyReplicas", 0))
+    rolled_out = _rolled_out(workload, wanted) and ready >= wanted
+    topics_ready: Condition
+    if kafka.problem:
+        topics_ready = Condition("TopicsReady", "Unknown", "KafkaUnreachable", kafka.problem)
+    elif kafka.missing_topics:
+        topics_ready = Condition(
+            "TopicsReady",
+            "False",
+            "TopicsMissing",
+            f"input topics not found in Kafka: {', '.join(kafka.missing_topics)}",
+        )
+    else:
+        topics_ready = Condition("TopicsReady", "True", "TopicsFound")
+    progressing = Condition(
+        "Progressing",
+        truth(not rolled_out),
+        "RollingOut" if not rolled_out else "RolloutComplete",
+        f"{ready}/{wanted} replicas ready" if not rolled_out else "",
+    )
+    suspended = Condition(
+        "Suspended",
+        truth(spec.suspend),
+        "Suspended" if spec.suspend else "Running",
+        "scaled to zero; state and offsets are kept" if spec.suspend else "",
+    )
+    degraded_reason = ""
+    if kafka.problem:
+        degraded_reason = kafka.problem
+    elif not rolled_out and _progressing_for(previous) > PROGRESS_DEADLINE_SECONDS:
+        degraded_reason = (
+            f"only {ready} of {wanted} replicas ready after {PROGRESS_DEADLINE_SECONDS} s; "
+            "see `kubectl describe pods` for why (image, volumes, scheduling)"
+        )
+    degraded = Condition(
+        "Degraded",
+        truth(bool(degraded_reason)),
+        _degraded_reason(kafka, degraded_reason),
+        degraded_reason,
+    )
+    is_ready = (
+        not spec.suspend and rolled_out and ready >= wanted and topics_ready.status != "False"
+    )
+    if spec.suspend:
+        ready_condition = Condition("Ready", "False", "Suspended", "spec.suspend is true")
+        phase = "Suspended"
+    elif is_ready:
+        ready_condition = Condition("Ready", "True", "ReplicasReady", f"{ready}/{wanted} ready")
+        phase = "Degraded" if degraded_reason else "Running"
+    else:
+        why = topics_ready.message if topics_ready.status == "False" else f"{ready}/{wanted} ready"
+        ready_condition = Condition("Ready", "False", "NotReady", why)
+        phase = "Degraded" if degraded_reason else "Pending"
+    lag = None
+    if kafka.lag is not None:
+        lag = {"total": sum(kafka.lag.values()), "perTopic": kafka.lag}
+    return Status(
+        phase=phase,
+        conditions=[ready_condition, topics_ready, progressing, degraded, suspended],
+        replicas=wanted,
+        ready_replicas=ready,
+        selector=children.selector_string(owner),
+        consumer_lag=lag,
+        message=ready_condition.message if not is_ready else "",
+    )
+
+
+def _progressing_for(previous: Mapping[str, Any]) -> float:
+    """Seconds the previous status has said Progressing=True (0 when it did not)."""
+    for condition in previous.get("conditions", []):
+        if condition.get("type") == "Progressing" and condition.get("status") == "True":
+            since = datetime.strptime(condition["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ")
+            return (datetime.now(UTC) - since.replace(tzinfo=UTC)).total_seconds()
+    return 0.0
+
+
+def _degraded_reason(kafka: KafkaView, degraded: str) -> str:
+    if kafka.problem:
+        return "KafkaUnreachable"
+    return "ReplicasUnavailable" if degraded else "AsExpected"
+
+
+def _rolled_out(workload: Object, wanted: int) -> bool:
+    observed = workload.get("status", {})
+    if observed.get("observedGeneration", 0) < workload["metadata"].get("generation", 0):
+        return False
+    if workload["kind"] == "StatefulSet":
+        if wanted and observed.get("currentRevision") != observed.get("updateRevision"):
+            return False
+        return int(observed.get("replicas", 0)) == wanted and (
+            int(observed.get("updatedReplicas", 0)) >= wanted
+        )
+    return (
+        int(observed.get("replicas", 0)) == wanted
+        and int(observed.get("updatedReplicas", 0)) >= wanted
+        and int(observed.get("availableReplicas", 0)) >= wanted
+    )
+
+
+def _refused(spec: StreamProcessorSpec, reason: str) -> Status:
+    return Status(
+        phase="Failed",
+        conditions=[
+            Condition("Ready", "False", "InvalidSpec", reason),
+            Condition("Progressing", "False", "InvalidSpec", reason),
+            Condition("Suspended", truth(spec.suspend), "Suspended" if spec.suspend else "Running"),
+        ],
+        message=reason,
+    )
+
+
+def _same(previous: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
+    return all(previous.get(key) == value for key, value in written.items())
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs Conveyor on a local kind cluster: creates the cluster `conveyor` when it is missing,
+# builds the image conveyor:dev, loads it into the node and applies manifests/overlays/kind
+# (Conveyor plus Kafka, PostgreSQL, Redis, an SMTP sink and the payment sandbox). Safe to run
+# again: it rebuilds the image and rolls only what runs an older one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLUSTER=${KIND_CLUSTER_NAME:-conveyor}
+NAMESPACE=conveyor
+IMAGE=conveyor:dev
+TIMEOUT=${KIND_UP_TIMEOUT:-600s}
+
+say() { printf '\033[1mkind-up:\033[0m %s\n' "$*" >&2; }
+fail() { say "$*"; exit 1; }
+
+missing=()
+command -v docker >/dev/null 2>&1 ||
+  missing+=("docker: a Docker engine (https://docs.docker.com/engine/install/ or Docker Desktop)")
+command -v kind >/dev/null 2>&1 ||
+  missing+=("kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (e.g. go install sigs.k8s.io/kind@latest)")
+command -v kubectl >/dev/null 2>&1 ||
+  missing+=("kubectl 1.27 or newer: https://kubernetes.io/docs/tasks/tools/")
+if ((${#missing[@]})); then
+  say "missing tools; install them and run 'make kind-up' again:"
+  for tool in "${missing[@]}"; do say "  - $tool"; done
+  exit 1
+fi
+docker info >/dev/null 2>&1 ||
+  fail "docker is installed but its engine does not answer (is the daemon running, may this user use it?)"
+# The overlay uses kustomize v5 features (patches with targets), built into kubectl since 1.27.
+minor=$(kubectl version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' || true)
+minor=${minor%%$'\n'*}
+if [[ -n $minor ]] && ((minor < 27)); then
+  fail "kubectl 1.$minor is too old for manifests/ (kustomize v5); install 1.27 or newer"
+fi
+
+kubectl() { command kubectl --context "kind-$CLUSTER" "$@"; }
+
+if grep -qx "$CLUSTER" <<<"$(kind get clusters 2>/dev/null || true)"; then
+  say "kind cluster '$CLUSTER' exists; using it"
+else
+  say "creating kind cluster '$CLUSTER' (a minute or two)"
+  kind create cluster --name "$CLUSTER" --wait 120s
+fi
+
+say "building $IMAGE"
+docker build --tag "$IMAGE" .
+say "loading $IMAGE into the cluster's node"
+kind load docker-image "$IMAGE" --name "$CLUSTER"
+# The tag stays the same from build to build; the image id tells pods on an older build apart.
+image_id=$(docker image inspect --format '{{.Id}}' "$IMAGE")
+image_id=${image_id#sha256:}
+image_id=${image_id:0:16}
+
+say "applying the namespace and the CRDs"
+kubectl apply --server-side -k manifests/namespace
+kubectl apply --server-side -k manifests/crds
+# Custom resources can be applied only once the API server serves their kinds.
+kubectl wait --for=condition=Established --timeout=60s \
+  crd/streamprocessors.conveyor.dev crd/topics.conveyor.dev
+
+if ! kubectl -n "$NAMESPACE" get secret conveyor-edge >/dev/null 2>&1; then
+  say "creating Secret conveyor-edge: a random token signing key and first admin password"
+  kubectl -n "$NAMESPACE" create secret generic conveyor-edge \
+    --from-literal=CONVEYOR_JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n')" \
+    --from-literal=CONVEYOR_ADMIN_EMAIL=admin@conveyor.example \
+    --from-literal=CONVEYOR_ADMIN_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -d '\n/+=')"
+fi
+
+upgrade=false
+kubectl -n "$NAMESPACE" get deployment conveyor-operator >/dev/null 2>&1 && upgrade=true
+
+say "applying manifests/overlays/kind"
+kubectl apply --server-side -k manifests/overlays/kind
+
+if [[ $upgrade == true ]]; then
+  say "rolling the pods that run an older build of $IMAGE"
+  # A patch that sets the value already there changes nothing, so pods on this build stay.
+  for deployment in conveyor-operator conveyor-edge smtp-sink payment-gateway; do
+    kubectl -n "$NAMESPACE" patch deployment "$deployment" --type merge --patch \
+      "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"conveyor.dev/image-id\":\"$image_id\"}}}}}" \
+      >/dev/null
+  done
+  # restartNonce is the StreamProcessor's own way to roll its pods.
+  for processor in $(kubectl -n "$NAMESPACE" get streamprocessors -o name); do
+    kubectl -n "$NAMESPACE" patch "$processor" --type merge \
+      --patch "{\"spec\":{\"restartNonce\":\"$image_id\"}}" >/dev/null
+  done
+fi
+
+say "waiting for Kafka, PostgreSQL and Redis"
+for statefulset in kafka postgres redis; do
+  kubectl -n "$NAMESPACE" rollout status "statefulset/$statefulset" --timeout="$TIMEOUT"
+done
+say "waiting for the sandboxes, the operator and the edge"
+for deployment in smtp-sink payment-gateway conveyor-operator conveyor-edge; do
+  kubectl -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout="$TIMEOUT"
+done
+say "waiting for the operator to make every topic and run every processor"
+kubectl -n "$NAMESPACE" wait --for=condition=Ready --timeout="$TIMEOUT" topics --all
+kubectl -n "$NAMESPACE" wait --for=condition=Ready --timeout="$TIMEOUT" streamprocessors --all
+kubectl -n "$NAMESPACE" get streamprocessors,topics
+
+cat >&2 <<MESSAGE
+
+Conveyor runs on kind cluster '$CLUSTER' (kubectl context kind-$CLUSTER, namespace $NAMESPACE).
+
+  Reach the edge:   kubectl --context kind-$CLUSTER -n $NAMESPACE port-forward svc/conveyor-edge 18000:80
+  then              http://127.0.0.1:18000/docs (API at http://127.0.0.1:18000/api/v1)
+  First admin:      admin@conveyor.example, password:
+                    kubectl --context kind-$CLUSTER -n $NAMESPACE get secret conveyor-edge \\
+                      -o jsonpath='{.data.CONVEYOR_ADMIN_PASSWORD}' | base64 -d
+  Processors:       kubectl --context kind-$CLUSTER -n $NAMESPACE get sp,tp
+  Operator metrics: kubectl --context kind-$CLUSTER -n $NAMESPACE port-forward svc/conveyor-operator-metrics 9100
+  Tear it down:     make kind-down
+MESSAGE

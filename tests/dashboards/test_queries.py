@@ -1,0 +1,188 @@
+"""Every query of the overview and of the five processor dashboards, and every recording rule,
+returns data from a real Prometheus scraping the real edge and processors after a short load.
+
+The load makes every kind of series the dashboards show: orders that confirm, a declined
+card, one beyond the stock, a cancel, and an undecodable record on an input topic of each
+processor. It runs twice, the second time after Prometheus has scraped the first, so every
+counter has grown between two scrapes and every rate and quantile has a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from conveyor.devstack.processes import wait_until
+from conveyor.devstack.prometheus_server import EDGE_JOB, PROCESSOR_JOB, ScrapeTarget
+from conveyor.streams.runtime import PROCESSORS
+from dashboards.operator import UID as OPERATOR_UID
+from dashboards.overview import UID as OVERVIEW_UID
+from dashboards.processors import uid
+from tests.api.edge import Account, Api, EdgeProcess
+from tests.conftest import RunningStack
+from tests.dashboards.prometheus import (
+    PrometheusProcess,
+    assert_every_query_is_valid,
+    assert_every_query_returns_data,
+    assert_every_recording_rule_returns_data,
+    dashboard_queries,
+    load_dashboard,
+    query_variables,
+    running_prometheus,
+)
+from tests.streams.workers import Workers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# An input topic of each processor (notifications and the projector both read orders.events).
+INPUT_TOPIC = {
+    "orders": "orders.commands",
+    "inventory": "inventory.commands",
+    "payments": "payments.commands",
+    "notifications": "orders.events",
+    "projector": "orders.events",
+}
+ROUNDS = 2
+CONFIRMED_PER_ROUND = 3
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    edge: EdgeProcess, workers: Workers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusProcess]:
+    targets = [
+        ScrapeTarget(EDGE_JOB, f"127.0.0.1:{edge.port}"),
+        *(
+            ScrapeTarget(PROCESSOR_JOB, f"127.0.0.1:{worker.metrics_port}", {"processor": name})
+            for name, worker in workers.workers.items()
+        ),
+    ]
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), targets) as running:
+        running.wait_until_scraped()
+        yield running
+
+
+@dataclass(frozen=True)
+class Load:
+    """What the load did that the dashboards should show."""
+
+    reasons: set[str]
+
+
+async def one_round(api: Api, admin: Account, customer: Account, bootstrap: str) -> set[str]:
+    plenty = (await api.new_product(admin, stock=100))["id"]
+    scarce = (await api.new_product(admin, stock=1))["id"]
+    confirmed = [await api.place(customer, [(plenty, 1)]) for _ in range(CONFIRMED_PER_ROUND)]
+    declined = await api.place(customer, [(plenty, 1)], token="tok_chargeDeclined")
+    beyond_stock = await api.place(customer, [(scarce, 2)])
+    for placed in (*confirmed, declined, beyond_stock):
+        assert placed.status_code == 202, placed.text
+    for placed in confirmed:
+        await api.wait_for(customer, placed.json()["id"], "confirmed")
+    reasons = {
+        (await api.wait_for(customer, placed.json()["id"], "rejected"))["reason"]
+        for placed in (declined, beyond_stock)
+    }
+    cancelled = confirmed[0].json()["id"]
+    answer = await api.http.post(f"/orders/{cancelled}/cancel", headers=customer.auth)
+    assert answer.status_code == 202, answer.text
+    await api.wait_for(customer, cancelled, "cancelled")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for topic in sorted(set(INPUT_TOPIC.values())):
+            await producer.send_and_wait(topic, b"{not json", key=b"dashboards-check")
+    finally:
+        await producer.stop()
+    return reasons
+
+
+def wait_until_prometheus_saw_the_round(prometheus: PrometheusProcess) -> None:
+    """Until the series the round's last steps create were scraped."""
+    wanted = {
+        'conveyor_saga_outcomes_total{status="cancelled"}': 1,
+        'conveyor_emails_sent_total{event="OrderCancelled"}': 1,
+        'conveyor_order_end_to_end_seconds_count{status="cancelled"}': 1,
+        "count by (processor) (conveyor_dead_letters_total)": len(PROCESSORS),
+    }
+
+    def unseen() -> list[str]:
+        return [expr for expr, series in wanted.items() if len(prometheus.query(expr)) < series]
+
+    assert wait_until(lambda: not unseen(), timeout_seconds=120), f"never scraped: {unseen()}"
+
+
+@pytest.fixture(scope="module")
+async def load(
+    prometheus: PrometheusProcess, edge: EdgeProcess, stack: RunningStack
+) -> AsyncIterator[Load]:
+    api = Api(edge)
+    try:
+        admin = await api.admin()
+        customer = await api.new_account()
+        reasons: set[str] = set()
+        for _ in range(ROUNDS):
+            reasons |= await one_round(api, admin, customer, stack.urls.kafka_bootstrap_servers)
+            wait_until_prometheus_saw_the_round(prometheus)
+        yield Load(reasons)
+    finally:
+        await api.close()
+
+
+def test_the_load_rejects_for_want_of_stock_and_for_a_declined_card(load: Load) -> None:
+    assert load.reasons == {"out_of_stock", "payment_declined"}
+
+
+def test_every_query_of_the_overview_returns_data(
+    prometheus: PrometheusProcess, load: Load
+) -> None:
+    assert_every_query_returns_data(prometheus, load_dashboard(OVERVIEW_UID))
+
+
+@pytest.mark.parametrize("processor", PROCESSORS)
+def test_every_query_of_the_processor_dashboard_returns_data(
+    prometheus: PrometheusProcess, load: Load, processor: str
+) -> None:
+    assert_every_query_returns_data(prometheus, load_dashboard(uid(processor)))
+
+
+def test_every_recording_rule_returns_data(prometheus: PrometheusProcess, load: Load) -> None:
+    assert_every_recording_rule_returns_data(prometheus)
+
+
+def test_the_funnel_shows_each_rejection_reason_apart(
+    prometheus: PrometheusProcess, load: Load
+) -> None:
+    [rejected] = [
+        query
+        for query in dashboard_queries(load_dashboard(OVERVIEW_UID))
+        if query.panel == "Orders funnel" and "rejected" in query.expr
+    ]
+
+    def reasons() -> set[str]:
+        return {sample["metric"]["reason"] for sample in prometheus.query(rejected.expr)}
+
+    assert wait_until(lambda: reasons() >= set(load.reasons), timeout_seconds=120), reasons()
+
+
+def test_the_dead_letter_alert_fires_for_each_processor_that_dead_lettered(
+    prometheus: PrometheusProcess, load: Load
+) -> None:
+    def firing() -> set[tuple[str, str]]:
+        alerts = prometheus.query('ALERTS{alertname="ConveyorDeadLetters", alertstate="firing"}')
+        return {(alert["metric"]["processor"], alert["metric"]["topic"]) for alert in alerts}
+
+    assert wait_until(lambda: firing() >= set(INPUT_TOPIC.items()), timeout_seconds=120), firing()
+
+
+def test_every_query_of_the_operator_dashboard_is_valid_promql(
+    prometheus: PrometheusProcess,
+) -> None:
+    # Whether they return data needs a running operator; the operator's tests check that.
+    dashboard = load_dashboard(OPERATOR_UID)
+    assert_every_query_is_valid(
+        prometheus, dashboard, dict.fromkeys(query_variables(dashboard), "(default)")
+    )

@@ -1,0 +1,1 @@
+"""Tests of manifests/: renders, drift, models, and a real API server's verdict on them."""

@@ -1,0 +1,206 @@
+"""A real API server's verdict: every manifest is accepted, and the operator's role is least
+privilege.
+
+The tests share the session's control plane with others, so what they create for real lives
+in a namespace of their own, and cluster-wide objects carry a unique suffix; both are removed
+at the end. The CRDs are applied for real (a custom resource can only be checked against its
+CRD) and stay, as other tests use them too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import Cluster
+from tests.manifests.conftest import (
+    INSTALL,
+    MANIFESTS,
+    NAMESPACE,
+    SECRETS_EXAMPLE,
+    Document,
+    Kustomize,
+    documents,
+    kustomizations,
+    label,
+)
+from tests.manifests.permissions import NEEDED, REFUSED, Access
+
+ELSEWHERE = "somewhere-else"
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A namespace of these tests; the manifests' namespace is moved into it."""
+
+    cluster: Cluster
+    namespace: str
+    suffix: str
+
+    def relocate(self, objects: list[Document]) -> list[Document]:
+        moved: list[Document] = json.loads(json.dumps(objects))
+        for item in moved:
+            if item["kind"] in CLUSTER_SCOPED:
+                assert "namespace" not in item["metadata"], item["metadata"]
+            else:
+                # Every namespaced object names its namespace, so no render depends on
+                # kubectl's current one.
+                assert item["metadata"].get("namespace") == NAMESPACE, item["metadata"]
+                item["metadata"]["namespace"] = self.namespace
+            for subject in item.get("subjects", []):
+                subject["namespace"] = self.namespace
+        return moved
+
+
+@pytest.fixture(scope="module")
+def sandbox(cluster: Cluster) -> Iterator[Sandbox]:
+    cluster.kubectl("apply", "--server-side", "-k", str(MANIFESTS / "crds"))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/streamprocessors.conveyor.dev",
+        "crd/topics.conveyor.dev",
+        "--timeout=60s",
+    )
+    suffix = uuid.uuid4().hex[:8]
+    name = f"manifests-{suffix}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield Sandbox(cluster, name, suffix)
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+SOURCES = [*kustomizations(), INSTALL, SECRETS_EXAMPLE]
+
+
+@pytest.mark.parametrize(
+    "source",
+    SOURCES,
+    ids=[label(source) if source.is_dir() else source.name for source in SOURCES],
+)
+def test_every_manifest_passes_server_side_dry_run(
+    sandbox: Sandbox, kustomize: Kustomize, source: Path
+) -> None:
+    objects = kustomize.render(source) if source.is_dir() else documents(source.read_text())
+    assert objects
+    body = {"apiVersion": "v1", "kind": "List", "items": sandbox.relocate(objects)}
+    applied = sandbox.cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--validate=strict",
+        "--field-manager=conveyor-manifests-test",
+        "-o",
+        "json",
+        "-f",
+        "-",
+        input_text=json.dumps(body),
+    )
+    accepted = json.loads(applied.stdout)
+    items = accepted["items"] if accepted.get("kind") == "List" else [accepted]
+    assert len(items) == len(objects)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """The rbac folder applied for real, and who its ServiceAccount is."""
+
+    cluster: Cluster
+    namespace: str
+    name: str
+
+    @property
+    def user(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.name}"
+
+    def can(self, access: Access) -> bool:
+        subresource = [f"--subresource={access.subresource}"] if access.subresource else []
+        answered = self.cluster.kubectl(
+            "auth",
+            "can-i",
+            access.verb,
+            access.resource,
+            *subresource,
+            # Not the operator's own namespace: the role is meant to be cluster-wide.
+            f"--namespace={ELSEWHERE}",
+            f"--as={self.user}",
+            check=False,
+        )
+        if "the server doesn't have a resource type" in answered.stderr:
+            return self._review(access)
+        answer = answered.stdout.strip()
+        assert answer in ("yes", "no"), f"{access}: {answered.stdout}{answered.stderr}"
+        return answer == "yes"
+
+    def _review(self, access: Access) -> bool:
+        """The SubjectAccessReview `can-i` sends, made by hand for a kind the server does not
+        serve (ServiceMonitor without the Prometheus Operator): kubectl then drops the group."""
+        resource, _, group = access.resource.partition(".")
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": self.user,
+                "groups": [
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{self.namespace}",
+                    "system:authenticated",
+                ],
+                "resourceAttributes": {
+                    "namespace": ELSEWHERE,
+                    "verb": access.verb,
+                    "group": group,
+                    "resource": resource,
+                    "subresource": access.subresource,
+                },
+            },
+        }
+        answered = self.cluster.kubectl(
+            "create", "-o", "json", "-f", "-", input_text=json.dumps(review)
+        )
+        return bool(json.loads(answered.stdout)["status"].get("allowed", False))
+
+
+@pytest.fixture(scope="module")
+def operator_account(sandbox: Sandbox, kustomize: Kustomize) -> Iterator[Operator]:
+    rbac = sandbox.relocate(kustomize.render(MANIFESTS / "rbac"))
+    for item in rbac:
+        # Cluster-wide names are shared by every test of the session: make these unique.
+        if item["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            item["metadata"]["name"] += f"-{sandbox.suffix}"
+        if item["kind"] == "ClusterRoleBinding":
+            item["roleRef"]["name"] += f"-{sandbox.suffix}"
+    [account] = [item for item in rbac if item["kind"] == "ServiceAccount"]
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac})
+    sandbox.cluster.kubectl("apply", "--server-side", "-f", "-", input_text=body)
+    operator = Operator(sandbox.cluster, sandbox.namespace, account["metadata"]["name"])
+    try:
+        # The authorizer learns of a new binding through a watch, a moment later.
+        deadline = time.monotonic() + 30
+        while not operator.can(NEEDED[0]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield operator
+    finally:
+        names = [f"conveyor-operator-{sandbox.suffix}"]
+        sandbox.cluster.kubectl(
+            "delete", "clusterrolebinding", *names, "--ignore-not-found", check=False
+        )
+        sandbox.cluster.kubectl("delete", "clusterrole", *names, "--ignore-not-found", check=False)
+
+
+@pytest.mark.parametrize("access", NEEDED, ids=str)
+def test_the_operator_may_do_what_it_needs(operator_account: Operator, access: Access) -> None:
+    assert operator_account.can(access)
+
+
+@pytest.mark.parametrize("access", REFUSED, ids=str)
+def test_the_operator_may_do_nothing_more(operator_account: Operator, access: Access) -> None:
+    assert not operator_account.can(access)

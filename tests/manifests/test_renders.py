@@ -1,0 +1,117 @@
+"""The committed files are what their sources render, and the overlays keep the base whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster import ROOT
+from tests.manifests.conftest import (
+    INSTALL,
+    INSTALL_HEADER,
+    KIND,
+    MANIFESTS,
+    SECRETS_EXAMPLE,
+    Document,
+    Kustomize,
+    kustomizations,
+    of_kind,
+)
+
+pytestmark = pytest.mark.cluster  # kubectl comes from scripts/control-plane
+
+
+def test_install_yaml_is_a_fresh_render_of_the_tree(kustomize: Kustomize) -> None:
+    assert INSTALL.read_text() == INSTALL_HEADER + kustomize.render_text(MANIFESTS), (
+        "manifests/install.yaml is out of date: run `make manifests` and commit the result"
+    )
+
+
+def test_the_crds_in_manifests_are_the_generated_crds_byte_for_byte() -> None:
+    generated = {path.name: path.read_bytes() for path in (ROOT / "crds").glob("*.yaml")}
+    copied = {
+        path.name: path.read_bytes()
+        for path in (MANIFESTS / "crds").glob("*.yaml")
+        if path.name != "kustomization.yaml"
+    }
+    assert generated, "crds/ holds no CRD"
+    assert copied == generated, (
+        "manifests/crds/ differs from crds/: run `make crds` (it writes both) and commit"
+    )
+
+
+def _referenced(directory: Path) -> set[Path]:
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    names = [*kustomization.get("resources", []), *kustomization.get("configurations", [])]
+    return {(directory / name).resolve() for name in names}
+
+
+def test_every_manifest_file_is_reached_by_a_kustomization() -> None:
+    # A file no kustomization names is never rendered, dry-run or installed.
+    reached = set().union(*(_referenced(directory) for directory in kustomizations()))
+    standalone = {INSTALL, SECRETS_EXAMPLE}
+    orphans = [
+        str(path.relative_to(MANIFESTS))
+        for path in MANIFESTS.rglob("*.yaml")
+        if path.name != "kustomization.yaml" and path not in standalone and path not in reached
+    ]
+    assert orphans == []
+
+
+def _identities(objects: list[Document]) -> set[tuple[str, str, str]]:
+    return {
+        (item["kind"], item["metadata"].get("namespace", ""), item["metadata"]["name"])
+        for item in objects
+    }
+
+
+def test_the_kind_overlay_renders_everything_the_installation_does(
+    installation: list[Document], on_kind: list[Document]
+) -> None:
+    # The overlay lists the base's folders one by one; a folder added to the base must be
+    # added there too.
+    assert _identities(installation) - _identities(on_kind) == set()
+
+
+def _conveyor_images(objects: list[Document]) -> dict[str, str]:
+    """Every image of Conveyor's own, by the object and container that runs it."""
+    found = {}
+    for item in objects:
+        name = f"{item['kind']}/{item['metadata']['name']}"
+        if item["kind"] == "StreamProcessor":
+            found[name] = item["spec"]["image"]
+            if item["spec"].get("canary"):
+                found[f"{name} canary"] = item["spec"]["canary"]["image"]
+        elif item["kind"] in ("Deployment", "StatefulSet"):
+            for container in item["spec"]["template"]["spec"]["containers"]:
+                found[f"{name} {container['name']}"] = container["image"]
+    return {key: image for key, image in found.items() if image.split(":")[0] == "conveyor"}
+
+
+def test_every_conveyor_image_of_the_installation_is_the_same(
+    installation: list[Document],
+) -> None:
+    images = _conveyor_images(installation)
+    assert len(images) == 7, images  # operator, edge and five processors
+    assert len(set(images.values())) == 1, images
+
+
+def test_on_kind_every_conveyor_image_is_the_locally_built_one(on_kind: list[Document]) -> None:
+    images = _conveyor_images(on_kind)
+    # operator, edge, five processors, the SMTP sink and the payment sandbox
+    assert len(images) == 9, images
+    assert set(images.values()) == {"conveyor:dev"}, images
+
+
+@pytest.mark.parametrize("tree", [MANIFESTS, KIND], ids=["manifests", "overlays/kind"])
+def test_processors_replicate_their_changelogs_like_the_topics(
+    kustomize: Kustomize, tree: Path
+) -> None:
+    objects = kustomize.render(tree)
+    factors = {topic["spec"]["replicationFactor"] for topic in of_kind(objects, "Topic")}
+    assert len(factors) == 1, factors
+    for processor in of_kind(objects, "StreamProcessor"):
+        env = {variable["name"]: variable["value"] for variable in processor["spec"]["env"]}
+        assert env.get("CONVEYOR_REPLICATION_FACTOR") == str(*factors), processor["metadata"]

@@ -1,0 +1,187 @@
+"""What manifests/ declares agrees with the code it deploys: models, topics, settings, RBAC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from conveyor.api.settings import ApiSettings
+from conveyor.domain.resources import ProcessorName, StreamProcessorSpec, TopicSpec
+from conveyor.domain.topics import PROCESSOR_INPUTS, TOPICS, dead_letter_topic
+from conveyor.infra.settings import SERVICE_URL_VARIABLES
+from conveyor.operator.settings import OperatorSettings
+from tests.manifests.conftest import (
+    KIND,
+    MANIFESTS,
+    SECRETS_EXAMPLE,
+    Document,
+    Kustomize,
+    documents,
+    of_kind,
+)
+from tests.manifests.permissions import NEEDED, granted
+
+pytestmark = pytest.mark.cluster  # kubectl comes from scripts/control-plane
+
+
+@pytest.mark.parametrize("tree", [MANIFESTS, KIND], ids=["manifests", "overlays/kind"])
+def test_every_custom_resource_is_valid_for_its_model(kustomize: Kustomize, tree: Path) -> None:
+    objects = kustomize.render(tree)
+    processors = of_kind(objects, "StreamProcessor")
+    topics = of_kind(objects, "Topic")
+    assert processors
+    assert topics
+    for processor in processors:
+        StreamProcessorSpec.model_validate(processor["spec"])
+    for topic in topics:
+        TopicSpec.model_validate(topic["spec"])
+
+
+def test_the_topics_are_exactly_the_declared_ones_and_their_dead_letters(
+    installation: list[Document],
+) -> None:
+    declared: dict[str, tuple[int, dict[str, str]]] = {}
+    for declaration in TOPICS.values():
+        config = {"cleanup.policy": "compact"} if declaration.compacted else {}
+        # A dead-letter topic is created from its source's declaration (as ensure_topics does).
+        declared[declaration.name] = declared[dead_letter_topic(declaration)] = (
+            declaration.partitions,
+            config,
+        )
+    found = {}
+    for topic in of_kind(installation, "Topic"):
+        spec = TopicSpec.model_validate(topic["spec"])
+        assert topic["metadata"]["name"] == spec.topic_name
+        assert spec.deletion_policy == "Retain", spec.topic_name
+        found[spec.topic_name] = (spec.partitions, spec.config)
+    assert found == declared
+
+
+def test_there_is_one_processor_resource_per_processor(installation: list[Document]) -> None:
+    processors = of_kind(installation, "StreamProcessor")
+    assert sorted(item["metadata"]["name"] for item in processors) == sorted(ProcessorName)
+    for item in processors:
+        assert item["metadata"]["name"] == item["spec"]["processor"]
+
+
+def test_no_processor_asks_for_more_replicas_than_its_inputs_have_partitions(
+    installation: list[Document],
+) -> None:
+    for item in of_kind(installation, "StreamProcessor"):
+        spec = StreamProcessorSpec.model_validate(item["spec"])
+        partitions = max(topic.partitions for topic in PROCESSOR_INPUTS[spec.processor.value])
+        assert spec.replicas <= partitions, spec.processor
+        if spec.autoscaling.enabled:
+            assert spec.autoscaling.max_replicas <= partitions, spec.processor
+            # Omitted replicas leave them to the autoscaler, so re-applying resets nothing.
+            assert "replicas" not in item["spec"], spec.processor
+
+
+def _secret_references(objects: list[Document]) -> set[tuple[str, str]]:
+    """Every (Secret, key) the objects read: container variables and Kafka secretRefs."""
+    found = set()
+    for item in objects:
+        if item["kind"] == "StreamProcessor":
+            reference = StreamProcessorSpec.model_validate(item["spec"]).kafka.secret_ref
+            if reference is not None:
+                found.add((reference.name, reference.key))
+        elif item["kind"] in ("Deployment", "StatefulSet"):
+            for container in item["spec"]["template"]["spec"]["containers"]:
+                for variable in container.get("env", []):
+                    selected = variable.get("valueFrom", {}).get("secretKeyRef")
+                    if selected is not None:
+                        found.add((selected["name"], selected["key"]))
+    return found
+
+
+def _secret_keys(objects: list[Document]) -> set[tuple[str, str]]:
+    return {
+        (item["metadata"]["name"], key)
+        for item in of_kind(objects, "Secret")
+        for key in {**item.get("data", {}), **item.get("stringData", {})}
+    }
+
+
+def test_every_secret_key_the_manifests_read_is_in_the_example_secrets(
+    installation: list[Document],
+) -> None:
+    read = _secret_references(installation)
+    assert {name for name, _ in read} == {"conveyor-services", "conveyor-edge"}
+    assert read <= _secret_keys(documents(SECRETS_EXAMPLE.read_text()))
+    # The base ships no Secret: their values belong to each installation.
+    assert of_kind(installation, "Secret") == []
+
+
+def test_the_kind_overlay_provides_every_service_address_the_manifests_read(
+    on_kind: list[Document],
+) -> None:
+    # conveyor-edge is made by scripts/kind-up.sh, with random values, never committed.
+    read = {(name, key) for name, key in _secret_references(on_kind) if name != "conveyor-edge"}
+    assert read <= _secret_keys(on_kind)
+
+
+def _container(objects: list[Document], deployment: str) -> dict[str, Any]:
+    [found] = [
+        item for item in of_kind(objects, "Deployment") if item["metadata"]["name"] == deployment
+    ]
+    [container] = found["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def _variables(settings: type[BaseSettings], prefix: str) -> set[str]:
+    return {prefix + name.upper() for name in settings.model_fields} | set(SERVICE_URL_VARIABLES)
+
+
+def test_the_edge_is_configured_with_variables_the_edge_reads(
+    installation: list[Document],
+) -> None:
+    container = _container(installation, "conveyor-edge")
+    names = {variable["name"] for variable in container["env"]}
+    assert names <= _variables(ApiSettings, "CONVEYOR_")
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    assert env["CONVEYOR_API_HOST"] == "0.0.0.0"
+    [port] = container["ports"]
+    assert port["containerPort"] == int(env["CONVEYOR_API_PORT"])
+
+
+def test_the_operator_is_configured_with_variables_the_operator_reads(
+    installation: list[Document],
+) -> None:
+    container = _container(installation, "conveyor-operator")
+    names = {variable["name"] for variable in container["env"]}
+    assert names <= _variables(OperatorSettings, "CONVEYOR_OPERATOR_")
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    defaults = OperatorSettings()
+    assert ports == {"metrics": defaults.metrics_port, "liveness": defaults.liveness_port}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+
+
+def test_only_one_operator_ever_runs(installation: list[Document]) -> None:
+    # Kopf runs standalone, without peering to elect a leader among replicas.
+    [deployment] = [
+        item
+        for item in of_kind(installation, "Deployment")
+        if item["metadata"]["name"] == "conveyor-operator"
+    ]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_the_role_grants_exactly_what_the_operator_needs(installation: list[Document]) -> None:
+    [role] = of_kind(installation, "ClusterRole")
+    for rule in role["rules"]:
+        assert "*" not in [*rule["apiGroups"], *rule["resources"], *rule["verbs"]], rule
+    assert granted(role["rules"]) == set(NEEDED)
+
+
+def test_every_rbac_rule_says_why_it_is_needed() -> None:
+    lines = (MANIFESTS / "rbac" / "cluster-role.yaml").read_text().splitlines()
+    rules = [index for index, line in enumerate(lines) if line.startswith("  - apiGroups:")]
+    assert len(rules) == len(yaml.safe_load("\n".join(lines))["rules"])
+    for index in rules:
+        assert lines[index - 1].strip().startswith("#"), f"no comment above: {lines[index]}"
