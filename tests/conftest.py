@@ -23,7 +23,7 @@ from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 from conveyor.infra.settings import ServiceUrls
 from tests.api.edge import EdgeProcess
-from tests.cluster import Cluster, start_cluster
+from tests.cluster import ROOT, Cluster, start_cluster
 from tests.streams.workers import Workers
 
 
@@ -86,6 +86,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope="session")
+def crds_installed(cluster: Cluster) -> Cluster:
+    """The cluster with Conveyor's CRDs applied and served (they stay for the session)."""
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/streamprocessors.conveyor.dev",
+        "crd/topics.conveyor.dev",
+        "--timeout=60s",
+    )
+    return cluster
 
 
 @pytest.fixture(scope="session")

@@ -121,6 +121,9 @@ class ProcessorReconciler:
                 partitions = await admin.partitions(inputs)
             lag = await consumer_group_lag(bootstrap, consumer_group(processor), inputs)
         except (InfraError, KafkaSecretMissing) as exc:
+            # Not a failed reconcile (the children are still applied), but no lag, no
+            # autoscaling and TopicsReady=Unknown until Kafka answers again.
+            self.log.warning("%s/%s: Kafka not readable: %s", owner.namespace, owner.name, exc)
             return KafkaView(problem=str(exc))
         per_topic: dict[str, int] = dict.fromkeys(inputs, 0)
         for (topic, _), records in lag.items():

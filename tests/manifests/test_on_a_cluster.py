@@ -60,15 +60,9 @@ class Sandbox:
 
 
 @pytest.fixture(scope="module")
-def sandbox(cluster: Cluster) -> Iterator[Sandbox]:
-    cluster.kubectl("apply", "--server-side", "-k", str(MANIFESTS / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/streamprocessors.conveyor.dev",
-        "crd/topics.conveyor.dev",
-        "--timeout=60s",
-    )
+def sandbox(crds_installed: Cluster) -> Iterator[Sandbox]:
+    # manifests/crds equal crds/ (test_renders), so the session's CRDs are these.
+    cluster = crds_installed
     suffix = uuid.uuid4().hex[:8]
     name = f"manifests-{suffix}"
     cluster.kubectl("create", "namespace", name)

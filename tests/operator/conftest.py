@@ -23,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.devstack.settings import free_ports
-from tests.cluster import ROOT, Cluster
+from tests.cluster import Cluster
 from tests.conftest import RunningStack
 from tests.processes import terminate
 
@@ -117,19 +117,6 @@ class OperatorProcess:
 
     def log(self, characters: int = 6000) -> str:
         return self.log_path.read_text(errors="replace")[-characters:]
-
-
-@pytest.fixture(scope="session")
-def crds_installed(cluster: Cluster) -> Cluster:
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/streamprocessors.conveyor.dev",
-        "crd/topics.conveyor.dev",
-        "--timeout=60s",
-    )
-    return cluster
 
 
 @pytest.fixture(scope="session")
