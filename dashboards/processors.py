@@ -310,6 +310,19 @@ def processor_dashboard(processor: str) -> Dashboard:
                     unit="short",
                     span=THIRD,
                 ),
+                graph(
+                    "Rebuilding tables",
+                    "1 while a process rebuilds its tables from their changelogs and processes "
+                    "nothing; stuck at 1 for long is ConveyorTableRecoveryStuck.",
+                    [
+                        Query(
+                            f"max by (instance) (conveyor_table_recovering{{{selector}}})",
+                            "{{instance}}",
+                        )
+                    ],
+                    unit="short",
+                    span=THIRD,
+                ),
             ],
         ),
     ]

@@ -61,6 +61,13 @@ PROJECTED_BATCH_SIZE = Histogram(
 )
 
 
+TABLE_RECOVERING = Gauge(
+    "conveyor_table_recovering",
+    "1 while the processor rebuilds its tables from their changelogs (it processes nothing).",
+    ["processor"],
+)
+
+
 def serve_metrics(host: str, port: int) -> None:
     """Expose /metrics on ``host:port`` from a background thread (port 0: not exposed)."""
     if port:

@@ -339,6 +339,11 @@ class Processor:
             await consumer.refetch_stalled()
 
     async def _report_lag(self) -> None:
+        # Polled with the lag: a recovery that never ends (faust-streaming #432, #74) shows as
+        # this gauge stuck at 1 (ConveyorTableRecoveryStuck).
+        # TableManagerT leaves out the recovery service its one implementation has.
+        recovering = self.app.tables.recovery.in_recovery  # type: ignore[attr-defined]
+        metrics.TABLE_RECOVERING.labels(self.name).set(1 if recovering else 0)
         try:
             lag = await consumer_group_lag(self.urls.kafka_bootstrap_servers, self.group_id)
         except InfraError as exc:
