@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import codec, edge, producer, saga
+from benchmarks import codec, edge, operator, producer, saga
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 
@@ -25,6 +25,7 @@ def main() -> None:
         urls = LocalStack(DevStackSettings(), console).service_urls()
         producer.run(console, urls)
         edge.run(console, urls)
+        operator.run(console, urls)
         # The saga benchmark starts and stops processors, so it runs only on its own stack.
         return
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as home:
@@ -34,6 +35,7 @@ def main() -> None:
             producer.run(console, urls)
             saga.run(console, stack)
             edge.run(console, urls)
+            operator.run(console, urls)
         finally:
             stack.down(purge=True)
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster import ROOT, SCRIPTS
+from conveyor.devstack.control_plane import SCRIPTS
+from tests.cluster import ROOT
 
 MANIFESTS = ROOT / "manifests"
 INSTALL = MANIFESTS / "install.yaml"
