@@ -187,6 +187,8 @@ class LocalStack:
             if not record.is_alive()
             else (f"did not become healthy within {self.settings.start_timeout_seconds:.0f} s")
         )
+        # Neither left half-started nor, when it exited, unreaped.
+        processes.stop(record, grace_seconds=10)
         raise ServiceDidNotStart(
             f"{service.name} {what}. Last lines of {record.log_file}:\n"
             f"{processes.log_tail(Path(record.log_file))}\n"

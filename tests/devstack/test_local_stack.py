@@ -188,6 +188,8 @@ def test_a_service_that_cannot_start_is_reported_with_its_log_and_what_to_do(
         finally:
             stack.down(purge=True)
     message = str(refused.value)
+    # The failed service is reaped, not left behind as a zombie of this process.
+    assert not [child for child in psutil.Process().children() if child.name() == "redis-server"]
     assert "redis exited" in message
     assert "Address already in use" in message
     assert "conveyor dev up" in message
