@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast run down status crds manifests kind-up kind-down dashboards bench all
 
 help: ## List the targets with what they do
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## Install Python, the locked dependencies and the tools the stack needs (idempotent)
 	@bash scripts/install.sh
@@ -35,8 +35,8 @@ test-contract-deep: install ## Schemathesis on the edge with many examples and a
 	CONVEYOR_SCHEMATHESIS_EXAMPLES=$${EXAMPLES:-300} CONVEYOR_SCHEMATHESIS_SEED= \
 		$(RUN) pytest tests/api/test_openapi.py -k schemathesis $(PYTEST_ARGS)
 
-test-fast: install ## The tests that need no running service
-	$(RUN) pytest -m "not stack" $(PYTEST_ARGS)
+test-fast: install ## The tests that need no running service (no stack, no control plane)
+	$(RUN) pytest -m "not stack and not cluster" $(PYTEST_ARGS)
 
 run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the five processors, the edge and Prometheus
 	$(RUN) conveyor dev up

@@ -178,6 +178,7 @@ def test_a_service_that_cannot_start_is_reported_with_its_log_and_what_to_do(
     tmp_path: Path,
 ) -> None:
     settings = DevStackSettings.isolated(tmp_path / "broken")
+    children_before = {child.pid for child in psutil.Process().children()}
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", settings.redis_port))
         squatter.listen()
@@ -189,7 +190,11 @@ def test_a_service_that_cannot_start_is_reported_with_its_log_and_what_to_do(
             stack.down(purge=True)
     message = str(refused.value)
     # The failed service is reaped, not left behind as a zombie of this process.
-    assert not [child for child in psutil.Process().children() if child.name() == "redis-server"]
+    assert not [
+        child
+        for child in psutil.Process().children()
+        if child.pid not in children_before and child.status() == psutil.STATUS_ZOMBIE
+    ]
     assert "redis exited" in message
     assert "Address already in use" in message
     assert "conveyor dev up" in message
