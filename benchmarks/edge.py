@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.producer import new_topic, sample_record
+from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from conveyor.infra.kafka import ensure_topics
 from conveyor.infra.settings import ServiceUrls
@@ -93,7 +94,9 @@ async def _raw_producer(urls: ServiceUrls) -> Figures:
 
 
 class EdgeServer:
-    def __init__(self, urls: ServiceUrls, admin_password: str, without_kafka: bool) -> None:
+    def __init__(
+        self, urls: ServiceUrls, admin_password: str, without_kafka: bool, log_path: Path
+    ) -> None:
         [self.port] = free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -108,27 +111,15 @@ class EdgeServer:
             "CONVEYOR_RATE_LIMIT_ADDRESS_PER_MINUTE": "100000000",
         }
         command = [sys.executable, "-m", "benchmarks.edge_server", str(self.port)]
-        self.process = subprocess.Popen(
-            [*command, *(["--without-kafka"] if without_kafka else [])], env=env
-        )
+        if without_kafka:
+            command.append("--without-kafka")
+        self.launched = Launched("the benchmark's edge", command, log_path, env)
 
-    async def wait_until_serving(self, session: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("the benchmark's edge exited; its output is above")
-            try:
-                async with session.get(f"{self.url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise RuntimeError("the benchmark's edge did not serve within 60 s")
+    def start(self) -> None:
+        self.launched.start(f"{self.url}/healthz")
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
+        self.launched.stop(grace_seconds=30)
 
 
 async def _json(response: aiohttp.ClientResponse, expected: int) -> Any:
@@ -143,11 +134,13 @@ async def _edge(
     urls: ServiceUrls, admin_password: str, without_kafka: bool
 ) -> tuple[Figures, Figures]:
     """The endpoint under load, and then one request at a time."""
-    server = EdgeServer(urls, admin_password, without_kafka)
+    # Its log is shown if it fails to start; otherwise it is left in the temporary directory.
+    log_path = Path(tempfile.mkdtemp(prefix="conveyor-bench-edge-")) / "edge.log"
+    server = EdgeServer(urls, admin_password, without_kafka, log_path)
+    server.start()
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     try:
         async with aiohttp.ClientSession(connector=connector) as session:
-            await server.wait_until_serving(session)
             api = f"{server.url}/api/v1"
             async with session.post(
                 f"{api}/auth/login", json={"email": ADMIN_EMAIL, "password": admin_password}

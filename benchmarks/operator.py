@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from conveyor.devstack.control_plane import REPOSITORY, ControlPlane, start_control_plane
+from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from conveyor.domain.resources import ProcessorName, StreamProcessorSpec
 from conveyor.infra.settings import ServiceUrls
@@ -78,7 +77,7 @@ def _all_available(plane: ControlPlane, namespace: str) -> bool:
     )
 
 
-def _start_operator(plane: ControlPlane, urls: ServiceUrls, log: Path) -> subprocess.Popen[bytes]:
+def _start_operator(plane: ControlPlane, urls: ServiceUrls, log: Path) -> Launched:
     metrics_port, liveness_port = free_ports(2)
     environment = {
         **os.environ,
@@ -88,23 +87,10 @@ def _start_operator(plane: ControlPlane, urls: ServiceUrls, log: Path) -> subpro
         "CONVEYOR_OPERATOR_METRICS_PORT": str(metrics_port),
         "CONVEYOR_OPERATOR_LIVENESS_PORT": str(liveness_port),
     }
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "conveyor", "operator"],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=environment,
-        )
-
-    def alive() -> bool:
-        try:
-            url = f"http://127.0.0.1:{liveness_port}/healthz"
-            return httpx.get(url, timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    _wait(alive, "the operator's liveness probe", timeout=60)
-    return process
+    command = [sys.executable, "-m", "conveyor", "operator"]
+    operator = Launched("the operator", command, log, environment)
+    operator.start(f"http://127.0.0.1:{liveness_port}/healthz")
+    return operator
 
 
 def _measure(console: Console, plane: ControlPlane, urls: ServiceUrls) -> dict[str, float]:
@@ -184,8 +170,7 @@ def run(console: Console, urls: ServiceUrls) -> None:
         try:
             figures = _measure(console, plane, urls)
         finally:
-            operator.terminate()
-            operator.wait(timeout=30)
+            operator.stop()
             plane.stop()
     table = Table(title=f"The operator: {PROCESSORS} processors (memory store, 1 replica each)")
     for column in ("what", "time", "ratio"):

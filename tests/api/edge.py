@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 import time
 import uuid
@@ -14,9 +13,9 @@ from typing import Any
 
 import httpx
 
+from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from conveyor.infra.settings import ServiceUrls
-from tests.processes import terminate
 
 ADMIN_EMAIL = "root@conveyor.example"
 API = "/api/v1"
@@ -29,7 +28,7 @@ class EdgeProcess:
     settings: dict[str, str] = field(default_factory=dict)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     admin_password: str = field(default_factory=lambda: f"admin-{secrets.token_urlsafe(16)}")
-    process: subprocess.Popen[bytes] | None = None
+    launched: Launched | None = None
     port: int = 0
 
     @property
@@ -54,36 +53,16 @@ class EdgeProcess:
             "CONVEYOR_RATE_LIMIT_AUTH_PER_MINUTE": "1000000",
             **self.settings,
         }
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "conveyor", "api"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the edge exited:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the edge did not serve within {timeout} s:\n{self.log()}")
+        command = [sys.executable, "-m", "conveyor", "api"]
+        self.launched = Launched("the edge", command, self.log_path, env)
+        self.launched.start(f"{self.base_url}/healthz", timeout)
 
     def stop(self) -> None:
-        if self.process is not None:
-            terminate(self.process, grace_seconds=20)
+        if self.launched is not None:
+            self.launched.stop()
 
     def log(self, characters: int = 6000) -> str:
-        return (
-            self.log_path.read_text(errors="replace")[-characters:]
-            if self.log_path.exists()
-            else ""
-        )
+        return "" if self.launched is None else self.launched.log(characters)
 
 
 def bearer(token: str) -> dict[str, str]:

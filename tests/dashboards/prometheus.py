@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,9 +24,9 @@ import httpx
 import yaml
 
 from conveyor.devstack import prometheus_server
+from conveyor.devstack.launched import Launched
 from conveyor.devstack.prometheus_server import ScrapeTarget
 from conveyor.devstack.settings import free_ports
-from tests.processes import terminate
 
 DASHBOARDS = Path(__file__).parents[2] / "dashboards"
 RULES_DIR = DASHBOARDS / "rules"
@@ -54,7 +53,7 @@ class PrometheusProcess:
     targets: Sequence[ScrapeTarget]
     rules: Sequence[Path] = field(default_factory=lambda: prometheus_server.rule_files(RULES_DIR))
     interval: str = "1s"
-    process: subprocess.Popen[bytes] | None = None
+    launched: Launched | None = None
     port: int = 0
 
     @property
@@ -77,28 +76,15 @@ class PrometheusProcess:
         command = prometheus_server.command(
             self.root, "127.0.0.1", self.port, prometheus_server.binary()
         )
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.base_url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"prometheus was not ready within {timeout} s:\n{self.log()}")
+        self.launched = Launched("prometheus", command, self.log_path)
+        self.launched.start(f"{self.base_url}/-/ready", timeout)
 
     def stop(self) -> None:
-        if self.process is not None:
-            terminate(self.process, grace_seconds=20)
+        if self.launched is not None:
+            self.launched.stop()
 
     def log(self, characters: int = 4000) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return self.log_path.read_text(errors="replace")[-characters:]
+        return "(no log)" if self.launched is None else self.launched.log(characters)
 
     def _get(self, path: str, params: Mapping[str, str | list[str]]) -> Any:
         response = httpx.get(f"{self.base_url}{path}", params=params, timeout=30)

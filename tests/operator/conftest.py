@@ -22,10 +22,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from tests.cluster import Cluster
 from tests.conftest import RunningStack
-from tests.processes import terminate
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ class OperatorProcess:
     log_path: Path
     metrics_port: int = 0
     liveness_port: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    launched: Launched | None = None
     runs: int = 0
 
     def start(self) -> None:
@@ -73,35 +73,18 @@ class OperatorProcess:
             "CONVEYOR_OPERATOR_RESYNC_SECONDS": "2",
             "CONVEYOR_OPERATOR_TOPIC_RESYNC_SECONDS": "2",
         }
-        with self.log_path.open("ab") as log:
-            log.write(f"\n----- run {self.runs}\n".encode())
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "conveyor", "operator"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        eventually(self._alive, "the operator answers its liveness probe", timeout=60)
-
-    def _alive(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"the operator exited:\n{self.log()}")
-        try:
-            url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        command = [sys.executable, "-m", "conveyor", "operator"]
+        self.launched = Launched(f"the operator (run {self.runs})", command, self.log_path, env)
+        self.launched.start(f"http://127.0.0.1:{self.liveness_port}/healthz")
 
     def kill(self) -> None:
         """SIGKILL: the operator gets no chance to finish what it was doing."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
+        assert self.launched is not None
+        self.launched.kill()
 
     def stop(self) -> None:
-        if self.process is not None:
-            terminate(self.process, grace_seconds=20)
+        if self.launched is not None:
+            self.launched.stop()
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of a metric's samples that carry ``labels``."""
@@ -116,7 +99,7 @@ class OperatorProcess:
         return total
 
     def log(self, characters: int = 6000) -> str:
-        return self.log_path.read_text(errors="replace")[-characters:]
+        return "" if self.launched is None else self.launched.log(characters)
 
 
 @pytest.fixture(scope="session")

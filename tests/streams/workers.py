@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conveyor.devstack.launched import terminate
 from conveyor.devstack.settings import free_ports
 from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.runtime import PROCESSORS
-from tests.processes import terminate
 
 READY_LINE = "[^Worker]: Ready"
 
