@@ -23,6 +23,7 @@ from rich.table import Table
 
 from conveyor.devstack.control_plane import REPOSITORY, ControlPlane, start_control_plane
 from conveyor.devstack.launched import Launched
+from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import free_ports
 from conveyor.domain.resources import ProcessorName, StreamProcessorSpec
 from conveyor.infra.settings import ServiceUrls
@@ -44,11 +45,10 @@ def _processor(index: int, bootstrap: str) -> dict[str, Any]:
 
 
 def _wait(check: Callable[[], bool], what: str, timeout: float = 300.0) -> float:
+    """Seconds until ``check`` holds."""
     started = time.perf_counter()
-    while not check():
-        if time.perf_counter() - started > timeout:
-            raise TimeoutError(f"{what} not done after {timeout} s")
-        time.sleep(0.05)
+    if not wait_until(check, timeout, interval=0.05):
+        raise TimeoutError(f"{what} not done after {timeout} s")
     return time.perf_counter() - started
 
 

@@ -60,18 +60,6 @@ class TopicAdmin:
         replicas = {len(partition["replicas"]) for partition in found["partitions"]}
         return TopicState(name, len(found["partitions"]), max(replicas), config)
 
-    async def partitions(self, names: list[str]) -> dict[str, int]:
-        """Partition counts of the topics that exist among ``names``."""
-        try:
-            found = await self._admin.describe_topics(names)
-        except KafkaError as exc:
-            raise self._unavailable(f"describing topics {', '.join(names)}", exc) from exc
-        return {
-            topic["topic"]: len(topic["partitions"])
-            for topic in found
-            if not topic["error_code"] and topic["partitions"]
-        }
-
     async def create(
         self, name: str, partitions: int, replication_factor: int, config: Mapping[str, str]
     ) -> None:

@@ -135,12 +135,20 @@ class Kube:
         )
         return gone is not None
 
-    async def patch_status(
-        self, api_version: str, kind: str, namespace: str | None, name: str, status: Object
-    ) -> None:
+    async def write_status(self, body: Mapping[str, Any], status: Object) -> None:
+        """Merges ``status`` into the resource's status, unless the resource says it already.
+
+        An unchanged status is not written: no new resourceVersion, hence no watch event
+        that would wake another reconcile of the same resource.
+        """
+        before = body.get("status") or {}
+        if all(before.get(key) == value for key, value in status.items()):
+            return
+        metadata = body["metadata"]
         await self._request(
             "PATCH",
-            path(api_version, kind, namespace, name) + "/status",
+            path(body["apiVersion"], body["kind"], metadata.get("namespace"), metadata["name"])
+            + "/status",
             body={"status": status},
             content_type="application/merge-patch+json",
             missing_ok=True,

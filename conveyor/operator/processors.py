@@ -20,7 +20,6 @@ from conveyor.domain.resources import API_VERSION, StreamProcessorSpec
 from conveyor.domain.topics import PROCESSOR_INPUTS, consumer_group
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import consumer_group_lag
-from conveyor.infra.topic_admin import topic_admin
 from conveyor.operator import children, metrics
 from conveyor.operator.conditions import Condition, merge, truth
 from conveyor.operator.errors import KubernetesError
@@ -69,7 +68,6 @@ class ProcessorReconciler:
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
         metadata = body["metadata"]
         name, namespace, uid = metadata["name"], metadata["namespace"], metadata["uid"]
-        generation = metadata.get("generation")
         previous: Mapping[str, Any] = body.get("status") or {}
         spec = StreamProcessorSpec.model_validate(body["spec"])
         owner = children.Owner(name, namespace, uid, spec)
@@ -98,8 +96,7 @@ class ProcessorReconciler:
                 raise
             # The API server refused what the spec asks for (e.g. malformed resources):
             # nothing more is applied until the spec changes.
-            refused = _refused(spec, str(exc))
-            await self._write_status(body, previous, refused, generation, scaled=False)
+            await self._write_status(body, _refused(spec, str(exc)), scaled=False)
             post_event("Warning", "InvalidSpec", str(exc))
             return
         stable = children.workload_name(owner, children.STABLE)
@@ -109,16 +106,15 @@ class ProcessorReconciler:
             if item["kind"] in ("StatefulSet", "Deployment") and item["metadata"]["name"] == stable
         ]
         status = _status(previous, spec, workload, kafka, decision.replicas, owner)
-        scaled = decision.direction is not None
-        await self._write_status(body, previous, status, generation, scaled=scaled)
+        await self._write_status(body, status, scaled=decision.direction is not None)
 
     async def _read_kafka(self, owner: children.Owner) -> KafkaView:
         processor = owner.spec.processor.value
         inputs = [topic.name for topic in PROCESSOR_INPUTS[processor]]
         try:
             bootstrap = await self._bootstrap_servers(owner)
-            async with topic_admin(bootstrap) as admin:
-                partitions = await admin.partitions(inputs)
+            # Given the inputs, the lag has an entry for every partition they have: it also
+            # tells which exist and how many partitions each has.
             lag = await consumer_group_lag(bootstrap, consumer_group(processor), inputs)
         except (InfraError, KafkaSecretMissing) as exc:
             # Not a failed reconcile (the children are still applied), but no lag, no
@@ -126,9 +122,11 @@ class ProcessorReconciler:
             self.log.warning("%s/%s: Kafka not readable: %s", owner.namespace, owner.name, exc)
             return KafkaView(problem=str(exc))
         per_topic: dict[str, int] = dict.fromkeys(inputs, 0)
+        partitions: dict[str, int] = {}
         for (topic, _), records in lag.items():
             if topic in per_topic:
                 per_topic[topic] += records
+                partitions[topic] = partitions.get(topic, 0) + 1
         return KafkaView(
             lag=per_topic,
             partitions=max(partitions.values(), default=0),
@@ -199,30 +197,22 @@ class ProcessorReconciler:
                 if ours and (api_version, kind, found_name) not in keep:
                     await self.kube.delete(api_version, kind, owner.namespace, found_name)
 
-    async def _write_status(
-        self,
-        body: Mapping[str, Any],
-        previous: Mapping[str, Any],
-        status: Status,
-        generation: int | None,
-        scaled: bool,
-    ) -> None:
-        metadata = body["metadata"]
-        written: dict[str, Any] = {
-            "phase": status.phase,
-            "conditions": merge(previous.get("conditions", []), status.conditions, generation),
-            "observedGeneration": generation,
-            "replicas": status.replicas,
-            "readyReplicas": status.ready_replicas,
-            "selector": status.selector,
-            "consumerLag": status.consumer_lag,
-            "lastScaleTime": _now() if scaled else previous.get("lastScaleTime"),
-            "message": status.message,
-        }
-        if _same(previous, written):
-            return
-        await self.kube.patch_status(
-            API_VERSION, KIND, metadata["namespace"], metadata["name"], written
+    async def _write_status(self, body: Mapping[str, Any], status: Status, scaled: bool) -> None:
+        previous: Mapping[str, Any] = body.get("status") or {}
+        generation = body["metadata"].get("generation")
+        await self.kube.write_status(
+            body,
+            {
+                "phase": status.phase,
+                "conditions": merge(previous.get("conditions", []), status.conditions, generation),
+                "observedGeneration": generation,
+                "replicas": status.replicas,
+                "readyReplicas": status.ready_replicas,
+                "selector": status.selector,
+                "consumerLag": status.consumer_lag,
+                "lastScaleTime": _now() if scaled else previous.get("lastScaleTime"),
+                "message": status.message,
+            },
         )
 
 
@@ -360,10 +350,6 @@ def _refused(spec: StreamProcessorSpec, reason: str) -> Status:
         ],
         message=reason,
     )
-
-
-def _same(previous: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
-    return all(previous.get(key) == value for key, value in written.items())
 
 
 def _now() -> str:

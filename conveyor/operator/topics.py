@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.domain.resources import API_VERSION, TopicSpec
+from conveyor.domain.resources import TopicSpec
 from conveyor.infra.errors import KafkaUnavailable, TopicRefused
 from conveyor.infra.topic_admin import TopicState, topic_admin
 from conveyor.operator import metrics
@@ -60,7 +60,7 @@ class TopicReconciler:
                         post_event,
                         f"set the config of {name} to {spec.config} (was {dict(state.config)})",
                     )
-            ready = _judge(spec, state.partitions if partitions is None else partitions, state)
+            ready = _judge(spec, partitions, state)
         except TopicRefused as exc:
             ready = Condition("Ready", "False", "KafkaRefused", str(exc))
             post_event("Warning", "KafkaRefused", str(exc))
@@ -86,19 +86,16 @@ class TopicReconciler:
     async def _write_status(
         self, body: Mapping[str, Any], ready: Condition, partitions: int | None
     ) -> None:
-        metadata = body["metadata"]
         previous: Mapping[str, Any] = body.get("status") or {}
-        generation = metadata.get("generation")
-        written = {
-            "conditions": merge(previous.get("conditions", []), [ready], generation),
-            "observedGeneration": generation,
-            "partitions": partitions,
-            "message": ready.message,
-        }
-        if all(previous.get(key) == value for key, value in written.items()):
-            return
-        await self.kube.patch_status(
-            API_VERSION, KIND, metadata["namespace"], metadata["name"], written
+        generation = body["metadata"].get("generation")
+        await self.kube.write_status(
+            body,
+            {
+                "conditions": merge(previous.get("conditions", []), [ready], generation),
+                "observedGeneration": generation,
+                "partitions": partitions,
+                "message": ready.message,
+            },
         )
 
 
