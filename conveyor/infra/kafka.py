@@ -13,6 +13,18 @@ from aiokafka.errors import KafkaError
 from conveyor.domain.topics import TOPICS, TopicSpec, dead_letter_topic
 from conveyor.infra.errors import KafkaUnavailable
 
+# A compacted topic (a table's changelog) keeps the newest record per key, and drops a key
+# whose newest record is a tombstone. Compaction never touches the active segment, so
+# segments roll every ten minutes rather than at 1 GiB: an expired entry's space, and its
+# share of a restore's reading, come back within the hour. Tombstones stay an hour, long
+# enough for a restoring worker that is reading the changelog to see them.
+COMPACTED_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(10 * 60 * 1000),
+    "delete.retention.ms": str(60 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.25",
+}
+
 
 def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
     """A producer that never loses an acknowledged record.
@@ -82,7 +94,7 @@ async def ensure_topics(
                 name=name,
                 num_partitions=spec.partitions,
                 replication_factor=replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+                topic_configs=COMPACTED_TOPIC_CONFIG if spec.compacted else {},
             )
             for name, spec in wanted.items()
             if name not in existing

@@ -80,3 +80,37 @@ ORDER_END_TO_END_SECONDS = Histogram(
     ["status"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )
+
+
+TABLE_ENTRIES = Gauge(
+    "conveyor_table_entries",
+    "Entries a processor's table holds on this worker (counted as they are written).",
+    ["processor", "table"],
+)
+TABLE_BYTES = Gauge(
+    "conveyor_table_bytes",
+    "Bytes of the entries a processor's table holds on this worker, as stored.",
+    ["processor", "table"],
+)
+TABLE_EXPIRED = Counter(
+    "conveyor_table_expired_total",
+    "Table entries deleted because their retention ended (each sends a tombstone).",
+    ["processor", "table"],
+)
+CHANGELOG_RECORD_BYTES = Histogram(
+    "conveyor_changelog_record_bytes",
+    "Size of each record a processor writes to a table's changelog.",
+    ["processor", "table"],
+    buckets=(64, 128, 256, 512, 1024, 2048, 4096, 16384, 65536, 262144, 1048576),
+)
+CHANGELOG_RECORD_MAX_BYTES = Gauge(
+    "conveyor_changelog_record_max_bytes",
+    "The largest record this worker has written to a table's changelog since it started.",
+    ["processor", "table"],
+)
+BATCH_SIZE = Histogram(
+    "conveyor_batch_size",
+    "Records a processor handles together (one state write per key per batch).",
+    ["processor"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)

@@ -14,14 +14,17 @@ import smtplib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import asyncpg
 import faust
 import redis.exceptions
-from faust.types import EventT, TableT
+from faust.types import EventT
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.domain.codec import decode, encode, encode_dead_letter, message_key
@@ -44,6 +47,7 @@ from conveyor.streams.commits import (
     ConveyorApp,
     SafeCommitConsumer,
 )
+from conveyor.streams.state import Retention, StateTable, acting_for
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,17 @@ class WorkerSettings(BaseSettings):
 
     projector_batch_size: int = 200
     projector_batch_seconds: float = 0.05
+
+    # Records handled together by the stateful processors: each key is read and written
+    # once per batch. A batch closes when full or when no record came for this long.
+    batch_size: int = 500
+    batch_seconds: float = 0.005
+    # How long finished sagas, sold and released markers and other dedupe entries are kept
+    # after their last change. A record older than this is refused (dead-lettered with
+    # reason "expired"): the entries that would recognize it as a redelivery may be gone.
+    state_retention_seconds: float = 7 * 24 * 3600.0
+    # How often expired entries are deleted (each sends a tombstone to its changelog).
+    retention_sweep_seconds: float = 60.0
 
 
 class Refused(Exception):
@@ -122,6 +137,20 @@ Handler = Callable[[Envelope[Message], str], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Envelope[Message]]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Send:
+    """A message a decision sends; ``event_id`` when it must not derive from its cause."""
+
+    message: Message
+    event_id: UUID | None = None
+
+
+# A stateful decision: reads and writes ``StateTable``s, returns what to send. Synchronous,
+# so nothing else runs between reading a key and writing it.
+Decider = Callable[[Envelope[Message], str], Sequence[Send]]
+V = TypeVar("V", bound=BaseModel)
+
+
 class Processor:
     """One processor: a Faust app whose consumer group is ``conveyor-<name>``."""
 
@@ -155,6 +184,8 @@ class Processor:
             **options,
         )
         self._topics: dict[str, faust.TopicT] = {}
+        self._state_tables: list[StateTable[Any]] = []
+        self._retention = Retention(name, self._state_tables)
         # Faust holds what a handler sends until the next offset commit; under
         # at_least_once it can go at once instead (the commit still waits for the producer
         # to flush), which takes the commit interval off every hop of the saga. Under
@@ -163,6 +194,7 @@ class Processor:
         self.app.on_partitions_assigned.connect(self._count_rebalance)
         self.app.timer(settings.lag_interval_seconds)(self._report_lag)
         self.app.timer(WATCHDOG_INTERVAL_SECONDS)(self._refetch_stalled)
+        self.app.timer(settings.retention_sweep_seconds)(self._sweep_expired)
 
     # -- topics ----------------------------------------------------------------------------
 
@@ -176,8 +208,22 @@ class Processor:
             )
         return self._topics[name]
 
-    def table(self, name: str) -> TableT[str, Any]:
-        return self.app.Table(name, partitions=DEFAULT_PARTITIONS, key_type=str)
+    def state_table(self, name: str, model: type[V]) -> StateTable[V]:
+        """A table of ``model`` values, co-partitioned with the processor's inputs."""
+        # Values are the bytes StateTable encodes (Faust stores bytes raw): serialized
+        # once, and sized exactly.
+        table = self.app.Table(name, partitions=DEFAULT_PARTITIONS, key_type=str, value_type=bytes)
+        state = StateTable(self.name, table, model)
+        self._state_tables.append(state)
+        return state
+
+    def _flush_state(self) -> None:
+        for table in self._state_tables:
+            table.flush()
+
+    def _discard_state(self) -> None:
+        for table in self._state_tables:
+            table.discard()
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -229,12 +275,6 @@ class Processor:
 
     def handle(self, sources: Sequence[TopicSpec], handler: Handler) -> None:
         """Call ``handler`` with every decodable record of ``sources``, one at a time."""
-        channel = self.app.topic(
-            *[spec.name for spec in sources],
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=DEFAULT_PARTITIONS,
-        )
 
         async def consume(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
@@ -245,6 +285,7 @@ class Processor:
                 try:
                     await retrying(
                         f"{self.name}: {envelope.type} {envelope.event_id}",
+                        self._handle_one,
                         handler,
                         envelope,
                         message_key(event.message.topic, envelope.payload),
@@ -259,16 +300,74 @@ class Processor:
                     continue
                 self._count(event, envelope, started)
 
-        self.app.agent(channel, name=f"{self.name}-agent")(consume)
+        self.app.agent(self._channel(sources), name=f"{self.name}-agent")(consume)
 
-    def handle_batches(self, sources: Sequence[TopicSpec], handler: BatchHandler) -> None:
-        """Call ``handler`` with up to ``projector_batch_size`` decodable records at a time."""
-        channel = self.app.topic(
+    async def _handle_one(self, handler: Handler, envelope: Envelope[Message], key: str) -> None:
+        try:
+            await handler(envelope, key)
+        except BaseException:
+            self._discard_state()
+            raise
+        self._flush_state()
+
+    def decide_in_batches(self, sources: Sequence[TopicSpec], decide: Decider) -> None:
+        """Apply ``decide`` to each decodable record of ``sources``, a batch at a time.
+
+        Per batch: the records are decided in order (a key's entries read once, from the
+        second record on out of the batch's own view), every changed key is written once,
+        then what the decisions send goes out, and the records are acknowledged. A record
+        whose decision fails goes alone to the DLQ; the rest of its batch proceeds.
+        """
+        size, within = self.settings.batch_size, self.settings.batch_seconds
+
+        async def consume(stream: faust.StreamT[bytes]) -> None:
+            async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
+                started = time.perf_counter()
+                decodable = [
+                    (event, envelope)
+                    for event in events
+                    if (envelope := await self._decode(event)) is not None
+                ]
+                sends: list[tuple[Send, Envelope[Message]]] = []
+                decided: list[tuple[Event, Envelope[Message]]] = []
+                failures: list[tuple[Event, str, str]] = []
+                # No await from the first read to the last write: nothing else touches the
+                # tables meanwhile (the retention sweeper runs on the same loop).
+                for event, envelope in decodable:
+                    key = message_key(event.message.topic, envelope.payload)
+                    with acting_for(event):
+                        try:
+                            outputs = decide(envelope, key)
+                        except (Refused, UndecodableMessage) as exc:
+                            failures.append((event, f"{envelope.type} refused: {exc}", "refused"))
+                            continue
+                        except Exception as exc:
+                            log.exception("%s: %s failed", self.name, envelope.type)
+                            failures.append((event, f"{envelope.type} failed: {exc!r}", "failed"))
+                            continue
+                    decided.append((event, envelope))
+                    sends.extend((output, envelope) for output in outputs)
+                self._flush_state()
+                for event, error, reason in failures:
+                    await self.dead_letter(event, error, reason)
+                for output, cause in sends:
+                    await self.emit(output.message, cause=cause, event_id=output.event_id)
+                metrics.BATCH_SIZE.labels(self.name).observe(len(events))
+                for event, envelope in decided:
+                    self._count(event, envelope, started)
+
+        self.app.agent(self._channel(sources), name=f"{self.name}-agent")(consume)
+
+    def _channel(self, sources: Sequence[TopicSpec]) -> faust.TopicT:
+        return self.app.topic(
             *[spec.name for spec in sources],
             key_serializer="raw",
             value_serializer="raw",
             partitions=DEFAULT_PARTITIONS,
         )
+
+    def handle_batches(self, sources: Sequence[TopicSpec], handler: BatchHandler) -> None:
+        """Call ``handler`` with up to ``projector_batch_size`` decodable records at a time."""
         size, within = self.settings.projector_batch_size, self.settings.projector_batch_seconds
 
         async def consume(stream: faust.StreamT[bytes]) -> None:
@@ -294,7 +393,7 @@ class Processor:
                 for envelope, event in batch:
                     self._count(event, envelope, started)
 
-        self.app.agent(channel, name=f"{self.name}-agent")(consume)
+        self.app.agent(self._channel(sources), name=f"{self.name}-agent")(consume)
 
     async def _apply_one_by_one(
         self, batch: list[tuple[Envelope[Message], Event]], handler: BatchHandler
@@ -317,10 +416,23 @@ class Processor:
     async def _decode(self, event: Event) -> Envelope[Message] | None:
         message = event.message
         try:
-            return decode(message.topic, message.key, message.value)
+            envelope = decode(message.topic, message.key, message.value)
         except UndecodableMessage as exc:
             await self.dead_letter(event, str(exc), "undecodable")
             return None
+        if self._state_tables:
+            age = (datetime.now(UTC) - envelope.occurred_at).total_seconds()
+            if age > self.settings.state_retention_seconds:
+                await self.dead_letter(
+                    event,
+                    f"{envelope.type} from {envelope.occurred_at.isoformat()} is older than "
+                    f"the state retention ({self.settings.state_retention_seconds:.0f} s): "
+                    "the entries that would recognize it as a redelivery may have expired, "
+                    "so it is not applied",
+                    "expired",
+                )
+                return None
+        return envelope
 
     def _count(self, event: Event, envelope: Envelope[Message], started: float) -> None:
         metrics.EVENTS_PROCESSED.labels(self.name, event.message.topic, envelope.type).inc()
@@ -332,6 +444,17 @@ class Processor:
 
     async def _count_rebalance(self, *_: Any, **__: Any) -> None:
         metrics.REBALANCES.labels(self.name).inc()
+
+    async def _sweep_expired(self) -> None:
+        if not self._state_tables or self.app.rebalancing:
+            return
+        # TableManagerT leaves out the recovery service its one implementation has.
+        if self.app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
+            return
+        actives = set(self.app.assignor.assigned_actives())
+        removed = self._retention.sweep(actives)
+        if removed:
+            log.info("%s: %d expired table entries removed", self.name, removed)
 
     async def _refetch_stalled(self) -> None:
         consumer = self.app.consumer

@@ -1,23 +1,26 @@
 """Inventory decisions, free of Kafka: a product's stock and what each command does to it.
 
-The ``inventory`` processor keeps one ``ProductStock`` per product in its table. Every
-command is idempotent by its natural key: a reservation, release or sale by
-(order_id, product_id), an adjustment by its adjustment_id. The equation
-``received = available + reserved + sold`` holds after every step, and ``available`` never
-goes below zero.
+The ``inventory`` processor keeps, per product, a ``ProductStock`` of counters only, and per
+(product, order) or (product, adjustment) a ``Hold``: what that order holds of the product
+(reserved, sold) or that its hold ended (closed), or that an adjustment was applied. A
+product's record therefore costs the same on its millionth sale as on its first; holds of
+finished orders expire after the retention window (see ``conveyor.streams.state``).
+
+Every command is idempotent by its natural key: a reservation, release or sale by
+(order_id, product_id), an adjustment by its adjustment_id, each found through its hold.
+The equation ``received = available + reserved + sold`` holds after every step, and
+``available`` never goes below zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
-
-# How many applied adjustment ids a product remembers to refuse a redelivered one.
-REMEMBERED_ADJUSTMENTS = 1000
 
 
 class StockRefused(Exception):
@@ -32,26 +35,43 @@ class ProductStock(BaseModel):
     # Initial stock plus every adjustment: what the shop ever had of this product.
     received: int
     available: int
-    reservations: dict[UUID, int] = {}
-    sales: dict[UUID, int] = {}
-    # Orders whose hold on this product ended (released or returned), with the quantity
-    # given back, so a late or repeated reservation for them is refused.
-    closed: dict[UUID, int] = {}
-    adjustments: list[UUID] = []
+    reserved: int = 0
+    sold: int = 0
     version: int = 1
 
-    @property
-    def reserved(self) -> int:
-        return sum(self.reservations.values())
+
+class Hold(BaseModel):
+    """What one order did to one product, or that one adjustment was applied."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # reserved and sold: the order holds ``quantity``; closed: its hold ended (released or
+    # returned) giving back ``quantity``, so a late or repeated reservation is refused;
+    # adjusted: the adjustment of ``quantity`` was applied.
+    state: Literal["reserved", "sold", "closed", "adjusted"]
+    quantity: int
 
     @property
-    def sold(self) -> int:
-        return sum(self.sales.values())
+    def is_open(self) -> bool:
+        """Still part of the stock figures: never expires while so."""
+        return self.state == "reserved"
+
+
+def hold_key(command: m.Message) -> str | None:
+    """The key of the hold a command reads and writes, beside its product's key."""
+    match command:
+        case m.ReserveStock() | m.ReleaseStock() | m.CommitStock():
+            return f"{command.product_id}:{command.order_id}"
+        case m.AdjustStock():
+            return f"{command.product_id}:adjustment:{command.adjustment_id}"
+    return None
 
 
 @dataclass
 class StockDecision:
     stock: ProductStock | None
+    # The command's hold as it is now (unchanged when the command changed nothing).
+    hold: Hold | None = None
     # Replies to the orders saga (orders.replies).
     replies: list[m.Message] = field(default_factory=list)
     # The public change, when the figures moved (inventory.events).
@@ -62,18 +82,19 @@ class StockDecision:
     repeated: bool = False
 
 
-def apply(stock: ProductStock | None, command: m.Message) -> StockDecision:
+def apply(stock: ProductStock | None, hold: Hold | None, command: m.Message) -> StockDecision:
+    """What ``command`` does, given its product's stock and its hold (``hold_key``)."""
     match command:
         case m.UpsertProduct():
             return _upsert(stock, command)
         case m.AdjustStock():
-            return _adjust(stock, command)
+            return _adjust(stock, hold, command)
         case m.ReserveStock():
-            return _reserve(stock, command)
+            return _reserve(stock, hold, command)
         case m.ReleaseStock():
-            return _release(stock, command)
+            return _release(stock, hold, command)
         case m.CommitStock():
-            return _commit(stock, command)
+            return _commit(stock, hold, command)
     raise StockRefused(f"{command.type} is not an inventory command")
 
 
@@ -95,6 +116,12 @@ def _changed(
     )
 
 
+def _moved(stock: ProductStock, **deltas: int) -> ProductStock:
+    """A copy of ``stock`` with each named counter moved by its delta, one version on."""
+    update = {name: getattr(stock, name) + delta for name, delta in deltas.items()}
+    return stock.model_copy(update={**update, "version": stock.version + 1})
+
+
 def _upsert(stock: ProductStock | None, command: m.UpsertProduct) -> StockDecision:
     if stock is None:
         created = ProductStock(
@@ -109,84 +136,90 @@ def _upsert(stock: ProductStock | None, command: m.UpsertProduct) -> StockDecisi
     return StockDecision(renamed)
 
 
-def _adjust(stock: ProductStock | None, command: m.AdjustStock) -> StockDecision:
+def _adjust(stock: ProductStock | None, hold: Hold | None, command: m.AdjustStock) -> StockDecision:
     if stock is None:
         raise StockRefused(f"cannot adjust stock of unknown product {command.product_id}")
-    if command.adjustment_id in stock.adjustments:
-        return StockDecision(stock, repeated=True)
+    if hold is not None:
+        return StockDecision(stock, hold, repeated=True)
     if stock.available + command.delta < 0:
         raise StockRefused(
             f"adjustment {command.delta} would make available stock negative "
             f"(available {stock.available}, reserved {stock.reserved})"
         )
-    adjusted = stock.model_copy(deep=True)
-    adjusted.received += command.delta
-    adjusted.available += command.delta
-    adjusted.adjustments = [*adjusted.adjustments, command.adjustment_id][-REMEMBERED_ADJUSTMENTS:]
-    adjusted.version += 1
-    return StockDecision(adjusted, changed=_changed(command.product_id, adjusted, "adjusted"))
+    adjusted = _moved(stock, received=command.delta, available=command.delta)
+    return StockDecision(
+        adjusted,
+        Hold(state="adjusted", quantity=command.delta),
+        changed=_changed(command.product_id, adjusted, "adjusted"),
+    )
 
 
-def _reserve(stock: ProductStock | None, command: m.ReserveStock) -> StockDecision:
+def _reserve(
+    stock: ProductStock | None, hold: Hold | None, command: m.ReserveStock
+) -> StockDecision:
     order, product, quantity = command.order_id, command.product_id, command.quantity
     reserved = m.StockReserved(order_id=order, product_id=product, quantity=quantity)
     if stock is None:
         rejected = m.StockRejected(
             order_id=order, product_id=product, requested=quantity, available=0
         )
-        return StockDecision(None, [rejected])
-    if order in stock.reservations or order in stock.sales:
-        return StockDecision(stock, [reserved], repeated=True)
-    if order in stock.closed or stock.available < quantity:
+        return StockDecision(None, hold, [rejected])
+    if hold is not None and hold.state in ("reserved", "sold"):
+        return StockDecision(stock, hold, [reserved], repeated=True)
+    closed = hold is not None and hold.state == "closed"
+    if closed or stock.available < quantity:
         rejected = m.StockRejected(
             order_id=order,
             product_id=product,
             requested=quantity,
-            available=0 if order in stock.closed else stock.available,
+            available=0 if closed else stock.available,
         )
-        return StockDecision(stock, [rejected])
-    held = stock.model_copy(deep=True)
-    held.available -= quantity
-    held.reservations[order] = quantity
-    held.version += 1
-    return StockDecision(held, [reserved], _changed(product, held, "reserved", order))
+        return StockDecision(stock, hold, [rejected])
+    held = _moved(stock, available=-quantity, reserved=quantity)
+    return StockDecision(
+        held,
+        Hold(state="reserved", quantity=quantity),
+        [reserved],
+        _changed(product, held, "reserved", order),
+    )
 
 
-def _release(stock: ProductStock | None, command: m.ReleaseStock) -> StockDecision:
+def _release(
+    stock: ProductStock | None, hold: Hold | None, command: m.ReleaseStock
+) -> StockDecision:
     order, product = command.order_id, command.product_id
     if stock is None:
         return StockDecision(
-            None, [m.StockReleased(order_id=order, product_id=product, quantity=0)]
+            None, hold, [m.StockReleased(order_id=order, product_id=product, quantity=0)]
         )
-    if order in stock.closed:
-        quantity = stock.closed[order]
+    if hold is not None and hold.state == "closed":
         return StockDecision(
             stock,
-            [m.StockReleased(order_id=order, product_id=product, quantity=quantity)],
+            hold,
+            [m.StockReleased(order_id=order, product_id=product, quantity=hold.quantity)],
             repeated=True,
         )
-    released = stock.model_copy(deep=True)
-    cause = "released"
-    quantity = released.reservations.pop(order, 0)
-    if not quantity:
-        quantity = released.sales.pop(order, 0)
-        cause = "returned"
-    released.available += quantity
+    quantity = 0 if hold is None else hold.quantity
     # Closed even when nothing was held: a reservation arriving later must not take stock.
-    released.closed[order] = quantity
+    closed = Hold(state="closed", quantity=quantity)
     reply = m.StockReleased(order_id=order, product_id=product, quantity=quantity)
-    if not quantity:
-        return StockDecision(released, [reply])
-    released.version += 1
-    return StockDecision(released, [reply], _changed(product, released, cause, order))
+    if hold is None or not quantity:
+        return StockDecision(stock, closed, [reply])
+    if hold.state == "reserved":
+        released, cause = _moved(stock, available=quantity, reserved=-quantity), "released"
+    else:
+        released, cause = _moved(stock, available=quantity, sold=-quantity), "returned"
+    return StockDecision(released, closed, [reply], _changed(product, released, cause, order))
 
 
-def _commit(stock: ProductStock | None, command: m.CommitStock) -> StockDecision:
+def _commit(stock: ProductStock | None, hold: Hold | None, command: m.CommitStock) -> StockDecision:
     order, product = command.order_id, command.product_id
-    if stock is None or order not in stock.reservations:
+    if stock is None or hold is None or hold.state != "reserved":
         # Already sold, released, or never reserved: nothing to move.
-        return StockDecision(stock, repeated=stock is not None)
-    sold = stock.model_copy(deep=True)
-    sold.sales[order] = sold.reservations.pop(order)
-    sold.version += 1
-    return StockDecision(sold, changed=_changed(product, sold, "sold", order))
+        return StockDecision(stock, hold, repeated=stock is not None)
+    sold = _moved(stock, reserved=-hold.quantity, sold=hold.quantity)
+    return StockDecision(
+        sold,
+        Hold(state="sold", quantity=hold.quantity),
+        changed=_changed(product, sold, "sold", order),
+    )

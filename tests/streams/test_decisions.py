@@ -12,7 +12,14 @@ import pytest
 
 from conveyor.domain import messages as m
 from conveyor.streams.saga import OrderSaga, decide
-from conveyor.streams.stock import ProductStock, StockRefused, apply
+from conveyor.streams.stock import (
+    Hold,
+    ProductStock,
+    StockDecision,
+    StockRefused,
+    apply,
+    hold_key,
+)
 
 PRICE = Decimal("5.00")
 
@@ -168,67 +175,100 @@ def test_statuses_never_move_back() -> None:
 # -- inventory -----------------------------------------------------------------------------
 
 
-def new_product(units: int) -> tuple[UUID, ProductStock]:
-    product = uuid.uuid4()
-    decision = apply(
-        None, m.UpsertProduct(product_id=product, sku="S", name="N", initial_stock=units)
-    )
-    assert decision.stock is not None
-    return product, decision.stock
+class Ledger:
+    """One product as the inventory processor keeps it: its counters and its holds."""
 
+    def __init__(self, units: int) -> None:
+        self.product = uuid.uuid4()
+        self.holds: dict[str, Hold] = {}
+        decision = apply(
+            None,
+            None,
+            m.UpsertProduct(product_id=self.product, sku="S", name="N", initial_stock=units),
+        )
+        assert decision.stock is not None
+        self.stock: ProductStock = decision.stock
 
-def holds(stock: ProductStock) -> bool:
-    return stock.available >= 0 and stock.received == stock.available + stock.reserved + stock.sold
+    def apply(self, command: m.Message) -> StockDecision:
+        key = hold_key(command)
+        decision = apply(self.stock, None if key is None else self.holds.get(key), command)
+        assert decision.stock is not None
+        self.stock = decision.stock
+        if key is not None and decision.hold is not None:
+            self.holds[key] = decision.hold
+        return decision
+
+    def balances(self) -> bool:
+        stock = self.stock
+        return (
+            stock.available >= 0 and stock.received == stock.available + stock.reserved + stock.sold
+        )
 
 
 def test_a_reservation_beyond_the_stock_is_refused_and_takes_nothing() -> None:
-    product, stock = new_product(1)
-    decision = apply(stock, m.ReserveStock(product_id=product, order_id=uuid.uuid4(), quantity=2))
-    assert decision.stock == stock
+    ledger = Ledger(1)
+    before = ledger.stock
+    decision = ledger.apply(
+        m.ReserveStock(product_id=ledger.product, order_id=uuid.uuid4(), quantity=2)
+    )
+    assert decision.stock == before
+    assert decision.hold is None
     assert types(decision.replies) == ["StockRejected"]
 
 
 def test_a_released_order_cannot_reserve_again() -> None:
-    product, stock = new_product(3)
+    ledger = Ledger(3)
     order = uuid.uuid4()
-    released = apply(stock, m.ReleaseStock(product_id=product, order_id=order)).stock
-    decision = apply(released, m.ReserveStock(product_id=product, order_id=order, quantity=1))
+    ledger.apply(m.ReleaseStock(product_id=ledger.product, order_id=order))
+    decision = ledger.apply(m.ReserveStock(product_id=ledger.product, order_id=order, quantity=1))
     assert types(decision.replies) == ["StockRejected"]
-    assert decision.stock is not None
-    assert decision.stock.available == 3
+    assert ledger.stock.available == 3
 
 
 def test_returning_a_sold_line_puts_it_back_once() -> None:
-    product, stock = new_product(3)
-    order = uuid.uuid4()
+    ledger = Ledger(3)
+    product, order = ledger.product, uuid.uuid4()
     for command in (
         m.ReserveStock(product_id=product, order_id=order, quantity=2),
         m.CommitStock(product_id=product, order_id=order),
         m.ReleaseStock(product_id=product, order_id=order),
         m.ReleaseStock(product_id=product, order_id=order),
     ):
-        decision = apply(stock, command)
-        assert decision.stock is not None
-        stock = decision.stock
-        assert holds(stock)
-    assert (stock.available, stock.reserved, stock.sold) == (3, 0, 0)
+        decision = ledger.apply(command)
+        assert ledger.balances()
+    assert (ledger.stock.available, ledger.stock.reserved, ledger.stock.sold) == (3, 0, 0)
     assert decision.replies == [m.StockReleased(order_id=order, product_id=product, quantity=2)]
 
 
 def test_an_adjustment_counts_once_and_never_makes_stock_negative() -> None:
-    product, stock = new_product(2)
-    adjustment = m.AdjustStock(product_id=product, adjustment_id=uuid.uuid4(), delta=5)
-    adjusted = apply(apply(stock, adjustment).stock, adjustment).stock
-    assert adjusted is not None
-    assert (adjusted.available, adjusted.received) == (7, 7)
+    ledger = Ledger(2)
+    adjustment = m.AdjustStock(product_id=ledger.product, adjustment_id=uuid.uuid4(), delta=5)
+    ledger.apply(adjustment)
+    assert ledger.apply(adjustment).repeated
+    assert (ledger.stock.available, ledger.stock.received) == (7, 7)
     with pytest.raises(StockRefused, match="negative"):
-        apply(adjusted, m.AdjustStock(product_id=product, adjustment_id=uuid.uuid4(), delta=-8))
+        ledger.apply(m.AdjustStock(product_id=ledger.product, adjustment_id=uuid.uuid4(), delta=-8))
+
+
+def test_a_products_record_stays_the_same_size_however_often_it_sells() -> None:
+    ledger = Ledger(100_000)
+    sizes = []
+    for sale in range(2_000):
+        order = uuid.uuid4()
+        ledger.apply(m.ReserveStock(product_id=ledger.product, order_id=order, quantity=1))
+        ledger.apply(m.CommitStock(product_id=ledger.product, order_id=order))
+        if sale in (0, 1_999):
+            sizes.append(len(ledger.stock.model_dump_json()))
+    assert ledger.stock.sold == 2_000
+    # Only the counters' digits may grow.
+    assert sizes[1] - sizes[0] <= 8, sizes
 
 
 def test_random_interleavings_with_redeliveries_never_oversell() -> None:
     rng = random.Random(20261125)
     for _ in range(200):
-        product, stock = new_product(rng.randint(0, 5))
+        ledger = Ledger(rng.randint(0, 5))
+        product = ledger.product
         orders = [uuid.uuid4() for _ in range(rng.randint(1, 8))]
         commands: list[m.Message] = []
         for order in orders:
@@ -249,7 +289,9 @@ def test_random_interleavings_with_redeliveries_never_oversell() -> None:
             if rng.random() < 0.5:
                 commands.insert(rng.randint(commands.index(command), len(commands)), command)
         for command in commands:
-            decided = apply(stock, command).stock
-            assert decided is not None
-            stock = decided
-            assert holds(stock), (command, stock)
+            ledger.apply(command)
+            assert ledger.balances(), (command, ledger.stock)
+        # What the counters say is what the open holds add up to.
+        holding = list(ledger.holds.values())
+        assert ledger.stock.reserved == sum(h.quantity for h in holding if h.state == "reserved")
+        assert ledger.stock.sold == sum(h.quantity for h in holding if h.state == "sold")

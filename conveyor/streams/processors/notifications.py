@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
@@ -38,8 +39,20 @@ def notification_id_for(order_id: uuid.UUID, event: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"{order_id}:{event}")
 
 
+class Customer(BaseModel):
+    """Who to write to about an order, remembered from its OrderPlaced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+    user_id: str
+
+
 def register(processor: Processor) -> None:
-    customers = processor.table("customers")
+    customers = processor.state_table("customers", Customer)
+    # An order's customer is kept for the retention window after its last event (placed,
+    # then each terminal event): enough for its saga to finish and to be cancelled later.
+    retention = processor.settings.state_retention_seconds
     pool: asyncpg.Pool | None = None
 
     async def database() -> asyncpg.Pool:
@@ -51,17 +64,17 @@ def register(processor: Processor) -> None:
     async def on_message(envelope: Envelope[m.Message], key: str) -> None:
         message = envelope.payload
         if isinstance(message, m.OrderPlaced):
-            customers[str(message.order_id)] = {
-                "email": message.customer_email,
-                "user_id": str(message.user_id),
-            }
+            customer = Customer(email=message.customer_email, user_id=str(message.user_id))
+            customers.put(str(message.order_id), customer, expires_in=retention)
             return
         if not isinstance(message, (m.OrderConfirmed, m.OrderRejected, m.OrderCancelled)):
             return
-        customer = customers.get(str(message.order_id))
-        if customer is None:
+        order = str(message.order_id)
+        found = customers.get(order)
+        if found is None:
             raise Refused(f"no OrderPlaced seen for order {message.order_id}: no recipient")
-        sent = await _notify(await database(), processor, message, customer["email"])
+        customers.put(order, found, expires_in=retention)
+        sent = await _notify(await database(), processor, message, found.email)
         await processor.emit(sent, cause=envelope, event_id=sent.notification_id)
 
     processor.handle(PROCESSOR_INPUTS["notifications"], on_message)

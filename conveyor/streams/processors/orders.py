@@ -8,16 +8,17 @@ inventory and payments and the order's public events.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
 from conveyor.domain.codec import MESSAGE_CLASSES
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import metrics
-from conveyor.streams.runtime import Processor
+from conveyor.streams.runtime import Processor, Send
 from conveyor.streams.saga import OrderSaga, decide, event_id_for
 
 log = logging.getLogger(__name__)
@@ -34,29 +35,30 @@ class SagaRecord(BaseModel):
     those again (with the same event ids) instead of ignoring the redelivery.
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     saga: OrderSaga
     sent: dict[str, list[dict[str, Any]]] = {}
 
 
 def register(processor: Processor) -> None:
-    sagas = processor.table("sagas")
+    sagas = processor.state_table("sagas", SagaRecord)
+    retention = processor.settings.state_retention_seconds
 
-    async def on_message(envelope: Envelope[m.Message], key: str) -> None:
+    def decide_next(envelope: Envelope[m.Message], key: str) -> Sequence[Send]:
         message = envelope.payload
-        stored = sagas.get(key)
-        record = None if stored is None else SagaRecord.model_validate(stored)
+        record = sagas.get(key)
         event_id = str(envelope.event_id)
         if record is not None and event_id in record.sent:
             log.info("order %s: %s redelivered; sending its outputs again", key, message.type)
             resent = [
                 MESSAGE_CLASSES[out["type"]].model_validate(out) for out in record.sent[event_id]
             ]
-            await _send(processor, record.saga, resent, envelope, count=False)
-            return
+            return _sends(record.saga, resent)
         decision = decide(None if record is None else record.saga, message)
         if decision.saga is None:
             log.info("order %s: %s ignored: %s", key, message.type, decision.ignored)
-            return
+            return []
         if decision.ignored:
             log.info("order %s: %s ignored: %s", key, message.type, decision.ignored)
         log.debug(
@@ -68,30 +70,34 @@ def register(processor: Processor) -> None:
             decision.saga.status,
             [output.type for output in decision.outputs],
         )
-        sent = {} if record is None else record.sent
+        sent = {} if record is None else dict(record.sent)
         sent[event_id] = [output.model_dump(mode="json") for output in decision.outputs]
-        sagas[key] = SagaRecord(saga=decision.saga, sent=sent).model_dump(mode="json")
-        await _send(processor, decision.saga, decision.outputs, envelope, count=True)
+        # A finished saga is kept for the retention window: long enough for any redelivery
+        # and for the customer to cancel a confirmed order; then it is deleted.
+        finished = decision.saga.phase == "done"
+        sagas.put(
+            key,
+            SagaRecord(saga=decision.saga, sent=sent),
+            expires_in=retention if finished else None,
+        )
+        _count_outcomes(decision.outputs)
+        return _sends(decision.saga, decision.outputs)
 
-    processor.handle(PROCESSOR_INPUTS["orders"], on_message)
+    processor.decide_in_batches(PROCESSOR_INPUTS["orders"], decide_next)
 
 
-async def _send(
-    processor: Processor,
-    saga: OrderSaga,
-    outputs: list[m.Message],
-    cause: Envelope[m.Message],
-    *,
-    count: bool,
-) -> None:
+def _sends(saga: OrderSaga, outputs: list[m.Message]) -> list[Send]:
+    # The order's own events have ids of their own, whatever step sent them.
+    return [
+        Send(output, event_id_for(saga.order.order_id, output.type))
+        if isinstance(output, (m.OrderPlaced, *_TERMINAL_EVENTS))
+        else Send(output)
+        for output in outputs
+    ]
+
+
+def _count_outcomes(outputs: list[m.Message]) -> None:
     for output in outputs:
-        event_id = None
-        if isinstance(output, (m.OrderPlaced, *_TERMINAL_EVENTS)):
-            # The order's own events have ids of their own, whatever step sent them.
-            event_id = event_id_for(saga.order.order_id, output.type)
-        await processor.emit(output, cause=cause, event_id=event_id)
-        if not count:
-            continue
         if isinstance(output, m.OrderRejected):
             metrics.SAGA_OUTCOMES.labels("rejected", output.reason.value).inc()
         elif isinstance(output, m.OrderConfirmed):

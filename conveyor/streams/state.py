@@ -1,0 +1,253 @@
+"""Processor state that stays bounded: table entries that expire, written once per batch.
+
+A ``StateTable`` wraps one Faust table. Handlers read and write through it; writes are held
+until the runtime flushes the table after a batch (or after a single record), so a key that
+many records of one batch touch is read once and written to the changelog once.
+
+An entry may carry an expiry time. The ``Retention`` sweeper deletes expired entries and
+sends their tombstones, so compaction reclaims the changelog too: what a processor keeps is
+bounded by what is open plus a retention window, never by the shop's history. The sweeper
+finds expired entries through an index in memory (entries are written in time order, so a
+queue per table suffices), rebuilt by one walk of the table after every partition
+assignment; that walk also recounts the entries and bytes reported as metrics, which are
+kept as counters in between.
+
+On disk an entry is ``{"v": value, "x": expiry or null, "p": partition}``: the partition is
+the changelog partition it was written to, so the sweeper can send a tombstone to the same
+partition without a record to act for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from faust.streams import _current_event, current_event
+from faust.types import TP, EventT, TableT
+from pydantic import BaseModel
+
+from conveyor.streams import metrics
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V", bound=BaseModel)
+
+
+class StateFormatError(Exception):
+    """A stored entry this version cannot read (state written by an older Conveyor)."""
+
+
+@contextlib.contextmanager
+def acting_for(event: EventT[Any]) -> Iterator[None]:
+    """Make ``event`` Faust's current event, as its stream iteration does.
+
+    Faust picks a table write's changelog partition (and, with RocksDB, the database it
+    lands in) from the current event. Records taken in batches are handled outside the
+    stream's own iteration, where there is none, so the runtime sets it for each record.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+@dataclass
+class _Pending:
+    value: BaseModel | None
+    expires_at: float | None
+    # The record the write is made for: its partition is the entry's changelog partition.
+    event: EventT[Any]
+
+
+@dataclass
+class _Loaded:
+    value: BaseModel | None
+    size: int
+
+
+class StateTable(Generic[V]):
+    """A Faust table of pydantic values, with expiry and write-once-per-batch semantics."""
+
+    def __init__(self, processor: str, table: TableT[str, bytes], model: type[V]) -> None:
+        self.processor = processor
+        self.table = table
+        self.model = model
+        self.name = table.name
+        self._loaded: dict[str, _Loaded] = {}
+        self._pending: dict[str, _Pending] = {}
+        # (expiry, key) in the order written; a key written again appears again, later.
+        self.expiries: deque[tuple[float, str]] = deque()
+        self.entries = 0
+        self.bytes = 0
+        self._largest_record = 0
+
+    # -- handlers' view ----------------------------------------------------------------------
+
+    def get(self, key: str) -> V | None:
+        pending = self._pending.get(key)
+        if pending is not None:
+            return pending.value  # type: ignore[return-value]
+        return self._load(key).value  # type: ignore[return-value]
+
+    def put(self, key: str, value: V, *, expires_in: float | None = None) -> None:
+        """Keep ``value`` under ``key``, for ``expires_in`` seconds or until deleted."""
+        expires_at = None if expires_in is None else time.time() + expires_in
+        self._pending[key] = _Pending(value, expires_at, self._writing_event())
+
+    def delete(self, key: str) -> None:
+        self._pending[key] = _Pending(None, None, self._writing_event())
+
+    # -- the runtime's side ------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every key changed since the last flush, once each, then forget the batch."""
+        pending, self._pending = self._pending, {}
+        for key, change in pending.items():
+            old_size = self._load(key).size
+            partition = change.event.message.partition
+            with acting_for(change.event):
+                if change.value is None:
+                    if old_size:
+                        del self.table[key]
+                    new_size = 0
+                else:
+                    raw = encode_entry(change.value, change.expires_at, partition)
+                    self.table[key] = raw
+                    new_size = len(raw)
+                    self._record_written(new_size)
+                    if change.expires_at is not None:
+                        self.expiries.append((change.expires_at, key))
+            self._count(old_size, new_size)
+        self._loaded.clear()
+
+    def discard(self) -> None:
+        """Drop what the current batch changed and read (it will be read again)."""
+        self._pending.clear()
+        self._loaded.clear()
+
+    def expire(self, now: float, active_partitions: set[int]) -> int:
+        """Delete the entries whose time has come; returns how many."""
+        removed = 0
+        while self.expiries and self.expiries[0][0] <= now:
+            _, key = self.expiries.popleft()
+            if key in self._pending:
+                continue  # written in a batch still being handled: its flush decides
+            raw = self.table.data.get(key)
+            if raw is None:
+                continue
+            _, expires_at, partition = decode_entry(self.model, raw, self.name)
+            if expires_at is None or expires_at > now or partition not in active_partitions:
+                continue  # written again since, with a later expiry (or no longer ours)
+            del self.table.data[key]
+            # As Faust's own deletes do, but for the entry's partition rather than the
+            # current event's: the sweeper acts for no record.
+            self.table.send_changelog(partition, key, None, value_serializer="raw")
+            self._count(len(raw), 0)
+            removed += 1
+        return removed
+
+    def rebuild_index(self, active_partitions: set[int]) -> None:
+        """Walk the table once: the expiry queue and the entry and byte counts, anew."""
+        expiries: list[tuple[float, str]] = []
+        entries = size = 0
+        for key, raw in self.table.data.items():
+            _, expires_at, partition = decode_entry(self.model, raw, self.name)
+            if partition not in active_partitions:
+                continue
+            entries += 1
+            size += len(raw)
+            if expires_at is not None:
+                expiries.append((expires_at, key))
+        expiries.sort()
+        self.expiries = deque(expiries)
+        self.entries, self.bytes = entries, size
+        self._report()
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _load(self, key: str) -> _Loaded:
+        loaded = self._loaded.get(key)
+        if loaded is None:
+            raw = self.table.get(key)
+            if raw is None:
+                loaded = _Loaded(None, 0)
+            else:
+                value, _, _ = decode_entry(self.model, raw, self.name)
+                loaded = _Loaded(value, len(raw))
+            self._loaded[key] = loaded
+        return loaded
+
+    def _writing_event(self) -> EventT[Any]:
+        event = current_event()
+        if event is None:
+            raise RuntimeError(
+                f"table {self.name} written outside the handling of a record: "
+                "its changelog partition would be unknown"
+            )
+        return event
+
+    def _record_written(self, size: int) -> None:
+        metrics.CHANGELOG_RECORD_BYTES.labels(self.processor, self.name).observe(size)
+        if size > self._largest_record:
+            self._largest_record = size
+            metrics.CHANGELOG_RECORD_MAX_BYTES.labels(self.processor, self.name).set(size)
+
+    def _count(self, old_size: int, new_size: int) -> None:
+        self.entries += (new_size > 0) - (old_size > 0)
+        self.bytes += new_size - old_size
+        self._report()
+
+    def _report(self) -> None:
+        metrics.TABLE_ENTRIES.labels(self.processor, self.name).set(self.entries)
+        metrics.TABLE_BYTES.labels(self.processor, self.name).set(self.bytes)
+
+
+def encode_entry(value: BaseModel, expires_at: float | None, partition: int) -> bytes:
+    # One serialization: the value's JSON is spliced into the entry's.
+    head = json.dumps({"x": expires_at, "p": partition})[:-1]
+    return f'{head}, "v": {value.model_dump_json()}}}'.encode()
+
+
+def decode_entry(model: type[V], raw: bytes, table: str) -> tuple[V, float | None, int]:
+    entry = json.loads(raw)
+    if not isinstance(entry, dict) or entry.keys() != {"v", "x", "p"}:
+        raise StateFormatError(
+            f"table {table} holds an entry in a format this version does not read "
+            "(state written by an older Conveyor); reset the processor's state: stop it, "
+            "delete its changelog topics and its data directory, and replay its inputs"
+        )
+    return model.model_validate(entry["v"]), entry["x"], entry["p"]
+
+
+class Retention:
+    """Deletes the expired entries of a processor's tables, one sweep at a time."""
+
+    def __init__(self, processor: str, tables: list[StateTable[Any]]) -> None:
+        self.processor = processor
+        self.tables = tables
+        self._indexed_for: frozenset[TP] | None = None
+
+    def sweep(self, actives: set[TP], now: float | None = None) -> int:
+        """One pass; ``actives`` are the changelog partitions this worker owns right now."""
+        now = time.time() if now is None else now
+        assignment = frozenset(actives)
+        removed = 0
+        for table in self.tables:
+            topic = table.table.changelog_topic.get_topic_name()
+            partitions = {tp.partition for tp in actives if tp.topic == topic}
+            if assignment != self._indexed_for:
+                table.rebuild_index(partitions)
+            expired = table.expire(now, partitions)
+            if expired:
+                metrics.TABLE_EXPIRED.labels(self.processor, table.name).inc(expired)
+            removed += expired
+        self._indexed_for = assignment
+        return removed
