@@ -165,6 +165,43 @@ def _projector() -> list[Panel]:
     ]
 
 
+# The processors that keep tables (each entry expires with the state retention).
+STATEFUL = ("orders", "inventory", "notifications")
+
+
+def _state(selector: str) -> list[Panel]:
+    return [
+        graph(
+            "Table entries",
+            "Entries each table holds: bounded by what is open plus the retention window, "
+            "never by history. Growing without bound: entries that never expire.",
+            [Query(f"sum by (table) (conveyor_table_entries{{{selector}}})", "{{table}}")],
+            unit="short",
+            span=THIRD,
+        ),
+        graph(
+            "Table bytes",
+            "Bytes those entries take as stored (what a restore reads, before compaction).",
+            [Query(f"sum by (table) (conveyor_table_bytes{{{selector}}})", "{{table}}")],
+            unit="bytes",
+            span=THIRD,
+        ),
+        graph(
+            "Largest changelog record",
+            "The largest entry written to each table's changelog; Kafka refuses 1 MiB "
+            "(ConveyorChangelogRecordLarge fires at 256 KiB).",
+            [
+                Query(
+                    f"max by (table) (conveyor_changelog_record_max_bytes{{{selector}}})",
+                    "{{table}}",
+                )
+            ],
+            unit="bytes",
+            span=THIRD,
+        ),
+    ]
+
+
 SPECIFIC: dict[str, tuple[str, Callable[[], list[Panel]]]] = {
     "orders": ("The saga", _orders),
     "inventory": ("Stock", _inventory),
@@ -339,5 +376,9 @@ def processor_dashboard(processor: str) -> Dashboard:
                 title="Input topic",
             )
         ],
-        [*common, (specific_title, specific_panels())],
+        [
+            *common,
+            (specific_title, specific_panels()),
+            *([("State", _state(selector))] if processor in STATEFUL else []),
+        ],
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,6 +21,7 @@ from conveyor.api import problems, security
 from conveyor.api.commands import CommandSender, Sends
 from conveyor.api.data import users
 from conveyor.api.deps import Resources, limit_auth_attempts, limit_requests
+from conveyor.api.errors import ServiceUnavailable
 from conveyor.api.middleware import BodyLimit, RequestMetrics
 from conveyor.api.problems import PROBLEM_MEDIA_TYPE
 from conveyor.api.routes import auth, operations, orders, products
@@ -43,6 +47,28 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """Nothing to reset: the edge sets no session state, listens to nothing and holds no
     advisory locks, so a connection back in the pool skips the RESET ALL round trip (an
     open transaction is still rolled back by asyncpg)."""
+
+
+# Sessions are kept a day past their refresh token's expiry (a token presented late is told it
+# expired rather than that it is unknown), then deleted an hour's sweep at a time.
+SESSION_PRUNE_INTERVAL_SECONDS = 3600.0
+SESSION_KEPT_AFTER_EXPIRY = timedelta(days=1)
+SESSION_PRUNE_BATCH = 1000
+
+
+async def _prune_sessions(pool: asyncpg.Pool) -> None:
+    while True:
+        try:
+            expired_before = datetime.now(UTC) - SESSION_KEPT_AFTER_EXPIRY
+            deleted = SESSION_PRUNE_BATCH
+            while deleted == SESSION_PRUNE_BATCH:
+                deleted = await users.delete_expired_sessions(
+                    pool, expired_before, SESSION_PRUNE_BATCH
+                )
+                await asyncio.sleep(0.1)  # let requests in between batches
+        except ServiceUnavailable as exc:
+            log.warning("expired sessions not pruned this time: %s", exc)
+        await asyncio.sleep(SESSION_PRUNE_INTERVAL_SECONDS)
 
 
 def create_app(
@@ -73,11 +99,15 @@ def create_app(
         )
         watcher = OrderStatusWatcher(cache)
         await watcher.start()
+        pruning = asyncio.create_task(_prune_sessions(pool), name="prune-expired-sessions")
         try:
             await _first_admin(pool, settings)
             app.state.resources = Resources(urls, pool, cache, commands, watcher)
             yield
         finally:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
             await watcher.stop()
             await commands.close()
             await cache.aclose()

@@ -6,14 +6,16 @@ import secrets
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from conveyor.infra.settings import RetentionSettings
 
 # A key for one process's life: tokens stop working when it restarts. Fine for `make run`,
 # never for a deployment, which sets CONVEYOR_JWT_SECRET (the edge warns when it is unset).
 _EPHEMERAL_SECRET = secrets.token_urlsafe(48)
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(RetentionSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
 
     api_host: str = "127.0.0.1"
@@ -36,7 +38,7 @@ class ApiSettings(BaseSettings):
     rate_limit_auth_per_minute: int = Field(default=60, ge=1)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    cors_origins: list[str] = []
+    cors_origins: list[str] = Field(default_factory=list)
     # How long POST /orders waits for Kafka to acknowledge before answering 503.
     kafka_send_timeout_seconds: float = Field(default=10.0, gt=0)
     retry_after_seconds: int = Field(default=5, ge=1)

@@ -7,6 +7,7 @@ addresses the local stack (``conveyor dev up``) listens on.
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_URL_VARIABLES = (
@@ -33,3 +34,17 @@ class ServiceUrls(BaseSettings):
 @lru_cache
 def get_service_urls() -> ServiceUrls:
     return ServiceUrls()
+
+
+class RetentionSettings(BaseSettings):
+    """How long the bookkeeping of finished orders is kept, for every component alike.
+
+    The processors keep finished sagas, sold and released holds and dedupe entries this
+    long after their last change, and refuse a record older than this (the entries that
+    would recognize it as a redelivery may be gone). The edge lets a confirmed order be
+    cancelled only within this long of its confirmation, while its saga still exists.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
+
+    state_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)

@@ -25,7 +25,7 @@ import faust
 import redis.exceptions
 from faust.types import EventT
 from pydantic import BaseModel
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from conveyor.domain.codec import decode, encode, encode_dead_letter, message_key
 from conveyor.domain.envelope import Envelope
@@ -40,7 +40,7 @@ from conveyor.domain.topics import (
 )
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import consumer_group_lag, ensure_topics
-from conveyor.infra.settings import ServiceUrls
+from conveyor.infra.settings import RetentionSettings, ServiceUrls
 from conveyor.streams import metrics
 from conveyor.streams.commits import (
     WATCHDOG_INTERVAL_SECONDS,
@@ -55,8 +55,12 @@ PROCESSORS = ("orders", "inventory", "payments", "notifications", "projector")
 ProcessorName = Literal["orders", "inventory", "payments", "notifications", "projector"]
 
 
-class WorkerSettings(BaseSettings):
-    """How a processor runs; each field comes from ``CONVEYOR_<FIELD>`` in the environment."""
+class WorkerSettings(RetentionSettings):
+    """How a processor runs; each field comes from ``CONVEYOR_<FIELD>`` in the environment.
+
+    A record older than the state retention is refused (dead-lettered with reason
+    "expired"), never applied.
+    """
 
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
 
@@ -91,10 +95,6 @@ class WorkerSettings(BaseSettings):
     # once per batch. A batch closes when full or when no record came for this long.
     batch_size: int = 500
     batch_seconds: float = 0.005
-    # How long finished sagas, sold and released markers and other dedupe entries are kept
-    # after their last change. A record older than this is refused (dead-lettered with
-    # reason "expired"): the entries that would recognize it as a redelivery may be gone.
-    state_retention_seconds: float = 7 * 24 * 3600.0
     # How often expired entries are deleted (each sends a tombstone to its changelog).
     retention_sweep_seconds: float = 60.0
 

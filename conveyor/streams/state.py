@@ -7,10 +7,10 @@ many records of one batch touch is read once and written to the changelog once.
 An entry may carry an expiry time. The ``Retention`` sweeper deletes expired entries and
 sends their tombstones, so compaction reclaims the changelog too: what a processor keeps is
 bounded by what is open plus a retention window, never by the shop's history. The sweeper
-finds expired entries through an index in memory (entries are written in time order, so a
-queue per table suffices), rebuilt by one walk of the table after every partition
-assignment; that walk also recounts the entries and bytes reported as metrics, which are
-kept as counters in between.
+finds expired entries through an index in memory (a heap of expiry times: entries kept by
+an earlier run may carry another retention), rebuilt by one walk of the table after every
+partition assignment; that walk also recounts the entries and bytes reported as metrics,
+which are kept as counters in between.
 
 On disk an entry is ``{"v": value, "x": expiry or null, "p": partition}``: the partition is
 the changelog partition it was written to, so the sweeper can send a tombstone to the same
@@ -20,11 +20,11 @@ partition without a record to act for.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import logging
 import time
 import weakref
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -83,8 +83,8 @@ class StateTable(Generic[V]):
         self.name = table.name
         self._loaded: dict[str, _Loaded] = {}
         self._pending: dict[str, _Pending] = {}
-        # (expiry, key) in the order written; a key written again appears again, later.
-        self.expiries: deque[tuple[float, str]] = deque()
+        # A heap of (expiry, key); a key written again appears again, with its new expiry.
+        self.expiries: list[tuple[float, str]] = []
         self.entries = 0
         self.bytes = 0
         self._largest_record = 0
@@ -124,7 +124,7 @@ class StateTable(Generic[V]):
                     new_size = len(raw)
                     self._record_written(new_size)
                     if change.expires_at is not None:
-                        self.expiries.append((change.expires_at, key))
+                        heapq.heappush(self.expiries, (change.expires_at, key))
             self._count(old_size, new_size)
         self._loaded.clear()
 
@@ -137,7 +137,7 @@ class StateTable(Generic[V]):
         """Delete the entries whose time has come; returns how many."""
         removed = 0
         while self.expiries and self.expiries[0][0] <= now:
-            _, key = self.expiries.popleft()
+            _, key = heapq.heappop(self.expiries)
             if key in self._pending:
                 continue  # written in a batch still being handled: its flush decides
             raw = self.table.data.get(key)
@@ -166,8 +166,8 @@ class StateTable(Generic[V]):
             size += len(raw)
             if expires_at is not None:
                 expiries.append((expires_at, key))
-        expiries.sort()
-        self.expiries = deque(expiries)
+        heapq.heapify(expiries)
+        self.expiries = expiries
         self.entries, self.bytes = entries, size
         self._report()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
-from tests.api.edge import Account, Api
+from tests.api.edge import API, Account, Api, EdgeProcess
 from tests.conftest import RunningStack
 from tests.streams.workers import Workers
 
@@ -80,6 +82,33 @@ async def test_cancelling_a_confirmed_order_refunds_it_and_a_second_cancel_is_40
     await api.wait_for(account, order_id, "cancelled")
     again = await api.http.post(f"/orders/{order_id}/cancel", headers=account.auth)
     assert again.status_code == 409
+
+
+async def test_a_confirmed_order_past_the_state_retention_can_no_longer_be_cancelled(
+    api: Api, account: Account, product: str, workers: Workers, tmp_path: Path
+) -> None:
+    order_id = (await api.place(account, [(product, 1)])).json()["id"]
+    await api.wait_for(account, order_id, "confirmed")
+    # A second edge on the same stack, keeping finished orders' bookkeeping two seconds.
+    short = EdgeProcess(
+        api.edge.urls,
+        tmp_path / "edge.log",
+        {"CONVEYOR_STATE_RETENTION_SECONDS": "2"},
+        jwt_secret=api.edge.jwt_secret,
+        admin_password=api.edge.admin_password,
+    )
+    short.start()
+    try:
+        await asyncio.sleep(2.5)
+        async with httpx.AsyncClient(base_url=short.base_url + API, timeout=60) as http:
+            late = await http.post(f"/orders/{order_id}/cancel", headers=account.auth)
+    finally:
+        short.stop()
+    assert late.status_code == 409
+    assert "within 2 seconds of its confirmation" in late.json()["detail"]
+    assert (await api.http.get(f"/orders/{order_id}", headers=account.auth)).json()[
+        "status"
+    ] == "confirmed"
 
 
 async def test_the_same_idempotency_key_is_the_same_order(

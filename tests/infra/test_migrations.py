@@ -17,7 +17,7 @@ from conveyor.infra.errors import MigrationError
 
 EXPECTED_TABLES = {
     "users", "profiles", "sessions", "products", "stock", "orders", "order_items",
-    "payments", "notifications", "processed_events", "schema_migrations",
+    "payments", "notifications", "schema_migrations",
 }  # fmt: skip
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
 from conveyor.devstack.smtp_sink import ReceivedMail, read_mailbox
 from conveyor.domain import messages as m
@@ -261,3 +263,43 @@ async def assert_saga_invariants(
     if exact:
         repeated = {order_id: ids for order_id, ids in received.items() if len(ids) != 1}
         assert not repeated, f"emails delivered more than once: {repeated}"
+
+
+async def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record ``topic`` holds now, partition by partition in offset order."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while True:
+            batch = await consumer.getmany(timeout_ms=1500)
+            if not batch:
+                return records
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+    return [(r.key or b"", r.value or b"") for r in await read_records(bootstrap, topic)]
+
+
+async def replay(
+    bootstrap: str, topics: list[str], wanted: Callable[[bytes, bytes], bool]
+) -> list[tuple[bytes, bytes]]:
+    """Produce again, unchanged, every record of ``topics`` that ``wanted(key, value)`` picks."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    replayed: list[tuple[bytes, bytes]] = []
+    try:
+        for topic in topics:
+            for key, value in await read_all(bootstrap, topic):
+                if wanted(key, value):
+                    await producer.send_and_wait(topic, value, key=key)
+                    replayed.append((key, value))
+    finally:
+        await producer.stop()
+    return replayed

@@ -8,12 +8,12 @@ import time
 
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from conveyor.domain.codec import decode_dead_letter
 from conveyor.infra import readmodel
 from tests.conftest import RunningStack
-from tests.streams.shop import Shop, StockFigures
+from tests.streams.shop import Shop, StockFigures, read_all, replay
 
 pytestmark = pytest.mark.e2e
 
@@ -132,7 +132,7 @@ async def test_redelivering_every_record_of_finished_orders_changes_nothing(
     before = await shop.stock(product)
     orders = {str(confirmed.order_id).encode(), str(declined.order_id).encode()}
 
-    replayed = await _replay(
+    replayed = await replay(
         stack.urls.kafka_bootstrap_servers,
         ["orders.commands", "orders.replies", "inventory.commands", "payments.commands"],
         lambda key, value: key in orders or any(o in value for o in orders),
@@ -167,7 +167,7 @@ async def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_stream_goes
     order = await shop.place([(product, 1)])
 
     assert (await shop.wait_status(order.order_id))["status"] == "confirmed"
-    letters = await _read_all(bootstrap, "orders.commands.dlq")
+    letters = await read_all(bootstrap, "orders.commands.dlq")
     [letter] = [
         decode_dead_letter(value)
         for _, value in letters
@@ -205,37 +205,3 @@ async def test_the_read_models_in_redis_follow_the_order_and_the_stock(
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await cache.aclose()
-
-
-async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        records: list[tuple[bytes, bytes]] = []
-        while True:
-            batch = await consumer.getmany(timeout_ms=1500)
-            if not batch:
-                return records
-            for partition_records in batch.values():
-                records.extend((r.key or b"", r.value or b"") for r in partition_records)
-    finally:
-        await consumer.stop()
-
-
-async def _replay(bootstrap: str, topics: list[str], wanted: object) -> list[tuple[bytes, bytes]]:
-    """Produce again, unchanged, every record of ``topics`` that ``wanted(key, value)`` picks."""
-    assert callable(wanted)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    replayed: list[tuple[bytes, bytes]] = []
-    try:
-        for topic in topics:
-            for key, value in await _read_all(bootstrap, topic):
-                if wanted(key, value):
-                    await producer.send_and_wait(topic, value, key=key)
-                    replayed.append((key, value))
-    finally:
-        await producer.stop()
-    return replayed

@@ -266,3 +266,23 @@ async def end_session(pool: Pool, token_digest: str) -> None:
             """,
             token_digest,
         )
+
+
+async def delete_expired_sessions(pool: Pool, expired_before: datetime, batch: int) -> int:
+    """Delete up to ``batch`` sessions whose refresh token expired before ``expired_before``.
+
+    Small batches keep each transaction's locks short; the caller repeats until it gets
+    fewer than ``batch``. A token of a deleted session is refused as unknown, as it was
+    refused as expired before.
+    """
+    async with database_errors():
+        deleted = await pool.execute(
+            """
+            DELETE FROM sessions WHERE id IN (
+                SELECT id FROM sessions WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+            )
+            """,
+            expired_before,
+            batch,
+        )
+    return int(deleted.split()[-1])

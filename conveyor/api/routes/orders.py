@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from conveyor.api import metrics
 from conveyor.api.data import orders, products
 from conveyor.api.data.orders import PricedLine
-from conveyor.api.deps import Cache, CurrentUser, Cursor, Db, Limit, Sender, Watcher
+from conveyor.api.deps import Cache, CurrentUser, Cursor, Db, Limit, Sender, Settings, Watcher
 from conveyor.api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from conveyor.api.routes import problems
 from conveyor.domain.messages import CancelOrder, OrderLine, OrderStatus, PlaceOrder
@@ -181,11 +181,28 @@ async def list_orders(
     responses=problems(404, 409, 503),
 )
 async def cancel_order(
-    order_id: UUID, user: CurrentUser, db: Db, cache: Cache, sender: Sender
+    order_id: UUID, user: CurrentUser, db: Db, cache: Cache, sender: Sender, settings: Settings
 ) -> CancelAccepted:
-    """Ask to cancel: a confirmed order is refunded and restocked, a pending one stopped."""
+    """Ask to cancel: a confirmed order is refunded and restocked, a pending one stopped.
+
+    A confirmed order can be cancelled within the state retention of its confirmation
+    (CONVEYOR_STATE_RETENTION_SECONDS, 7 days by default); after that its saga is gone.
+    """
     order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
     if order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED):
         raise Conflict(f"the order is already {order.status.value}")
+    window = timedelta(seconds=settings.state_retention_seconds)
+    if order.status == OrderStatus.CONFIRMED and datetime.now(UTC) - order.updated_at > window:
+        raise Conflict(
+            f"the order was confirmed on {order.updated_at.isoformat()}; a confirmed order can "
+            f"be cancelled within {_duration(window)} of its confirmation, so this one no "
+            "longer can be"
+        )
     await sender.send(CancelOrder(order_id=order_id, requested_by=user.id))
     return CancelAccepted(order_id=order_id, status=order.status)
+
+
+def _duration(window: timedelta) -> str:
+    if window.total_seconds() >= 86400:
+        return f"{window.total_seconds() / 86400:g} days"
+    return f"{window.total_seconds():g} seconds"

@@ -39,6 +39,7 @@ _STATUS_OF = {
 
 def register(processor: Processor) -> None:
     connections: dict[str, Any] = {}
+    status_ttl = max(1, int(processor.settings.state_retention_seconds))
 
     async def stores() -> tuple[asyncpg.Pool, aioredis.Redis]:
         if not connections:
@@ -63,6 +64,9 @@ def register(processor: Processor) -> None:
                     for key, fields, channel in redis_writes:
                         pipe.hset(key, mapping=cast(Any, fields))
                         if channel is not None:
+                            # An order's status hash is a cache of its row: it is kept for
+                            # the retention window, then the edge reads PostgreSQL alone.
+                            pipe.expire(key, status_ttl)
                             pipe.publish(channel, json.dumps(fields))
                     await pipe.execute()
 
