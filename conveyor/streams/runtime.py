@@ -47,7 +47,7 @@ from conveyor.streams.commits import (
     ConveyorApp,
     SafeCommitConsumer,
 )
-from conveyor.streams.state import Retention, StateTable, acting_for
+from conveyor.streams.state import Retention, StateFormatError, StateTable, acting_for
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +293,8 @@ class Processor:
                 except (Refused, UndecodableMessage) as exc:
                     await self.dead_letter(event, f"{envelope.type} refused: {exc}", "refused")
                     continue
+                except StateFormatError:
+                    raise  # the table, not the record, is at fault: stop, say why
                 except Exception as exc:
                     # A bug must not stop the partition: the record is kept in the DLQ.
                     log.exception("%s: %s failed", self.name, envelope.type)
@@ -341,6 +343,8 @@ class Processor:
                         except (Refused, UndecodableMessage) as exc:
                             failures.append((event, f"{envelope.type} refused: {exc}", "refused"))
                             continue
+                        except StateFormatError:
+                            raise  # the table, not the record, is at fault: stop, say why
                         except Exception as exc:
                             log.exception("%s: %s failed", self.name, envelope.type)
                             failures.append((event, f"{envelope.type} failed: {exc!r}", "failed"))

@@ -61,7 +61,7 @@ def acting_for(event: EventT[Any]) -> Iterator[None]:
 
 @dataclass
 class _Pending:
-    value: BaseModel | None
+    value: BaseModel
     expires_at: float | None
     # The record the write is made for: its partition is the entry's changelog partition.
     event: EventT[Any]
@@ -102,30 +102,21 @@ class StateTable(Generic[V]):
         expires_at = None if expires_in is None else time.time() + expires_in
         self._pending[key] = _Pending(value, expires_at, self._writing_event())
 
-    def delete(self, key: str) -> None:
-        self._pending[key] = _Pending(None, None, self._writing_event())
-
     # -- the runtime's side ------------------------------------------------------------------
 
     def flush(self) -> None:
         """Write every key changed since the last flush, once each, then forget the batch."""
         pending, self._pending = self._pending, {}
         for key, change in pending.items():
-            old_size = self._load(key).size
             partition = change.event.message.partition
             with acting_for(change.event):
-                if change.value is None:
-                    if old_size:
-                        del self.table[key]
-                    new_size = 0
-                else:
-                    raw = encode_entry(change.value, change.expires_at, partition)
-                    self.table[key] = raw
-                    new_size = len(raw)
-                    self._record_written(new_size)
-                    if change.expires_at is not None:
-                        heapq.heappush(self.expiries, (change.expires_at, key))
-            self._count(old_size, new_size)
+                old_size = self._load(key).size
+                raw = encode_entry(change.value, change.expires_at, partition)
+                self.table[key] = raw
+            self._record_written(len(raw))
+            if change.expires_at is not None:
+                heapq.heappush(self.expiries, (change.expires_at, key))
+            self._count(old_size, len(raw))
         self._loaded.clear()
 
     def discard(self) -> None:
