@@ -84,6 +84,16 @@ class Shop:
     async def cancel(self, order_id: UUID) -> None:
         await self.publisher.publish(m.CancelOrder(order_id=order_id, requested_by=uuid.uuid4()))
 
+    async def cancelled_and_declined(self, product: UUID) -> tuple[m.PlaceOrder, m.PlaceOrder]:
+        """Two finished orders of ``product``: 2 units confirmed then cancelled, 1 declined."""
+        confirmed = await self.place([(product, 2)])
+        declined = await self.place([(product, 1)], token="tok_chargeDeclined")
+        await self.wait_status(confirmed.order_id, {"confirmed"})
+        await self.cancel(confirmed.order_id)
+        await self.wait_status(confirmed.order_id, {"cancelled"})
+        await self.wait_status(declined.order_id, {"rejected"})
+        return confirmed, declined
+
     # -- what came of it -----------------------------------------------------------------------
 
     async def order_row(self, order_id: UUID) -> asyncpg.Record | None:

@@ -213,12 +213,7 @@ async def test_redeliveries_older_than_the_retention_are_refused_never_applied(
     """Every command and reply of finished orders, delivered again once their entries expired."""
     bootstrap = stack.urls.kafka_bootstrap_servers
     product = await shop.add_product(6)
-    confirmed = await shop.place([(product, 2)])
-    declined = await shop.place([(product, 1)], token="tok_chargeDeclined")
-    await shop.wait_status(confirmed.order_id, {"confirmed"})
-    await shop.cancel(confirmed.order_id)
-    await shop.wait_status(confirmed.order_id, {"cancelled"})
-    await shop.wait_status(declined.order_id, {"rejected"})
+    confirmed, declined = await shop.cancelled_and_declined(product)
     adjustment = m.AdjustStock(product_id=product, adjustment_id=UUID(int=product.int ^ 1), delta=4)
     await shop.publisher.publish(adjustment)
     await shop.wait_stock(product, StockFigures(10, 0, 0))

@@ -122,12 +122,7 @@ async def test_redelivering_every_record_of_finished_orders_changes_nothing(
 ) -> None:
     """Every command and reply an order caused, delivered a second time: no effect."""
     product = await shop.add_product(6)
-    confirmed = await shop.place([(product, 2)])
-    declined = await shop.place([(product, 1)], token="tok_chargeDeclined")
-    await shop.wait_status(confirmed.order_id, {"confirmed"})
-    await shop.cancel(confirmed.order_id)
-    await shop.wait_status(confirmed.order_id, {"cancelled"})
-    await shop.wait_status(declined.order_id, {"rejected"})
+    confirmed, declined = await shop.cancelled_and_declined(product)
     await shop.drain()
     before = await shop.stock(product)
     orders = {str(confirmed.order_id).encode(), str(declined.order_id).encode()}
