@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import codec, edge, operator, producer, saga
+from benchmarks import codec, edge, operator, producer, saga, soak
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 
@@ -26,7 +26,8 @@ def main() -> None:
         producer.run(console, urls)
         edge.run(console, urls)
         operator.run(console, urls)
-        # The saga benchmark starts and stops processors, so it runs only on its own stack.
+        # The saga and soak benchmarks start and stop processors, so they run only on
+        # their own stack.
         return
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as home:
         stack = LocalStack(DevStackSettings.isolated(Path(home)), Console(stderr=True), {})
@@ -34,6 +35,8 @@ def main() -> None:
             urls = stack.up()
             producer.run(console, urls)
             saga.run(console, stack)
+            # Short: the full soak (`make soak`) takes an hour.
+            soak.run(console, stack, orders=soak.BENCH_ORDERS, window=soak.BENCH_WINDOW)
             edge.run(console, urls)
             operator.run(console, urls)
         finally:
