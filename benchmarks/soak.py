@@ -19,7 +19,9 @@ ratios, never asserted on time. What is asserted are the correctness gates: ever
 terminal, the stock equation with nothing left reserved, and no dead letter anywhere.
 
 ``make soak`` (``python -m benchmarks.soak [--orders N] [--window N] [--rate R]
-[--through-edge]``) runs it on a stack of its own; ``make bench`` runs a short one.
+[--through-edge | --edge-only]``) runs it on a stack of its own; ``make bench`` runs a short
+one. ``--edge-only`` runs the one-product scenario through the edge alone: 10 minutes at
+50/s in windows of one minute is ``--edge-only --orders 30000 --window 3000 --rate 50``.
 """
 
 from __future__ import annotations
