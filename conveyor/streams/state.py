@@ -98,7 +98,7 @@ class StateTable(Generic[V]):
         return self._load(key).value  # type: ignore[return-value]
 
     def put(self, key: str, value: V, *, expires_in: float | None = None) -> None:
-        """Keep ``value`` under ``key``, for ``expires_in`` seconds or until deleted."""
+        """Keep ``value`` under ``key``: for ``expires_in`` seconds, or for good when None."""
         expires_at = None if expires_in is None else time.time() + expires_in
         self._pending[key] = _Pending(value, expires_at, self._writing_event())
 
@@ -134,7 +134,7 @@ class StateTable(Generic[V]):
             raw = self.table.data.get(key)
             if raw is None:
                 continue
-            _, expires_at, partition = decode_entry(self.model, raw, self.name)
+            expires_at, partition = entry_expiry(raw, self.name)
             if expires_at is None or expires_at > now or partition not in active_partitions:
                 continue  # written again since, with a later expiry (or no longer ours)
             del self.table.data[key]
@@ -150,7 +150,7 @@ class StateTable(Generic[V]):
         expiries: list[tuple[float, str]] = []
         entries = size = 0
         for key, raw in self.table.data.items():
-            _, expires_at, partition = decode_entry(self.model, raw, self.name)
+            expires_at, partition = entry_expiry(raw, self.name)
             if partition not in active_partitions:
                 continue
             entries += 1
@@ -208,6 +208,17 @@ def encode_entry(value: BaseModel, expires_at: float | None, partition: int) -> 
 
 
 def decode_entry(model: type[V], raw: bytes, table: str) -> tuple[V, float | None, int]:
+    entry = _entry(raw, table)
+    return model.model_validate(entry["v"]), entry["x"], entry["p"]
+
+
+def entry_expiry(raw: bytes, table: str) -> tuple[float | None, int]:
+    """An entry's expiry and partition, without validating its value (the sweeper's walk)."""
+    entry = _entry(raw, table)
+    return entry["x"], entry["p"]
+
+
+def _entry(raw: bytes, table: str) -> dict[str, Any]:
     entry = json.loads(raw)
     if not isinstance(entry, dict) or entry.keys() != {"v", "x", "p"}:
         raise StateFormatError(
@@ -215,7 +226,7 @@ def decode_entry(model: type[V], raw: bytes, table: str) -> tuple[V, float | Non
             "(state written by an older Conveyor); reset the processor's state: stop it, "
             "delete its changelog topics and its data directory, and replay its inputs"
         )
-    return model.model_validate(entry["v"]), entry["x"], entry["p"]
+    return entry
 
 
 class Retention:
