@@ -58,8 +58,8 @@ ProcessorName = Literal["orders", "inventory", "payments", "notifications", "pro
 class WorkerSettings(RetentionSettings):
     """How a processor runs; each field comes from ``CONVEYOR_<FIELD>`` in the environment.
 
-    A record older than the state retention is refused (dead-lettered with reason
-    "expired"), never applied.
+    The orders and inventory processors refuse a record older than the state retention
+    (dead-lettered with reason "expired"), never apply it.
     """
 
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
@@ -328,7 +328,7 @@ class Processor:
                 decodable = [
                     (event, envelope)
                     for event in events
-                    if (envelope := await self._decode(event)) is not None
+                    if (envelope := await self._decode_fresh(event)) is not None
                 ]
                 sends: list[tuple[Send, Envelope[Message]]] = []
                 decided: list[tuple[Event, Envelope[Message]]] = []
@@ -424,19 +424,28 @@ class Processor:
         except UndecodableMessage as exc:
             await self.dead_letter(event, str(exc), "undecodable")
             return None
-        if self._state_tables:
-            age = (datetime.now(UTC) - envelope.occurred_at).total_seconds()
-            if age > self.settings.state_retention_seconds:
-                await self.dead_letter(
-                    event,
-                    f"{envelope.type} from {envelope.occurred_at.isoformat()} is older than "
-                    f"the state retention ({self.settings.state_retention_seconds:.0f} s): "
-                    "the entries that would recognize it as a redelivery may have expired, "
-                    "so it is not applied",
-                    "expired",
-                )
-                return None
         return envelope
+
+    async def _decode_fresh(self, event: Event) -> Envelope[Message] | None:
+        """``_decode``, and a record older than the state retention is dead-lettered.
+
+        For deciders, whose only defence against a redelivery is a table entry that expires
+        with the retention: applying an older record could count it twice.
+        """
+        envelope = await self._decode(event)
+        if envelope is None:
+            return None
+        age = (datetime.now(UTC) - envelope.occurred_at).total_seconds()
+        if age <= self.settings.state_retention_seconds:
+            return envelope
+        await self.dead_letter(
+            event,
+            f"{envelope.type} from {envelope.occurred_at.isoformat()} is older than the state "
+            f"retention ({self.settings.state_retention_seconds:.0f} s): the entries that "
+            "would recognize it as a redelivery may have expired, so it is not applied",
+            "expired",
+        )
+        return None
 
     def _count(self, event: Event, envelope: Envelope[Message], started: float) -> None:
         metrics.EVENTS_PROCESSED.labels(self.name, event.message.topic, envelope.type).inc()
