@@ -226,7 +226,7 @@ class Shop:
 async def assert_saga_invariants(
     shop: Shop, initial: dict[UUID, int], orders: list[m.PlaceOrder], *, exact: bool = True
 ) -> None:
-    """What DESIGN §2 promises once every order is terminal and the processors are drained.
+    """What the saga promises once every order is terminal and the processors are drained.
 
     - every order has exactly one terminal status, and one email per terminal event;
     - per product: initial = available + reserved + sold, nothing reserved is left over,
