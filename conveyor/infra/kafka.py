@@ -14,14 +14,15 @@ from conveyor.domain.topics import TOPICS, TopicSpec, dead_letter_topic
 from conveyor.infra.errors import KafkaUnavailable
 
 # A compacted topic (a table's changelog) keeps the newest record per key, and drops a key
-# whose newest record is a tombstone. Compaction never touches the active segment, so
-# segments roll every ten minutes rather than at 1 GiB: an expired entry's space, and its
-# share of a restore's reading, come back within the hour. Tombstones stay an hour, long
-# enough for a restoring worker that is reading the changelog to see them.
+# whose newest record is a tombstone. A restore reads the whole changelog, so what it reads
+# beyond the live entries is the part compaction has not reached: the active segment (never
+# compacted) and tombstones still kept. Segments roll every minute and tombstones stay a
+# minute: a restoring worker that misses one brings its entry back, and the entry's own
+# expiry has the sweeper delete it again.
 COMPACTED_TOPIC_CONFIG = {
     "cleanup.policy": "compact",
-    "segment.ms": str(10 * 60 * 1000),
-    "delete.retention.ms": str(60 * 60 * 1000),
+    "segment.ms": str(60 * 1000),
+    "delete.retention.ms": str(60 * 1000),
     "min.cleanable.dirty.ratio": "0.25",
 }
 
