@@ -17,14 +17,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 import faust
 import redis.exceptions
 from faust.types import EventT
-from pydantic import BaseModel
 from pydantic_settings import SettingsConfigDict
 
 from conveyor.domain.codec import decode, encode, encode_dead_letter, message_key
@@ -47,7 +46,7 @@ from conveyor.streams.commits import (
     ConveyorApp,
     SafeCommitConsumer,
 )
-from conveyor.streams.state import Retention, StateFormatError, StateTable, acting_for
+from conveyor.streams.state import Retention, StateFormatError, StateTable, V, acting_for
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,6 @@ class Send:
 # A stateful decision: reads and writes ``StateTable``s, returns what to send. Synchronous,
 # so nothing else runs between reading a key and writing it.
 Decider = Callable[[Envelope[Message], str], Sequence[Send]]
-V = TypeVar("V", bound=BaseModel)
 
 
 class Processor:
