@@ -118,6 +118,15 @@ class PrometheusProcess:
             if target["health"] != "up"
         ]
 
+    def target_health(self) -> list[str]:
+        """Each target's health, last error and how long its last scrape took."""
+        active = self._get("/api/v1/targets", {"state": "active"})["activeTargets"]
+        return [
+            f"{target['scrapeUrl']}: {target['health']} in {target['lastScrapeDuration']:.3f} s"
+            + (f" ({target['lastError']})" if target["lastError"] else "")
+            for target in active
+        ]
+
     def wait_until_scraped(self, within: float = 120.0) -> None:
         """Until every target has answered a scrape."""
         deadline = time.monotonic() + within
@@ -252,7 +261,10 @@ def assert_every_query_returns_data(
             return
         if time.monotonic() > deadline:
             listed = "\n".join(f"- {query}\n    {why}" for query, why in missing.items())
-            raise AssertionError(f"queries without data after {within} s:\n{listed}")
+            raise AssertionError(
+                f"queries without data after {within} s:\n{listed}\n"
+                f"targets: {prometheus.target_health()}"
+            )
         time.sleep(1)
 
 
@@ -287,5 +299,8 @@ def assert_every_recording_rule_returns_data(
         if not missing:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"recording rules without data after {within} s: {missing}")
+            raise AssertionError(
+                f"recording rules without data after {within} s: {missing}; "
+                f"targets: {prometheus.target_health()}"
+            )
         time.sleep(1)

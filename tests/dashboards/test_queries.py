@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.devstack.processes import wait_until
 from conveyor.devstack.prometheus_server import EDGE_JOB, PROCESSOR_JOB, ScrapeTarget
@@ -60,7 +62,10 @@ def prometheus(
             for name, worker in workers.workers.items()
         ),
     ]
-    with running_prometheus(tmp_path_factory.mktemp("prometheus"), targets) as running:
+    # Two seconds, so a scrape may take two (the timeout is the interval) on a loaded machine.
+    with running_prometheus(
+        tmp_path_factory.mktemp("prometheus"), targets, interval="2s"
+    ) as running:
         running.wait_until_scraped()
         yield running
 
@@ -100,19 +105,45 @@ async def one_round(api: Api, admin: Account, customer: Account, bootstrap: str)
     return reasons
 
 
-def wait_until_prometheus_saw_the_round(prometheus: PrometheusProcess) -> None:
-    """Until the series the round's last steps create were scraped."""
+def edge_orders_answered(edge: EdgeProcess) -> float:
+    """How many POST /orders the edge has answered, from its own /metrics."""
+    families = text_string_to_metric_families(httpx.get(f"{edge.base_url}/metrics").text)
+    return sum(
+        sample.value
+        for family in families
+        if family.name == "conveyor_http_requests"
+        for sample in family.samples
+        if sample.name == "conveyor_http_requests_total"
+        and sample.labels["route"] == "/api/v1/orders"
+        and sample.labels["method"] == "POST"
+    )
+
+
+def wait_until_prometheus_saw_the_round(prometheus: PrometheusProcess, edge: EdgeProcess) -> None:
+    """Until the series the round's last steps create were scraped, and the edge's requests.
+
+    The edge is waited for by value: its series exist from earlier tests, so only a scrape
+    taken after the round shows the increase its latency quantiles are computed from.
+    """
     wanted = {
         'conveyor_saga_outcomes_total{status="cancelled"}': 1,
         'conveyor_emails_sent_total{event="OrderCancelled"}': 1,
         'conveyor_order_end_to_end_seconds_count{status="cancelled"}': 1,
         "count by (processor) (conveyor_dead_letters_total)": len(PROCESSORS),
     }
+    answered = edge_orders_answered(edge)
+    edge_expr = 'sum(conveyor_http_requests_total{route="/api/v1/orders", method="POST"})'
 
     def unseen() -> list[str]:
-        return [expr for expr, series in wanted.items() if len(prometheus.query(expr)) < series]
+        missing = [expr for expr, series in wanted.items() if len(prometheus.query(expr)) < series]
+        scraped = prometheus.query(edge_expr)
+        if not scraped or float(scraped[0]["value"][1]) < answered:
+            missing.append(f"{edge_expr} >= {answered}")
+        return missing
 
-    assert wait_until(lambda: not unseen(), timeout_seconds=120), f"never scraped: {unseen()}"
+    assert wait_until(lambda: not unseen(), timeout_seconds=120), (
+        f"never scraped: {unseen()}; targets: {prometheus.target_health()}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +157,7 @@ async def load(
         reasons: set[str] = set()
         for _ in range(ROUNDS):
             reasons |= await one_round(api, admin, customer, stack.urls.kafka_bootstrap_servers)
-            wait_until_prometheus_saw_the_round(prometheus)
+            wait_until_prometheus_saw_the_round(prometheus, edge)
         yield Load(reasons)
     finally:
         await api.close()
