@@ -21,15 +21,19 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.orderload import MAX_IN_FLIGHT, PRICE, STOCK
 from benchmarks.producer import new_topic, sample_record
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
@@ -128,6 +132,83 @@ async def _json(response: aiohttp.ClientResponse, expected: int) -> Any:
             f"{response.method} {response.url}: {response.status} {await response.text()}"
         )
     return await response.json()
+
+
+class EdgeClient:
+    """The benchmark's own edge (``benchmarks.edge.EdgeServer``), logged in as its admin."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, password: str) -> None:
+        self.session = session
+        self.api = f"{url}/api/v1"
+        self.password = password
+        self.authorization: dict[str, str] = {}
+
+    async def log_in(self) -> None:
+        async with self.session.post(
+            f"{self.api}/auth/login", json={"email": ADMIN_EMAIL, "password": self.password}
+        ) as response:
+            token = (await _json(response, 200))["access_token"]
+        self.authorization = {"Authorization": f"Bearer {token}"}
+
+    async def keep_logged_in(self) -> None:
+        while True:
+            await asyncio.sleep(LOGIN_EVERY_SECONDS)
+            await self.log_in()
+
+    async def my_id(self) -> UUID:
+        async with self.session.get(f"{self.api}/users/me", headers=self.authorization) as reply:
+            return UUID((await _json(reply, 200))["id"])
+
+    async def create_product(self) -> UUID:
+        body = {
+            "sku": f"LOAD-{uuid.uuid4().hex[:10]}",
+            "name": "Load mug",
+            "price": str(PRICE),
+            "currency": "EUR",
+            "initial_stock": STOCK,
+        }
+        async with self.session.post(
+            f"{self.api}/products", json=body, headers=self.authorization
+        ) as response:
+            return UUID((await _json(response, 201))["id"])
+
+    async def place_order(self, products: Sequence[UUID]) -> UUID:
+        """POST /orders of one of each of ``products``; the new order's id."""
+        body = {
+            "items": [{"product_id": str(product), "quantity": 1} for product in products],
+            "currency": "EUR",
+            "payment_token": "tok_visa",
+        }
+        headers = {**self.authorization, "Idempotency-Key": uuid.uuid4().hex}
+        async with self.session.post(f"{self.api}/orders", json=body, headers=headers) as answer:
+            return UUID((await _json(answer, 202))["id"])
+
+
+# The edge's access tokens live 15 minutes; a run through it may outlast one.
+LOGIN_EVERY_SECONDS = 300.0
+
+
+@asynccontextmanager
+async def logged_in_edge(
+    urls: ServiceUrls, log_path: Path
+) -> AsyncIterator[tuple[EdgeServer, EdgeClient]]:
+    """An edge process of the benchmark's own on ``urls``, and a client logged in as its
+    admin (and kept so), for open-loop runs."""
+    password = secrets.token_urlsafe(16)
+    server = EdgeServer(urls, password, without_kafka=False, log_path=log_path)
+    await asyncio.to_thread(server.start)
+    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            edge = EdgeClient(session, server.url, password)
+            await edge.log_in()
+            logins = asyncio.create_task(edge.keep_logged_in())
+            try:
+                yield server, edge
+            finally:
+                logins.cancel()
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 async def _edge(

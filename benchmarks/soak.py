@@ -30,37 +30,47 @@ import argparse
 import asyncio
 import itertools
 import random
-import secrets
 import shutil
 import signal
-import statistics
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.edge import ADMIN_EMAIL, EdgeServer
+from benchmarks.edge import logged_in_edge
+from benchmarks.orderload import (
+    STOCK,
+    GateFailed,
+    Outcome,
+    figures_table,
+    gate_no_dead_letters,
+    gate_stock,
+    on_a_stack_of_its_own,
+    open_loop,
+    outcomes,
+    per_second,
+    place_order,
+    quantile,
+    terminal_count,
+    topic_partitions,
+    wait_products_known,
+    wait_terminal,
+)
 from conveyor.devstack import processes
 from conveyor.devstack.components import Components
-from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 from conveyor.domain import messages as m
-from conveyor.domain.topics import DEAD_LETTER_SUFFIX, consumer_group
+from conveyor.domain.topics import consumer_group
 from conveyor.infra.publisher import Publisher
 from conveyor.streams.runtime import WorkerSettings
 
@@ -74,9 +84,6 @@ RESTORE_BASELINE_ORDERS = 1_000
 ZIPF_PRODUCTS = 1_000
 ZIPF_EXPONENT = 1.1
 ZIPF_SEED = 20_240_601
-# Never the limit: a rejection for want of stock would be a different saga.
-STOCK = 10**9
-PRICE = Decimal("9.99")
 
 RETENTION_SECONDS = 60
 SWEEP_SECONDS = 5
@@ -84,21 +91,9 @@ SWEEP_SECONDS = 5
 STATEFUL = ("inventory", "orders")
 READY_LINE = "[^Worker]: Ready"
 
-# Sends under way at once: more than the offered rate ever needs (a send takes a few ms),
-# so the schedule, not the sender, sets the pace; a Kafka stall cannot pile up without end.
-MAX_IN_FLIGHT = 64
-# Waiting for the saga to finish fails when no order became terminal for this long.
-STALL_SECONDS = 120.0
-PROGRESS_SECONDS = 10.0
 # A killed worker stays in its consumer group until its session times out; a worker that
 # joins before then waits for it. Restore time starts after that wait (and a margin).
 SESSION_TIMEOUT_MARGIN_SECONDS = 2.0
-# The edge's access tokens live 15 minutes; a soak through it outlasts one.
-LOGIN_EVERY_SECONDS = 300.0
-
-
-class GateFailed(Exception):
-    """A correctness gate of the soak is broken; the figures would mean nothing."""
 
 
 # -- what was sent, and what became of it ---------------------------------------------------
@@ -114,15 +109,6 @@ class Injection:
     products: list[UUID]
     order_ids: list[UUID | None]
     sent_at: list[float]  # wall-clock seconds, comparable with PostgreSQL's timestamps
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One order's row in PostgreSQL at the end."""
-
-    status: str
-    accepted: float  # created_at: OrderPlaced's time (or the edge's, through the edge)
-    terminal: float  # updated_at: the terminal event's time
 
 
 @dataclass(frozen=True)
@@ -153,27 +139,16 @@ class ChangelogFigures:
     largest_bytes: int = 0
 
 
-def _quantile(values: Sequence[float], percent: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
-
-
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def _per_second(events: int, seconds: float) -> float:
-    # Intervals between the first and the last event: a steady stream at r gives exactly r.
-    return (events - 1) / seconds if events > 1 and seconds > 0 else float("nan")
-
-
 def window_figures(
-    outcomes: Sequence[Outcome], sent_at: Sequence[float], window: int
+    ended: Sequence[Outcome], sent_at: Sequence[float], window: int
 ) -> list[WindowFigures]:
     figures = []
-    for start in range(0, len(outcomes), window):
-        chunk = outcomes[start : start + window]
+    for start in range(0, len(ended), window):
+        chunk = ended[start : start + window]
         sent = sent_at[start : start + window]
         terminal = [outcome.terminal for outcome in chunk]
         latencies = [outcome.terminal - outcome.accepted for outcome in chunk]
@@ -182,11 +157,11 @@ def window_figures(
             WindowFigures(
                 first=start + 1,
                 last=start + len(chunk),
-                sent_per_second=_per_second(len(sent), max(sent) - min(sent)),
-                completed_per_second=_per_second(len(chunk), max(terminal) - min(terminal)),
-                p50_ms=_quantile(latencies, 50) * 1000,
-                p95_ms=_quantile(latencies, 95) * 1000,
-                p95_since_sent_ms=_quantile(since_sent, 95) * 1000,
+                sent_per_second=per_second(len(sent), max(sent) - min(sent)),
+                completed_per_second=per_second(len(chunk), max(terminal) - min(terminal)),
+                p50_ms=quantile(latencies, 50) * 1000,
+                p95_ms=quantile(latencies, 95) * 1000,
+                p95_since_sent_ms=quantile(since_sent, 95) * 1000,
                 rejected=sum(outcome.status == "rejected" for outcome in chunk),
             )
         )
@@ -209,144 +184,7 @@ def zipf_draws(products: Sequence[UUID], count: int) -> list[UUID]:
 # -- sending at a fixed offered rate --------------------------------------------------------
 
 
-async def open_loop(
-    count: int,
-    rate: float,
-    send: Callable[[int], Coroutine[Any, Any, None]],
-    window: int,
-    progress: Callable[[int], Coroutine[Any, Any, None]],
-) -> None:
-    """Call ``send(i)`` at ``start + i / rate`` for each i, never waiting for earlier sends.
-
-    ``progress(sent)`` runs beside the sends after every ``window`` of them. A send that
-    fails stops the injection: an order that was never accepted has nothing to measure.
-    """
-    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-
-    async def one(i: int) -> None:
-        try:
-            await send(i)
-        finally:
-            in_flight.release()
-
-    began = time.monotonic()
-    async with asyncio.TaskGroup() as tasks:
-        for i in range(count):
-            delay = began + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await in_flight.acquire()
-            tasks.create_task(one(i))
-            if (i + 1) % window == 0 or i + 1 == count:
-                tasks.create_task(progress(i + 1))
-
-
-def _place_order(customer: UUID, product: UUID) -> m.PlaceOrder:
-    line = m.OrderLine(product_id=product, quantity=1, unit_price=PRICE, subtotal=PRICE)
-    return m.PlaceOrder(
-        order_id=uuid.uuid4(),
-        user_id=customer,
-        customer_email="soak@example.com",
-        items=(line,),
-        currency="EUR",
-        total=PRICE,
-        payment_token="tok_visa",
-    )
-
-
-async def _json(response: aiohttp.ClientResponse, expected: int) -> Any:
-    if response.status != expected:
-        raise RuntimeError(
-            f"{response.method} {response.url}: {response.status} {await response.text()}"
-        )
-    return await response.json()
-
-
-class EdgeClient:
-    """The benchmark's own edge (``benchmarks.edge.EdgeServer``), logged in as its admin."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str, password: str) -> None:
-        self.session = session
-        self.api = f"{url}/api/v1"
-        self.password = password
-        self.authorization: dict[str, str] = {}
-
-    async def log_in(self) -> None:
-        async with self.session.post(
-            f"{self.api}/auth/login", json={"email": ADMIN_EMAIL, "password": self.password}
-        ) as response:
-            token = (await _json(response, 200))["access_token"]
-        self.authorization = {"Authorization": f"Bearer {token}"}
-
-    async def keep_logged_in(self) -> None:
-        while True:
-            await asyncio.sleep(LOGIN_EVERY_SECONDS)
-            await self.log_in()
-
-    async def my_id(self) -> UUID:
-        async with self.session.get(f"{self.api}/users/me", headers=self.authorization) as reply:
-            return UUID((await _json(reply, 200))["id"])
-
-    async def create_product(self) -> UUID:
-        body = {
-            "sku": f"SOAK-{uuid.uuid4().hex[:10]}",
-            "name": "Soak mug",
-            "price": str(PRICE),
-            "currency": "EUR",
-            "initial_stock": STOCK,
-        }
-        async with self.session.post(
-            f"{self.api}/products", json=body, headers=self.authorization
-        ) as response:
-            return UUID((await _json(response, 201))["id"])
-
-    async def place_order(self, product: UUID) -> UUID:
-        body = {
-            "items": [{"product_id": str(product), "quantity": 1}],
-            "currency": "EUR",
-            "payment_token": "tok_visa",
-        }
-        headers = {**self.authorization, "Idempotency-Key": uuid.uuid4().hex}
-        async with self.session.post(f"{self.api}/orders", json=body, headers=headers) as answer:
-            return UUID((await _json(answer, 202))["id"])
-
-
 # -- Kafka: dead letters, changelogs, consumer groups ---------------------------------------
-
-
-async def topic_partitions(bootstrap: str, wanted: Callable[[str], bool]) -> list[TopicPartition]:
-    """Every partition of the topics whose names ``wanted`` accepts, as the cluster lists them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
-    try:
-        names = sorted(name for name in await admin.list_topics() if wanted(name))
-        descriptions = await admin.describe_topics(names) if names else []
-    finally:
-        await admin.close()
-    return [
-        TopicPartition(description["topic"], partition["partition"])
-        for description in descriptions
-        for partition in description["partitions"]
-    ]
-
-
-async def dead_letters(bootstrap: str) -> dict[str, int]:
-    """Records in every ``*.dlq`` topic, by topic."""
-    partitions = await topic_partitions(bootstrap, lambda name: name.endswith(DEAD_LETTER_SUFFIX))
-    if not partitions:
-        # The stack declares one per topic: none listed means a gate that checks nothing.
-        raise GateFailed(f"no *{DEAD_LETTER_SUFFIX} topic listed at {bootstrap}")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        firsts = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    counts: dict[str, int] = {}
-    for tp in partitions:
-        counts[tp.topic] = counts.get(tp.topic, 0) + ends[tp] - firsts[tp]
-    return counts
 
 
 def _is_inventory_changelog(name: str) -> bool:
@@ -445,10 +283,10 @@ class Soak:
         pool = await asyncpg.create_pool(self.urls.database_url, min_size=1, max_size=3)
         try:
             async with Publisher(self.urls.kafka_bootstrap_servers) as publisher:
-                await self._gate_no_dead_letters("before the soak")
+                await gate_no_dead_letters(self.urls.kafka_bootstrap_servers, "before the soak")
                 if self.edge_only:
                     await self._report(pool, await self._inject_through_edge(pool))
-                    await self._gate_no_dead_letters("after the soak")
+                    await gate_no_dead_letters(self.urls.kafka_bootstrap_servers, "after the soak")
                     return
                 [probe_product] = await self._create_products(publisher, pool, 1)
                 baseline = await self._inject(
@@ -476,8 +314,8 @@ class Soak:
                     await self._report(pool, await self._inject_through_edge(pool))
 
                 restore_after = await self._restore(publisher, pool, probe_product)
-                await self._gate_stock(pool, [probe_product])
-                await self._gate_no_dead_letters("after the soak")
+                await gate_stock(pool, [probe_product])
+                await gate_no_dead_letters(self.urls.kafka_bootstrap_servers, "after the soak")
         finally:
             await pool.close()
         self._report_restore(restore_before, restore_after)
@@ -501,22 +339,8 @@ class Soak:
                 for product in products
             )
         )
-        await self._wait_stock_rows(pool, products)
+        await wait_products_known(pool, products)
         return products
-
-    async def _wait_stock_rows(self, pool: asyncpg.Pool, products: list[UUID]) -> None:
-        # The inventory knows a product once its figures reach the read model; an order
-        # sent before that would be rejected for want of stock.
-        deadline = time.monotonic() + 120
-        while True:
-            known = await pool.fetchval(
-                "SELECT count(*) FROM stock WHERE product_id = ANY($1::uuid[])", products
-            )
-            if known == len(products):
-                return
-            if time.monotonic() > deadline:
-                raise GateFailed(f"only {known} of {len(products)} new products known in 120 s")
-            await asyncio.sleep(0.2)
 
     async def _inject(
         self,
@@ -528,7 +352,7 @@ class Soak:
     ) -> Injection:
         """One order per entry of ``lines`` (its product, from ``catalog``), at the rate."""
         customer = uuid.uuid4()
-        orders = [_place_order(customer, product) for product in lines]
+        orders = [place_order(customer, [product]) for product in lines]
         injection = Injection(
             label,
             customer,
@@ -545,41 +369,24 @@ class Soak:
         return injection
 
     async def _inject_through_edge(self, pool: asyncpg.Pool) -> Injection:
-        password = secrets.token_urlsafe(16)
-        server = EdgeServer(
-            self.urls,
-            password,
-            without_kafka=False,
-            log_path=self.stack.settings.logs_dir / "soak-edge.log",
-        )
-        await asyncio.to_thread(server.start)
-        connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
-        try:
-            async with aiohttp.ClientSession(connector=connector) as session:
-                edge = EdgeClient(session, server.url, password)
-                await edge.log_in()
-                product = await edge.create_product()
-                await self._wait_stock_rows(pool, [product])
-                injection = Injection(
-                    "one product, through the edge",
-                    await edge.my_id(),
-                    [product],
-                    [None] * self.orders,
-                    [0.0] * self.orders,
-                )
+        log_path = self.stack.settings.logs_dir / "soak-edge.log"
+        async with logged_in_edge(self.urls, log_path) as (_, edge):
+            product = await edge.create_product()
+            await wait_products_known(pool, [product])
+            injection = Injection(
+                "one product, through the edge",
+                await edge.my_id(),
+                [product],
+                [None] * self.orders,
+                [0.0] * self.orders,
+            )
 
-                async def send(i: int) -> None:
-                    injection.sent_at[i] = time.time()
-                    injection.order_ids[i] = await edge.place_order(product)
+            async def send(i: int) -> None:
+                injection.sent_at[i] = time.time()
+                injection.order_ids[i] = await edge.place_order([product])
 
-                logins = asyncio.create_task(edge.keep_logged_in())
-                try:
-                    await self._run_injection(pool, injection, send)
-                finally:
-                    logins.cancel()
-                return injection
-        finally:
-            await asyncio.to_thread(server.stop)
+            await self._run_injection(pool, injection, send)
+            return injection
 
     async def _run_injection(
         self,
@@ -595,7 +402,7 @@ class Soak:
         began = time.monotonic()
 
         async def progress(sent: int) -> None:
-            done = await self._terminal_count(pool, injection.customer)
+            done = await terminal_count(pool, injection.customer)
             self.console.print(
                 f"  {injection.label}: {sent:,}/{count:,} sent, {done:,} terminal, "
                 f"{sent - done:,} pending, {time.monotonic() - began:.0f} s"
@@ -605,48 +412,27 @@ class Soak:
         self.orders_placed += count
         await self._wait_terminal(pool, injection, began)
 
-    async def _terminal_count(self, pool: asyncpg.Pool, customer: UUID) -> int:
-        done: int = await pool.fetchval(
-            "SELECT count(*) FROM orders WHERE user_id = $1 AND status <> 'pending'", customer
-        )
-        return done
-
     async def _wait_terminal(self, pool: asyncpg.Pool, injection: Injection, began: float) -> None:
-        """Gate: every order sent is terminal; fails once none became so for a while."""
-        count = len(injection.order_ids)
-        last_done, last_change, last_line = -1, time.monotonic(), time.monotonic()
-        while True:
-            done = await self._terminal_count(pool, injection.customer)
-            now = time.monotonic()
-            if done == count:
-                return
-            if done != last_done:
-                last_done, last_change = done, now
-            elif now - last_change > STALL_SECONDS:
-                letters = await dead_letters(self.urls.kafka_bootstrap_servers)
-                raise GateFailed(
-                    f"{injection.label}: {count - done:,} of {count:,} orders still pending, "
-                    f"none finished in the last {STALL_SECONDS:.0f} s; dead letters: "
-                    f"{letters or 'none'} (expired ones mean the processors fell more than "
-                    f"{RETENTION_SECONDS} s behind: lower --rate)"
-                )
-            if now - last_line >= PROGRESS_SECONDS:
-                last_line = now
-                self.console.print(
-                    f"  {injection.label}: waiting, {done:,}/{count:,} terminal, "
-                    f"{now - began:.0f} s"
-                )
-            await asyncio.sleep(1.0)
+        await wait_terminal(
+            pool,
+            self.console,
+            injection.label,
+            injection.customer,
+            len(injection.order_ids),
+            began,
+            stalled_hint=f" (dead letters of reason expired would mean the processors fell "
+            f"more than {RETENTION_SECONDS} s behind: lower --rate)",
+        )
 
     async def _settle(self, pool: asyncpg.Pool, injection: Injection) -> None:
         """The gates that follow every scenario, once every order is terminal."""
-        await self._gate_stock(pool, injection.products)
-        await self._gate_no_dead_letters(f"after {injection.label}")
+        await gate_stock(pool, injection.products)
+        await gate_no_dead_letters(self.urls.kafka_bootstrap_servers, f"after {injection.label}")
 
     async def _report(self, pool: asyncpg.Pool, injection: Injection) -> None:
         await self._settle(pool, injection)
-        outcomes = await self._outcomes(pool, injection)
-        figures = window_figures(outcomes, injection.sent_at, self.window)
+        ended = await outcomes(pool, injection.label, injection.customer, injection.order_ids)
+        figures = window_figures(ended, injection.sent_at, self.window)
         self._print_windows(injection, figures)
         ratio = completion_ratio(figures, self.window)
         self.console.print(
@@ -667,74 +453,7 @@ class Soak:
         )
         self._print_state(injection.label, changelogs, await asyncio.to_thread(self._scrape))
 
-    async def _outcomes(self, pool: asyncpg.Pool, injection: Injection) -> list[Outcome]:
-        rows = await pool.fetch(
-            "SELECT id, status, extract(epoch FROM created_at) AS accepted, "
-            "extract(epoch FROM updated_at) AS terminal FROM orders WHERE user_id = $1",
-            injection.customer,
-        )
-        by_id = {
-            row["id"]: Outcome(row["status"], float(row["accepted"]), float(row["terminal"]))
-            for row in rows
-        }
-        missing = [i for i in injection.order_ids if i not in by_id]
-        if missing:
-            raise GateFailed(f"{injection.label}: {len(missing)} orders have no row in orders")
-        return [by_id[order_id] for order_id in injection.order_ids]
-
     # -- gates ---------------------------------------------------------------------------
-
-    async def _gate_stock(self, pool: asyncpg.Pool, products: list[UUID]) -> None:
-        """initial = available + reserved + sold, nothing reserved, sold = confirmed lines.
-
-        The read model gets the last StockChanged after the order's terminal event, so the
-        figures are given a while to arrive before the gate fails.
-        """
-        deadline = time.monotonic() + 120
-        while True:
-            broken = await self._stock_mismatches(pool, products)
-            if not broken:
-                return
-            if time.monotonic() > deadline:
-                raise GateFailed(
-                    f"stock equation broken for {len(broken)} of {len(products)} products "
-                    f"(initial {STOCK}); first ones: " + "; ".join(broken[:5])
-                )
-            await asyncio.sleep(0.5)
-
-    async def _stock_mismatches(self, pool: asyncpg.Pool, products: list[UUID]) -> list[str]:
-        stock = await pool.fetch(
-            "SELECT product_id, available, reserved, sold FROM stock "
-            "WHERE product_id = ANY($1::uuid[])",
-            products,
-        )
-        sold_lines = await pool.fetch(
-            "SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i "
-            "JOIN orders o ON o.id = i.order_id "
-            "WHERE o.status = 'confirmed' AND i.product_id = ANY($1::uuid[]) "
-            "GROUP BY i.product_id",
-            products,
-        )
-        confirmed = {row["product_id"]: row["quantity"] for row in sold_lines}
-        broken = [f"{product}: no stock row" for product in set(products) - {r[0] for r in stock}]
-        for row in stock:
-            total = row["available"] + row["reserved"] + row["sold"]
-            sold_by_orders = confirmed.get(row["product_id"], 0)
-            if total != STOCK or row["reserved"] != 0 or row["sold"] != sold_by_orders:
-                broken.append(
-                    f"{row['product_id']}: available {row['available']} reserved "
-                    f"{row['reserved']} sold {row['sold']} (confirmed lines {sold_by_orders})"
-                )
-        return broken
-
-    async def _gate_no_dead_letters(self, when: str) -> None:
-        letters = {
-            topic: count
-            for topic, count in (await dead_letters(self.urls.kafka_bootstrap_servers)).items()
-            if count
-        }
-        if letters:
-            raise GateFailed(f"dead letters {when}: {letters}")
 
     # -- restore -------------------------------------------------------------------------
 
@@ -765,7 +484,7 @@ class Soak:
         try:
             await asyncio.to_thread(self.components.up, self.worker_env)
             # Placed at once: it waits in Kafka until the restarted workers process again.
-            probe = _place_order(uuid.uuid4(), product)
+            probe = place_order(uuid.uuid4(), [product])
             await publisher.publish(probe)
             status = await self._wait_probe(pool, probe.order_id)
             probe_seconds = time.monotonic() - began
@@ -834,30 +553,31 @@ class Soak:
         return gauges
 
     def _print_windows(self, injection: Injection, figures: list[WindowFigures]) -> None:
-        table = Table(
-            title=f"{injection.label}: {len(injection.order_ids):,} orders offered at "
-            f"{self.rate:g}/s, by window of {self.window:,} (from PostgreSQL's orders rows)"
+        table = figures_table(
+            f"{injection.label}: {len(injection.order_ids):,} orders offered at "
+            f"{self.rate:g}/s, by window of {self.window:,} (from PostgreSQL's orders rows)",
+            (
+                "orders",
+                "sent/s",
+                "completed/s",
+                "p50 accepted→terminal",
+                "p95",
+                "p95 sent→terminal",
+                "rejected",
+            ),
+            (
+                (
+                    f"{f.first:,} to {f.last:,}",
+                    f"{f.sent_per_second:.1f}",
+                    f"{f.completed_per_second:.1f}",
+                    f"{f.p50_ms:.0f} ms",
+                    f"{f.p95_ms:.0f} ms",
+                    f"{f.p95_since_sent_ms:.0f} ms",
+                    str(f.rejected),
+                )
+                for f in figures
+            ),
         )
-        for column in (
-            "orders",
-            "sent/s",
-            "completed/s",
-            "p50 accepted→terminal",
-            "p95",
-            "p95 sent→terminal",
-            "rejected",
-        ):
-            table.add_column(column, justify="right", no_wrap=True)
-        for f in figures:
-            table.add_row(
-                f"{f.first:,} to {f.last:,}",
-                f"{f.sent_per_second:.1f}",
-                f"{f.completed_per_second:.1f}",
-                f"{f.p50_ms:.0f} ms",
-                f"{f.p95_ms:.0f} ms",
-                f"{f.p95_since_sent_ms:.0f} ms",
-                str(f.rejected),
-            )
         self.console.print(table)
 
     def _print_state(
@@ -982,28 +702,19 @@ def main() -> None:
     if args.orders < 2 or args.window < 2 or args.rate <= 0:
         parser.error("--orders and --window must be at least 2, --rate above 0")
     console = Console(width=120)
-    with tempfile.TemporaryDirectory(prefix="conveyor-soak-") as home:
-        stack = LocalStack(DevStackSettings.isolated(Path(home)), Console(stderr=True), {})
-        try:
-            stack.up()
-            run(
-                console,
-                stack,
-                args.orders,
-                args.window,
-                args.rate,
-                args.through_edge,
-                args.edge_only,
-            )
-        except GateFailed as failure:
-            # The stack's home goes with it; its logs are what explains the failure.
-            kept = Path(tempfile.mkdtemp(prefix="conveyor-soak-logs-"))
-            shutil.copytree(stack.settings.logs_dir, kept, dirs_exist_ok=True)
-            console.print(f"[bold red]soak failed a correctness gate:[/] {failure}")
-            console.print(f"the stack's logs are kept in {kept}")
-            sys.exit(1)
-        finally:
-            stack.down(purge=True)
+    on_a_stack_of_its_own(
+        "soak",
+        console,
+        lambda stack: run(
+            console,
+            stack,
+            args.orders,
+            args.window,
+            args.rate,
+            args.through_edge,
+            args.edge_only,
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -120,50 +120,89 @@ async def ensure_topics(
         await admin.close()
 
 
+class LagReader:
+    """Reads consumer groups' lag through one admin client and one consumer, kept open.
+
+    A worker reports its lag every few seconds; a new admin client and consumer each time
+    cost a connection handshake and a metadata fetch apiece. After a failure both are
+    closed and the next read connects afresh.
+    """
+
+    def __init__(self, bootstrap_servers: str, timeout_seconds: float = 10.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.timeout_seconds = timeout_seconds
+        self._clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
+
+    async def _connected(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        if self._clients is None:
+            timeout_ms = int(self.timeout_seconds * 1000)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=timeout_ms
+            )
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=timeout_ms
+            )
+            try:
+                await asyncio.wait_for(admin.start(), self.timeout_seconds)
+                await asyncio.wait_for(consumer.start(), self.timeout_seconds)
+            except BaseException:
+                await consumer.stop()
+                await admin.close()
+                raise
+            self._clients = (admin, consumer)
+        return self._clients
+
+    async def lag(self, group_id: str, topics: Sequence[str] = ()) -> dict[tuple[str, int], int]:
+        """Records beyond ``group_id``'s committed offset, per (topic, partition).
+
+        This is what the group has yet to process, as Kafka sees it, whichever process asks.
+        Partitions of ``topics`` the group never committed count from their first record, as
+        the group's consumers (auto.offset.reset=earliest) will read them.
+        """
+        try:
+            admin, consumer = await self._connected()
+            committed = {
+                tp: meta.offset
+                for tp, meta in (await admin.list_consumer_group_offsets(group_id)).items()
+            }
+            declared = [
+                TopicPartition(topic["topic"], partition["partition"])
+                for topic in (await admin.describe_topics(list(topics)) if topics else [])
+                for partition in topic["partitions"]
+            ]
+            never_committed = [tp for tp in declared if tp not in committed]
+            if not committed and not never_committed:
+                return {}
+            ends = await consumer.end_offsets([*committed, *never_committed])
+            if never_committed:
+                committed.update(await consumer.beginning_offsets(never_committed))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self.close()
+            raise KafkaUnavailable(
+                f"could not read the lag of group {group_id} at {self.bootstrap_servers}: {exc!r}"
+            ) from exc
+        return {
+            (tp.topic, tp.partition): max(0, ends[tp] - max(offset, 0))
+            for tp, offset in committed.items()
+        }
+
+    async def close(self) -> None:
+        if self._clients is not None:
+            admin, consumer = self._clients
+            self._clients = None
+            await consumer.stop()
+            await admin.close()
+
+
 async def consumer_group_lag(
     bootstrap_servers: str,
     group_id: str,
     topics: Sequence[str] = (),
     timeout_seconds: float = 10.0,
 ) -> dict[tuple[str, int], int]:
-    """Records beyond ``group_id``'s committed offset, per (topic, partition).
-
-    This is what the group has yet to process, as Kafka sees it, whichever process asks.
-    Partitions of ``topics`` the group never committed count from their first record, as
-    the group's consumers (auto.offset.reset=earliest) will read them.
-    """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_seconds * 1000)
-    )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_seconds * 1000)
-    )
+    """``LagReader.lag`` once, for a caller that asks now and then."""
+    reader = LagReader(bootstrap_servers, timeout_seconds)
     try:
-        await asyncio.wait_for(admin.start(), timeout_seconds)
-        committed = {
-            tp: meta.offset
-            for tp, meta in (await admin.list_consumer_group_offsets(group_id)).items()
-        }
-        declared = [
-            TopicPartition(topic["topic"], partition["partition"])
-            for topic in (await admin.describe_topics(list(topics)) if topics else [])
-            for partition in topic["partitions"]
-        ]
-        never_committed = [tp for tp in declared if tp not in committed]
-        if not committed and not never_committed:
-            return {}
-        await asyncio.wait_for(consumer.start(), timeout_seconds)
-        ends = await consumer.end_offsets([*committed, *never_committed])
-        if never_committed:
-            committed.update(await consumer.beginning_offsets(never_committed))
-        return {
-            (tp.topic, tp.partition): max(0, ends[tp] - max(offset, 0))
-            for tp, offset in committed.items()
-        }
-    except (KafkaError, OSError, TimeoutError) as exc:
-        raise KafkaUnavailable(
-            f"could not read the lag of group {group_id} at {bootstrap_servers}: {exc!r}"
-        ) from exc
+        return await reader.lag(group_id, topics)
     finally:
-        await consumer.stop()
-        await admin.close()
+        await reader.close()

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import smtplib
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +25,13 @@ import redis.exceptions
 from faust.types import EventT
 from pydantic_settings import SettingsConfigDict
 
-from conveyor.domain.codec import decode, encode, encode_dead_letter, message_key
+from conveyor.domain.codec import (
+    decode,
+    derived_event_id,
+    encode,
+    encode_dead_letter,
+    message_key,
+)
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.messages import Message
@@ -38,7 +43,7 @@ from conveyor.domain.topics import (
     topic_for,
 )
 from conveyor.infra.errors import InfraError
-from conveyor.infra.kafka import consumer_group_lag, ensure_topics
+from conveyor.infra.kafka import LagReader, ensure_topics
 from conveyor.infra.settings import RetentionSettings, ServiceUrls
 from conveyor.streams import metrics
 from conveyor.streams.commits import (
@@ -189,7 +194,9 @@ class Processor:
         # to flush), which takes the commit interval off every hop of the saga. Under
         # exactly_once the records must wait for their transaction.
         self._publish_at_once = settings.processing_guarantee == "at_least_once"
+        self._lag_reader = LagReader(urls.kafka_bootstrap_servers)
         self.app.on_partitions_assigned.connect(self._count_rebalance)
+        self.app.on_before_shutdown.connect(self._close_lag_reader)
         self.app.timer(settings.lag_interval_seconds)(self._report_lag)
         self.app.timer(WATCHDOG_INTERVAL_SECONDS)(self._refetch_stalled)
         self.app.timer(settings.retention_sweep_seconds)(self._sweep_expired)
@@ -230,10 +237,7 @@ class Processor:
     ) -> None:
         spec = topic_for(type(message))
         if event_id is None and cause is not None:
-            # Derived from the cause, so handling a redelivered record again sends records
-            # with the same ids, which consumers that deduplicate by event id recognize.
-            key = getattr(message, spec.key_field)
-            event_id = uuid.uuid5(cause.event_id, f"{message.type}:{key}")
+            event_id = derived_event_id(cause.event_id, message)
         record = encode(
             spec,
             message,
@@ -479,12 +483,15 @@ class Processor:
         recovering = self.app.tables.recovery.in_recovery  # type: ignore[attr-defined]
         metrics.TABLE_RECOVERING.labels(self.name).set(1 if recovering else 0)
         try:
-            lag = await consumer_group_lag(self.urls.kafka_bootstrap_servers, self.group_id)
+            lag = await self._lag_reader.lag(self.group_id)
         except InfraError as exc:
             log.warning("%s: consumer lag unavailable: %s", self.name, exc)
             return
         for (topic, partition), records in lag.items():
             metrics.CONSUMER_LAG.labels(self.name, topic, str(partition)).set(records)
+
+    async def _close_lag_reader(self, *_: Any, **__: Any) -> None:
+        await self._lag_reader.close()
 
     # -- running ---------------------------------------------------------------------------
 

@@ -40,9 +40,9 @@ def register(processor: Processor) -> None:
     async def on_message(envelope: Envelope[m.Message], key: str) -> None:
         match envelope.payload:
             case m.AuthorizePayment() as command:
-                reply = await _authorize(gateway, command)
+                reply = await authorization_reply(gateway, command)
             case m.RefundPayment() as command:
-                reply = await _refund(gateway, command)
+                reply = await refund_reply(gateway, command)
             case other:
                 raise Refused(f"{other.type} is not a payments command")
         await processor.emit(reply, cause=envelope)
@@ -54,7 +54,7 @@ def register(processor: Processor) -> None:
         await gateway.close()
 
 
-async def _authorize(gateway: PaymentGateway, command: m.AuthorizePayment) -> m.Message:
+async def authorization_reply(gateway: PaymentGateway, command: m.AuthorizePayment) -> m.Message:
     result = await gateway.authorize(
         str(command.order_id), command.amount, command.currency, command.payment_token
     )
@@ -74,7 +74,7 @@ async def _authorize(gateway: PaymentGateway, command: m.AuthorizePayment) -> m.
     return m.PaymentDeclined(order_id=command.order_id, reason=reason, detail=result.detail)
 
 
-async def _refund(gateway: PaymentGateway, command: m.RefundPayment) -> m.Message:
+async def refund_reply(gateway: PaymentGateway, command: m.RefundPayment) -> m.Message:
     delay = 1.0
     while True:
         try:

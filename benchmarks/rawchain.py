@@ -1,0 +1,191 @@
+"""The throughput baseline: the processors' decisions on a bare aiokafka loop.
+
+One process per processor (``python -m benchmarks.rawchain <processor>``), on the same
+topics, with the same codec and the same decide/apply functions as the real processors,
+but none of the framework: state in dicts (no changelog), no dead-letter topics, no
+metrics. Each loop reads a batch, decides it in order, sends what the decisions send, waits
+for the broker's acknowledgements and then commits the batch's offsets: at-least-once,
+like the processors.
+
+Its consumer groups start at the end of the topics, so it only ever sees what is sent
+after it is ready; it prints ``READY`` then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from conveyor.domain import messages as m
+from conveyor.domain.codec import decode, derived_event_id, encode
+from conveyor.domain.envelope import Envelope
+from conveyor.domain.errors import UndecodableMessage
+from conveyor.domain.topics import PROCESSOR_INPUTS, topic_for
+from conveyor.infra.kafka import create_producer
+from conveyor.infra.settings import ServiceUrls
+from conveyor.streams.gateway import CircuitBreaker, PaymentGateway
+from conveyor.streams.processors.payments import authorization_reply, refund_reply
+from conveyor.streams.runtime import WorkerSettings
+from conveyor.streams.saga import OrderSaga, decide, event_id_for
+from conveyor.streams.stock import Hold, ProductStock, apply, current_figures, hold_key
+
+READY = "READY"
+BATCH = 500
+GROUP_PREFIX = "rawchain-"
+
+# What a batch sends: each message with its cause, and an event id when it has its own.
+Output = tuple[m.Message, Envelope[m.Message], uuid.UUID | None]
+BatchDecider = Callable[[Sequence[Envelope[m.Message]]], Awaitable[list[Output]]]
+
+
+def orders_decider() -> BatchDecider:
+    sagas: dict[str, OrderSaga] = {}
+
+    async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
+        outputs: list[Output] = []
+        for envelope in batch:
+            key = str(envelope.payload.order_id)  # type: ignore[attr-defined]
+            decision = decide(sagas.get(key), envelope.payload)
+            if decision.saga is None:
+                continue
+            sagas[key] = decision.saga
+            for output in decision.outputs:
+                own = isinstance(
+                    output, (m.OrderPlaced, m.OrderConfirmed, m.OrderRejected, m.OrderCancelled)
+                )
+                event_id = event_id_for(decision.saga.order.order_id, output.type) if own else None
+                outputs.append((output, envelope, event_id))
+        return outputs
+
+    return decide_batch
+
+
+def inventory_decider() -> BatchDecider:
+    products: dict[str, ProductStock] = {}
+    holds: dict[str, Hold] = {}
+
+    async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
+        outputs: list[Output] = []
+        for envelope in batch:
+            command = envelope.payload
+            key = str(command.product_id)  # type: ignore[attr-defined]
+            held_under = hold_key(command)
+            stock = products.get(key)
+            decision = apply(stock, None if held_under is None else holds.get(held_under), command)
+            if decision.stock is not None:
+                products[key] = decision.stock
+            if held_under is not None and decision.hold is not None:
+                holds[held_under] = decision.hold
+            sends: list[m.Message] = list(decision.replies)
+            if decision.changed is not None:
+                sends.append(decision.changed)
+            elif decision.repeated and decision.stock is not None:
+                sends.append(current_figures(uuid.UUID(key), decision.stock))
+            outputs.extend((message, envelope, None) for message in sends)
+        return outputs
+
+    return decide_batch
+
+
+def payments_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
+    gateway = PaymentGateway(
+        urls.payment_gateway_url,
+        timeout_seconds=settings.payment_timeout_seconds,
+        attempts=settings.payment_attempts,
+        backoff_seconds=settings.payment_backoff_seconds,
+        breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_reset_seconds),
+    )
+
+    async def reply(envelope: Envelope[m.Message]) -> Output:
+        match envelope.payload:
+            case m.AuthorizePayment() as command:
+                return (await authorization_reply(gateway, command), envelope, None)
+            case m.RefundPayment() as command:
+                return (await refund_reply(gateway, command), envelope, None)
+        raise UndecodableMessage(f"{envelope.type} is not a payments command")
+
+    async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
+        # Each command is one order's; the gateway's idempotency keys make them independent.
+        return list(await asyncio.gather(*(reply(envelope) for envelope in batch)))
+
+    return decide_batch
+
+
+async def run(name: str, decide_batch: BatchDecider, bootstrap: str) -> None:
+    topics = [spec.name for spec in PROCESSOR_INPUTS[name]]
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=GROUP_PREFIX + name,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+    )
+    producer = create_producer(bootstrap)
+    await producer.start()
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        await consumer.seek_to_end()
+        for partition in consumer.assignment():
+            await consumer.position(partition)
+        print(READY, flush=True)
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=BATCH)
+            if not batches:
+                continue
+            batch = _decodable([record for records in batches.values() for record in records])
+            pending = []
+            for message, cause, event_id in await decide_batch(batch):
+                spec = topic_for(type(message))
+                record = encode(
+                    spec,
+                    message,
+                    event_id=event_id or derived_event_id(cause.event_id, message),
+                    causation_id=cause.event_id,
+                )
+                pending.append(
+                    await producer.send(
+                        spec.name, record.value, key=record.key, headers=list(record.headers)
+                    )
+                )
+            await asyncio.gather(*pending)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def _decodable(records: list[ConsumerRecord[Any, Any]]) -> list[Envelope[m.Message]]:
+    batch = []
+    for record in records:
+        try:
+            batch.append(decode(record.topic, record.key, record.value))
+        except UndecodableMessage as exc:
+            print(f"skipped {record.topic}[{record.partition}]@{record.offset}: {exc}", flush=True)
+    return batch
+
+
+DECIDERS: dict[str, Callable[[ServiceUrls, WorkerSettings], BatchDecider]] = {
+    "orders": lambda urls, settings: orders_decider(),
+    "inventory": lambda urls, settings: inventory_decider(),
+    "payments": payments_decider,
+}
+
+
+def main() -> None:
+    [name] = sys.argv[1:]
+    if name not in DECIDERS:
+        sys.exit(f"usage: python -m benchmarks.rawchain {{{','.join(DECIDERS)}}}")
+    urls = ServiceUrls()
+    decide_batch = DECIDERS[name](urls, WorkerSettings())
+    asyncio.run(run(name, decide_batch, urls.kafka_bootstrap_servers))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+"""Throughput: the highest order rate the pipeline sustains, and what an order costs.
+
+The five processors run as real worker processes on a stack of their own. Orders of one or
+two lines over ``PRODUCTS`` products arrive open-loop at a fixed offered rate, never waiting
+for earlier ones, one step of ``--step-seconds`` per rate of ``--rates``, rising:
+
+- **pipeline**: PlaceOrder records sent by a raw producer onto orders.commands;
+- **through the edge**: POST /api/v1/orders on an edge process of the benchmark's own.
+
+A rate is *sustained* when the p95 from acceptance to the terminal status stays within
+``P95_GOAL_MS`` and every order of the step is terminal within ``DRAIN_SECONDS`` of its last
+send (the backlog stays bounded); the steps stop at the first rate that is not. Acceptance
+is the send for the pipeline and the edge's own timestamp through the edge.
+
+Over every step it also measures the CPU each process used (psutil, live children
+included, so PostgreSQL's backends count), as milliseconds per order.
+
+After every step the gates: every order terminal, the stock equation per product with
+nothing reserved, nothing in any dead-letter topic, exactly one email per terminal order.
+A broken gate fails the benchmark: its figures would mean nothing.
+
+``python -m benchmarks.throughput [--rates 25,50,100] [--edge-rates 20,50]
+[--step-seconds 60]``; ``make bench`` runs it with its defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.edge import EdgeServer, logged_in_edge
+from benchmarks.orderload import (
+    STOCK,
+    GateFailed,
+    figures_table,
+    gate_no_dead_letters,
+    gate_one_email_per_order,
+    gate_stock,
+    on_a_stack_of_its_own,
+    open_loop,
+    outcomes,
+    place_order,
+    quantile,
+    terminal_count,
+    wait_products_known,
+    wait_terminal,
+)
+from conveyor.devstack.components import PROCESSORS, Components
+from conveyor.devstack.stack import LocalStack
+from conveyor.domain import messages as m
+from conveyor.infra.publisher import Publisher
+
+RATES = (25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0)
+EDGE_RATES = (20.0, 50.0, 100.0, 150.0, 200.0, 300.0)
+STEP_SECONDS = 60.0
+PRODUCTS = 20
+P95_GOAL_MS = 250.0
+DRAIN_SECONDS = 5.0
+SEED = 20_261_201
+# The stack's own services, named apart from the processors (one of which is "payments").
+SERVICE_LABELS = {
+    "kafka": "Kafka",
+    "postgres": "PostgreSQL",
+    "redis": "Redis",
+    "smtp": "mail sink",
+    "payments": "payment gateway",
+}
+# What the cost goal adds up: the processors and the services they use, not the outside
+# parties (mail sink, payment gateway) or the load generator.
+COUNTED_LABELS = (*PROCESSORS, "Kafka", "PostgreSQL", "Redis")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rate held for a step: what was offered and what came of it."""
+
+    rate: float
+    orders: int
+    sent_per_second: float
+    p50_ms: float
+    p95_ms: float
+    drain_seconds: float
+    rejected: int
+    cpu_ms_per_order: dict[str, float]
+
+    @property
+    def sustained(self) -> bool:
+        return self.p95_ms <= P95_GOAL_MS and self.drain_seconds <= DRAIN_SECONDS
+
+    def counted_cpu_ms(self) -> float:
+        return sum(self.cpu_ms_per_order.get(label, 0.0) for label in COUNTED_LABELS)
+
+
+GENERATOR = "load generator"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU a process and its live descendants used, and its reaped children."""
+    try:
+        process = psutil.Process(pid)
+        times = process.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in process.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += child_times.user + child_times.system
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+class CpuMeter:
+    """CPU per process between two readings, by a label for each process."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.started: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.started = self._read()
+
+    def used(self) -> dict[str, float]:
+        return {
+            label: seconds - self.started.get(label, 0.0) for label, seconds in self._read().items()
+        }
+
+    def _read(self) -> dict[str, float]:
+        readings = {label: _cpu_seconds(pid) for label, pid in self.pids.items()}
+        # This process alone: the stack's services are its children too.
+        own = psutil.Process().cpu_times()
+        readings[GENERATOR] = own.user + own.system
+        return readings
+
+
+def _order_lines(products: Sequence[UUID], rng: random.Random) -> list[UUID]:
+    """One or two distinct products, as the issue's traffic had."""
+    return rng.sample(list(products), rng.choice((1, 2)))
+
+
+class Throughput:
+    def __init__(
+        self,
+        console: Console,
+        stack: LocalStack,
+        rates: Sequence[float],
+        edge_rates: Sequence[float],
+        step_seconds: float,
+    ) -> None:
+        self.console = console
+        self.stack = stack
+        self.rates = rates
+        self.edge_rates = edge_rates
+        self.step_seconds = step_seconds
+        self.urls = stack.service_urls()
+        self.components = Components(stack)
+        self.rng = random.Random(SEED)
+        self.results: dict[str, list[Step]] = {}
+
+    def run(self) -> None:
+        self.console.print(
+            f"throughput: steps of {self.step_seconds:g} s at rising offered rates; a rate is "
+            f"sustained while p95 accepted→terminal ≤ {P95_GOAL_MS:g} ms and every order of "
+            f"the step is terminal within {DRAIN_SECONDS:g} s of its last send"
+        )
+        self.components.up()
+        try:
+            asyncio.run(self._scenarios())
+        finally:
+            self.components.down()
+        self._print_summary()
+
+    def _pids(self, edge: EdgeServer | None = None) -> dict[str, int]:
+        pids = {
+            status.name: status.pid
+            for status in self.components.status()
+            if status.pid is not None and status.name in PROCESSORS
+        }
+        for status in self.stack.status():
+            if status.pid is not None:
+                pids[SERVICE_LABELS[status.name]] = status.pid
+        if edge is not None and edge.launched.process is not None:
+            pids["edge"] = edge.launched.process.pid
+        return pids
+
+    async def _scenarios(self) -> None:
+        pool = await asyncpg.create_pool(self.urls.database_url, min_size=1, max_size=3)
+        try:
+            await gate_no_dead_letters(self.urls.kafka_bootstrap_servers, "before the run")
+            async with Publisher(self.urls.kafka_bootstrap_servers) as publisher:
+                products = await self._create_products(publisher, pool)
+                self.results["pipeline"] = await self._climb(
+                    pool, "pipeline", self.rates, self._raw_sender(publisher, products)
+                )
+            if self.edge_rates:
+                self.results["through the edge"] = await self._through_edge(pool)
+        finally:
+            await pool.close()
+
+    async def _create_products(self, publisher: Publisher, pool: asyncpg.Pool) -> list[UUID]:
+        products = [uuid.uuid4() for _ in range(PRODUCTS)]
+        for product in products:
+            await publisher.publish(
+                m.UpsertProduct(
+                    product_id=product,
+                    sku=f"LOAD-{product.hex[:12]}",
+                    name="Load mug",
+                    initial_stock=STOCK,
+                )
+            )
+        await wait_products_known(pool, products)
+        return products
+
+    def _raw_sender(
+        self, publisher: Publisher, products: Sequence[UUID]
+    ) -> Callable[[UUID], Coroutine[Any, Any, UUID]]:
+        async def send(customer: UUID) -> UUID:
+            order = place_order(customer, _order_lines(products, self.rng))
+            await publisher.publish(order)
+            return order.order_id
+
+        return send
+
+    async def _through_edge(self, pool: asyncpg.Pool) -> list[Step]:
+        log_path = self.stack.settings.logs_dir / "throughput-edge.log"
+        async with logged_in_edge(self.urls, log_path) as (server, edge):
+            products = [await edge.create_product() for _ in range(PRODUCTS)]
+            await wait_products_known(pool, products)
+
+            async def send(_: UUID) -> UUID:
+                return await edge.place_order(_order_lines(products, self.rng))
+
+            # Every order is the admin's: the edge places them for the caller.
+            return await self._climb(
+                pool, "through the edge", self.edge_rates, send, await edge.my_id(), server
+            )
+
+    async def _climb(
+        self,
+        pool: asyncpg.Pool,
+        label: str,
+        rates: Sequence[float],
+        send: Callable[[UUID], Coroutine[Any, Any, UUID]],
+        customer: UUID | None = None,
+        edge: EdgeServer | None = None,
+    ) -> list[Step]:
+        steps: list[Step] = []
+        for rate in rates:
+            step = await self._step(pool, f"{label} at {rate:g}/s", rate, send, customer, edge)
+            steps.append(step)
+            verdict = "sustained" if step.sustained else "NOT sustained"
+            self.console.print(
+                f"  {label} at {rate:g}/s: p95 {step.p95_ms:.0f} ms, drained "
+                f"{step.drain_seconds:.1f} s after the last send: {verdict}"
+            )
+            if not step.sustained:
+                break
+        return steps
+
+    async def _step(
+        self,
+        pool: asyncpg.Pool,
+        label: str,
+        rate: float,
+        send: Callable[[UUID], Coroutine[Any, Any, UUID]],
+        customer: UUID | None,
+        edge: EdgeServer | None,
+    ) -> Step:
+        count = max(2, round(rate * self.step_seconds))
+        # Through the edge the orders are the caller's; the step is told apart by its ids.
+        own_customer = customer or uuid.uuid4()
+        already = await terminal_count(pool, own_customer)
+        order_ids: list[UUID | None] = [None] * count
+        sent_at = [0.0] * count
+        self.console.print(f"throughput: {label}: {count:,} orders ...")
+
+        async def one(i: int) -> None:
+            sent_at[i] = time.time()
+            order_ids[i] = await send(own_customer)
+
+        async def progress(sent: int) -> None:
+            done = await terminal_count(pool, own_customer) - already
+            self.console.print(f"  {label}: {sent:,}/{count:,} sent, {done:,} terminal")
+
+        meter = CpuMeter(self._pids(edge))
+        meter.start()
+        began = time.monotonic()
+        await open_loop(count, rate, one, max(1, round(rate * 10)), progress)
+        last_sent = time.monotonic()
+        await wait_terminal(pool, self.console, label, own_customer, already + count, began)
+        drained = time.monotonic() - last_sent
+        cpu = meter.used()
+        ended = await outcomes(pool, label, own_customer, order_ids)
+        accepted_from = [outcome.accepted for outcome in ended] if customer is not None else sent_at
+        latencies = [
+            outcome.terminal - accepted
+            for outcome, accepted in zip(ended, accepted_from, strict=True)
+        ]
+        await self._gates(pool, label, own_customer, order_ids)
+        return Step(
+            rate=rate,
+            orders=count,
+            sent_per_second=(count - 1) / (max(sent_at) - min(sent_at)),
+            p50_ms=quantile(latencies, 50) * 1000,
+            p95_ms=quantile(latencies, 95) * 1000,
+            drain_seconds=drained,
+            rejected=sum(outcome.status == "rejected" for outcome in ended),
+            cpu_ms_per_order={label: seconds * 1000 / count for label, seconds in cpu.items()},
+        )
+
+    async def _gates(
+        self, pool: asyncpg.Pool, label: str, customer: UUID, order_ids: list[UUID | None]
+    ) -> None:
+        ids = [order_id for order_id in order_ids if order_id is not None]
+        rows = await pool.fetch("SELECT id, status FROM orders WHERE id = ANY($1::uuid[])", ids)
+        products = await pool.fetch(
+            "SELECT DISTINCT product_id FROM order_items WHERE order_id = ANY($1::uuid[])", ids
+        )
+        await gate_stock(pool, [row["product_id"] for row in products])
+        await gate_no_dead_letters(self.urls.kafka_bootstrap_servers, f"after {label}")
+        ended = {row["id"]: row["status"] for row in rows}
+        # The email follows the terminal event; it is given a while to arrive.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                gate_one_email_per_order(self.stack.maildir, label, ended)
+                return
+            except GateFailed:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
+
+    # -- output --------------------------------------------------------------------------
+
+    def _print_summary(self) -> None:
+        for label, steps in self.results.items():
+            table = figures_table(
+                f"Throughput, {label}: {self.step_seconds:g} s per offered rate",
+                (
+                    "offered",
+                    "sent/s",
+                    "p50 accepted→terminal",
+                    "p95",
+                    "drained after",
+                    "rejected",
+                    "CPU ms/order",
+                    "sustained",
+                ),
+                (
+                    (
+                        f"{step.rate:g}/s",
+                        f"{step.sent_per_second:.1f}",
+                        f"{step.p50_ms:.0f} ms",
+                        f"{step.p95_ms:.0f} ms",
+                        f"{step.drain_seconds:.1f} s",
+                        str(step.rejected),
+                        f"{step.counted_cpu_ms():.1f}",
+                        "yes" if step.sustained else "no",
+                    )
+                    for step in steps
+                ),
+            )
+            self.console.print(table)
+            sustained = [step.rate for step in steps if step.sustained]
+            best = f"{max(sustained):g}/s" if sustained else "none of the rates tried"
+            self.console.print(f"{label}: highest sustained rate [bold]{best}[/]")
+        self._print_cost()
+
+    def _print_cost(self) -> None:
+        pipeline = [step for step in self.results.get("pipeline", []) if step.sustained]
+        if not pipeline:
+            return
+        step = pipeline[-1]
+        table = Table(
+            title=f"CPU per order, pipeline at {step.rate:g}/s (the highest sustained rate)",
+            caption="processors + Kafka + PostgreSQL + Redis is the cost goal's sum; the mail "
+            "sink and payment gateway are outside parties, the generator is this process",
+        )
+        table.add_column("process", no_wrap=True)
+        table.add_column("ms per order", justify="right")
+        for label, ms in sorted(step.cpu_ms_per_order.items(), key=lambda item: -item[1]):
+            table.add_row(label, f"{ms:.2f}")
+        table.add_row(
+            "[bold]processors + Kafka + PostgreSQL + Redis[/]", f"{step.counted_cpu_ms():.2f}"
+        )
+        self.console.print(table)
+
+
+def run(
+    console: Console,
+    stack: LocalStack,
+    rates: Sequence[float] = RATES,
+    edge_rates: Sequence[float] = EDGE_RATES,
+    step_seconds: float = STEP_SECONDS,
+) -> None:
+    """The benchmark on ``stack``; raises GateFailed when a correctness gate is broken."""
+    Throughput(console, stack, rates, edge_rates, step_seconds).run()
+
+
+def _rates(text: str) -> list[float]:
+    rates = [float(part) for part in text.split(",") if part.strip()]
+    if not rates or any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError("a comma-separated list of rates above 0, e.g. 25,50")
+    return sorted(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rates", type=_rates, default=list(RATES), help="pipeline rates")
+    parser.add_argument(
+        "--edge-rates",
+        type=_rates,
+        default=list(EDGE_RATES),
+        help="rates through the edge",
+    )
+    parser.add_argument("--no-edge", action="store_true", help="skip the edge's steps")
+    parser.add_argument("--step-seconds", type=float, default=STEP_SECONDS)
+    args = parser.parse_args()
+    console = Console(width=120)
+    edge_rates = [] if args.no_edge else args.edge_rates
+    on_a_stack_of_its_own(
+        "throughput",
+        console,
+        lambda stack: run(console, stack, args.rates, edge_rates, args.step_seconds),
+    )
+
+
+if __name__ == "__main__":
+    main()
