@@ -159,7 +159,9 @@ class Throughput:
         rates: Sequence[float],
         edge_rates: Sequence[float],
         step_seconds: float,
+        worker_env: dict[str, str],
     ) -> None:
+        self.worker_env = worker_env
         self.console = console
         self.stack = stack
         self.rates = rates
@@ -176,7 +178,7 @@ class Throughput:
             f"sustained while p95 accepted→terminal ≤ {P95_GOAL_MS:g} ms and every order of "
             f"the step is terminal within {DRAIN_SECONDS:g} s of its last send"
         )
-        self.components.up()
+        self.components.up(self.worker_env)
         try:
             asyncio.run(self._scenarios())
         finally:
@@ -184,14 +186,12 @@ class Throughput:
         self._print_summary()
 
     def _pids(self, edge: EdgeServer | None = None) -> dict[str, int]:
-        pids = {
-            status.name: status.pid
-            for status in self.components.status()
-            if status.pid is not None and status.name in PROCESSORS
-        }
-        for status in self.stack.status():
-            if status.pid is not None:
-                pids[SERVICE_LABELS[status.name]] = status.pid
+        # From the state files the stack keeps: asking for its status would run its health
+        # checks, each an event loop of its own.
+        running = self.components.state.load()
+        pids = {name: running[name].pid for name in PROCESSORS if name in running}
+        for name, record in self.stack.state.load().items():
+            pids[SERVICE_LABELS[name]] = record.pid
         if edge is not None and edge.launched.process is not None:
             pids["edge"] = edge.launched.process.pid
         return pids
@@ -405,9 +405,10 @@ def run(
     rates: Sequence[float] = RATES,
     edge_rates: Sequence[float] = EDGE_RATES,
     step_seconds: float = STEP_SECONDS,
+    worker_env: dict[str, str] | None = None,
 ) -> None:
     """The benchmark on ``stack``; raises GateFailed when a correctness gate is broken."""
-    Throughput(console, stack, rates, edge_rates, step_seconds).run()
+    Throughput(console, stack, rates, edge_rates, step_seconds, worker_env or {}).run()
 
 
 def _rates(text: str) -> list[float]:
@@ -432,13 +433,23 @@ def main() -> None:
     )
     parser.add_argument("--no-edge", action="store_true", help="skip the edge's steps")
     parser.add_argument("--step-seconds", type=float, default=STEP_SECONDS)
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the processors, e.g. CONVEYOR_PRODUCER_LINGER_MS=2 (repeatable)",
+    )
     args = parser.parse_args()
     console = Console(width=120)
     edge_rates = [] if args.no_edge else args.edge_rates
+    worker_env = dict(setting.split("=", 1) for setting in args.worker_env)
+    if worker_env:
+        console.print(f"throughput: the processors run with {worker_env}")
     on_a_stack_of_its_own(
         "throughput",
         console,
-        lambda stack: run(console, stack, args.rates, edge_rates, args.step_seconds),
+        lambda stack: run(console, stack, args.rates, edge_rates, args.step_seconds, worker_env),
     )
 
 
