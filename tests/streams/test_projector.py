@@ -21,13 +21,14 @@ from uuid import UUID
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from conveyor.domain import messages as m
-from conveyor.domain.codec import EncodedRecord, encode
-from conveyor.domain.topics import topic_for
+from conveyor.domain.codec import EncodedRecord, decode_dead_letter, encode
+from conveyor.domain.topics import DEFAULT_PARTITIONS, topic_for
 from conveyor.infra import readmodel
 from tests.conftest import RunningStack
-from tests.streams.shop import Shop
+from tests.streams.shop import Shop, read_all
 
 pytestmark = pytest.mark.e2e
 
@@ -243,3 +244,165 @@ async def test_several_events_of_an_order_in_one_batch_end_as_one_by_one(
     assert heard[-1] == cached_status(
         refunded.order_id, "cancelled", "", timeline.times[cancelled(refunded)]
     )
+
+
+async def test_a_batch_delivered_again_and_late_events_change_nothing(
+    shop: Shop, stack: RunningStack, cache: aioredis.Redis
+) -> None:
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    timeline = Timeline()
+    order = order_placed()
+    product = uuid.uuid4()
+    records = timeline.records(
+        order, confirmed(order), cancelled(order), *(stock_changed(product, v) for v in (1, 2))
+    )
+    await publish_together(bootstrap, records)
+    await shop.wait_status(order.order_id, {"cancelled"})
+    await wait_stock_version(shop, product, 2)
+    await shop.drain()
+    order_before = await order_read_model(shop, cache, order.order_id)
+    stock_before = await stock_read_model(shop, cache, product)
+    pubsub = cache.pubsub()
+    await pubsub.subscribe(readmodel.order_status_channel(order.order_id))
+    try:
+        # The same records again, and events of their own that come too late: the order was
+        # cancelled, the stock is past version 1.
+        late = Timeline().records(
+            order, confirmed(order), rejected(order), cancelled(order), stock_changed(product, 1)
+        )
+        await publish_together(bootstrap, [*records, *late])
+        await shop.drain()
+
+        assert await order_read_model(shop, cache, order.order_id) == order_before
+        assert await stock_read_model(shop, cache, product) == stock_before
+        # Announcements go out before the offsets are committed: one would be here by now.
+        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=1) is None
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_several_figures_of_a_product_in_one_batch_leave_the_newest(
+    shop: Shop, stack: RunningStack, cache: aioredis.Redis
+) -> None:
+    product = uuid.uuid4()
+    timeline = Timeline()
+    records = timeline.records(*(stock_changed(product, version) for version in (1, 4, 2, 3)))
+
+    await publish_together(stack.urls.kafka_bootstrap_servers, records)
+
+    await wait_stock_version(shop, product, 4)
+    await shop.drain()
+    newest = stock_changed(product, 4)
+    assert await stock_read_model(shop, cache, product) == {
+        "row": {
+            "available": newest.available,
+            "reserved": newest.reserved,
+            "sold": newest.sold,
+            "version": 4,
+            "last_event_id": records[1][1].event_id,
+        },
+        "cached": {
+            "available": str(newest.available),
+            "reserved": str(newest.reserved),
+            "sold": str(newest.sold),
+            "version": "4",
+        },
+    }
+
+
+async def test_the_edges_own_order_row_is_moved_and_kept(
+    shop: Shop, stack: RunningStack, cache: aioredis.Redis
+) -> None:
+    order = order_placed()
+    # As the edge writes it before publishing: the client's key, one line of its own.
+    [line] = order.items[:1]
+    await shop.pool.execute(
+        "INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status, total, "
+        "currency) VALUES ($1, $2, 'client-key', 'fingerprint', 'pending', $3, 'EUR')",
+        order.order_id,
+        order.user_id,
+        order.total,
+    )
+    await shop.pool.execute(
+        "INSERT INTO order_items (order_id, product_id, quantity, price, subtotal) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        order.order_id,
+        line.product_id,
+        line.quantity,
+        line.unit_price,
+        line.subtotal,
+    )
+    edge_row = await order_read_model(shop, cache, order.order_id)
+
+    await publish_together(
+        stack.urls.kafka_bootstrap_servers, Timeline().records(order, confirmed(order))
+    )
+
+    await shop.wait_status(order.order_id, {"confirmed"})
+    model = await order_read_model(shop, cache, order.order_id)
+    assert model["order"]["idempotency_key"] == "client-key"
+    assert model["items"] == edge_row["items"]
+    assert (model["payment"]["status"], model["payment"]["amount"]) == ("authorized", order.total)
+    assert model["cached"]["status"] == "confirmed"
+
+
+async def test_events_before_the_orders_first_placement_find_no_row(
+    shop: Shop, stack: RunningStack, cache: aioredis.Redis
+) -> None:
+    """One by one, an OrderConfirmed ahead of the OrderPlaced that makes the row moves
+    nothing; in one batch neither."""
+    order = order_placed()
+
+    await publish_together(
+        stack.urls.kafka_bootstrap_servers,
+        Timeline().records(confirmed(order), order, rejected(order)),
+    )
+
+    await shop.wait_status(order.order_id)
+    await shop.drain()
+    model = await order_read_model(shop, cache, order.order_id)
+    assert (model["order"]["status"], model["order"]["reason"]) == ("rejected", "out_of_stock")
+    assert model["payment"] is None
+
+
+def key_in_partition_of(key: UUID, partitions: int) -> UUID:
+    """Another key whose records go to ``key``'s partition of a topic of ``partitions``."""
+    choose = DefaultPartitioner()
+    wanted = choose(str(key).encode(), list(range(partitions)), list(range(partitions)))
+    while True:
+        other = uuid.uuid4()
+        if choose(str(other).encode(), list(range(partitions)), list(range(partitions))) == wanted:
+            return other
+
+
+async def test_a_figure_postgresql_refuses_is_dead_lettered_alone(
+    shop: Shop, stack: RunningStack, cache: aioredis.Redis
+) -> None:
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    refused = uuid.uuid4()
+    # Same partition, one produce request: the refused record is in the others' batch.
+    accepted = key_in_partition_of(refused, DEFAULT_PARTITIONS)
+    records = Timeline().records(
+        stock_changed(accepted, 1), stock_changed(refused, 1), stock_changed(accepted, 2)
+    )
+    # Not VALID: only rows written from now on are checked, and only the one product fails.
+    constraint = f"refuses_{refused.hex}"
+    await shop.pool.execute(
+        f"ALTER TABLE stock ADD CONSTRAINT {constraint} CHECK (product_id <> '{refused}') NOT VALID"
+    )
+    try:
+        await publish_together(bootstrap, records)
+
+        await wait_stock_version(shop, accepted, 2)
+        await shop.drain()
+    finally:
+        await shop.pool.execute(f"ALTER TABLE stock DROP CONSTRAINT {constraint}")
+    assert (await stock_read_model(shop, cache, refused)) == {"row": None, "cached": {}}
+    assert (await stock_read_model(shop, cache, accepted))["cached"]["version"] == "2"
+    letters = [
+        letter
+        for _, value in await read_all(bootstrap, "inventory.events.dlq")
+        if (letter := decode_dead_letter(value)).original_value in {r.value for _, r in records}
+    ]
+    assert [letter.original_value for letter in letters] == [records[1][1].value]
+    assert constraint in letters[0].error
