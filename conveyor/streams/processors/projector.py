@@ -33,7 +33,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 import asyncpg
@@ -55,6 +55,7 @@ else:
     Connection = asyncpg.pool.PoolConnectionProxy
 
 StatusEvent = m.OrderConfirmed | m.OrderRejected | m.OrderCancelled
+T = TypeVar("T")
 
 _STATUS_OF = {
     "OrderConfirmed": m.OrderStatus.CONFIRMED,
@@ -81,9 +82,11 @@ def register(processor: Processor) -> None:
         pool, cache = await stores()
         reduced = ReducedBatch.of(batch)
         async with pool.acquire() as connection, connection.transaction():
-            created = await _insert_orders(connection, list(reduced.placed.values()))
+            # Rows are written in key order, so two projectors that briefly share a
+            # partition (a rebalance) lock them in the same order rather than deadlock.
+            created = await _insert_orders(connection, reduced.sorted(reduced.placed))
             redis_writes = await _move_orders(connection, list(reduced.plans(created)))
-            redis_writes += await _update_stock(connection, list(reduced.newest_stock.values()))
+            redis_writes += await _update_stock(connection, reduced.sorted(reduced.newest_stock))
             # Inside the transaction: when Redis fails, PostgreSQL rolls back too and the
             # retried batch writes both, instead of finding nothing left to change.
             if redis_writes:
@@ -143,20 +146,20 @@ class Plan:
 
     @property
     def payment_id(self) -> str | None:
-        """The payment to record: the order is confirmed by this plan."""
+        """The payment to record, when this plan confirms the order."""
         return next((step.payment_id for step in self.steps if step.payment_id), None)
 
     @property
     def refunded_at(self) -> datetime | None:
-        """When the order's payment is refunded: the order is cancelled by this plan."""
+        """When the order's payment is refunded, if this plan cancels the order."""
         cancelled = m.OrderStatus.CANCELLED
         return next((step.at for step in self.steps if step.status is cancelled), None)
 
     @classmethod
-    def of(cls, order_id: UUID, start: m.OrderStatus, events: Iterable[Step]) -> Plan | None:
-        """The events applied one by one from ``start``: those that move it forward."""
+    def of(cls, order_id: UUID, start: m.OrderStatus, changes: Iterable[Step]) -> Plan | None:
+        """``changes`` made one by one from ``start``: those that are a step forward."""
         status, steps = start, []
-        for step in events:
+        for step in changes:
             if status.can_become(step.status):
                 steps.append(step)
                 status = step.status
@@ -196,6 +199,10 @@ class ReducedBatch:
                             Envelope[m.StockChanged], envelope
                         )
         return reduced
+
+    @staticmethod
+    def sorted(by_key: dict[UUID, T]) -> list[T]:
+        return [by_key[key] for key in sorted(by_key)]
 
     def plans(self, created: set[UUID]) -> Iterator[Plan]:
         """A plan per order and status it could have; ``created``: rows this batch made."""
@@ -282,7 +289,7 @@ async def _move_orders(connection: Connection, plans: Sequence[Plan]) -> list[Re
         -- this statement began (another projector still finishing a batch of a partition
         -- it lost) is waited for and seen, so the plan applied is that of its status now.
         current AS MATERIALIZED (
-            SELECT id, status FROM orders WHERE id = ANY($1::uuid[]) FOR UPDATE
+            SELECT id, status FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
         ),
         moved AS (
             UPDATE orders
