@@ -84,9 +84,11 @@ def register(processor: Processor) -> None:
         async with pool.acquire() as connection, connection.transaction():
             # Rows are written in key order, so two projectors that briefly share a
             # partition (a rebalance) lock them in the same order rather than deadlock.
-            created = await _insert_orders(connection, reduced.sorted(reduced.placed))
+            created = await _insert_orders(connection, reduced.in_key_order(reduced.placed))
             redis_writes = await _move_orders(connection, list(reduced.plans(created)))
-            redis_writes += await _update_stock(connection, reduced.sorted(reduced.newest_stock))
+            redis_writes += await _update_stock(
+                connection, reduced.in_key_order(reduced.newest_stock)
+            )
             # Inside the transaction: when Redis fails, PostgreSQL rolls back too and the
             # retried batch writes both, instead of finding nothing left to change.
             if redis_writes:
@@ -201,7 +203,7 @@ class ReducedBatch:
         return reduced
 
     @staticmethod
-    def sorted(by_key: dict[UUID, T]) -> list[T]:
+    def in_key_order(by_key: dict[UUID, T]) -> list[T]:
         return [by_key[key] for key in sorted(by_key)]
 
     def plans(self, created: set[UUID]) -> Iterator[Plan]:
