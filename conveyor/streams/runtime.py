@@ -334,14 +334,7 @@ class Processor:
         then what the decisions send goes out, and the records are acknowledged. A record
         whose decision fails goes alone to the DLQ; the rest of its batch proceeds.
         """
-        self._in_batches(
-            sources,
-            decide,
-            _what_they_send,
-            size=self.settings.batch_size,
-            within=self.settings.batch_seconds,
-            refuse_expired=True,
-        )
+        self._in_batches(sources, decide, _what_they_send, refuse_expired=True)
 
     def decide_and_act_in_batches(
         self,
@@ -358,14 +351,7 @@ class Processor:
         that still fail go to the DLQ. Records of any age are applied: ``act`` must
         recognize a redelivery by what it did outside (the tables may have forgotten it).
         """
-        self._in_batches(
-            sources,
-            decide,
-            act,
-            size=self.settings.batch_size,
-            within=self.settings.batch_seconds,
-            refuse_expired=False,
-        )
+        self._in_batches(sources, decide, act, refuse_expired=False)
 
     def handle_batches(self, sources: Sequence[TopicSpec], handler: BatchHandler) -> None:
         """Call ``handler`` with up to ``projector_batch_size`` decodable records at a time."""
@@ -390,12 +376,18 @@ class Processor:
         decide: Callable[[Envelope[Message], str], D],
         act: Actor[D],
         *,
-        size: int,
-        within: float,
         refuse_expired: bool,
+        size: int | None = None,
+        within: float | None = None,
     ) -> None:
-        """The batch loop: decode, decide (writing tables), flush, act, send, acknowledge."""
+        """The batch loop: decode, decide (writing tables), flush, act, send, acknowledge.
+
+        Batches hold up to ``size`` records (``CONVEYOR_BATCH_SIZE`` unless given) and close
+        ``within`` seconds after their last record (``CONVEYOR_BATCH_SECONDS`` unless given).
+        """
         decode = self._decode_fresh if refuse_expired else self._decode
+        size = self.settings.batch_size if size is None else size
+        within = self.settings.batch_seconds if within is None else within
 
         async def consume(stream: faust.StreamT[bytes]) -> None:
             async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
