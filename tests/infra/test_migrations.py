@@ -166,6 +166,20 @@ async def test_each_terminal_event_of_an_order_is_one_notification(
         await migrated.execute(insert, uuid.uuid4(), user_id, order_id)
 
 
+async def test_a_notification_is_claimed_before_it_is_sent_and_claimed_once(
+    migrated: asyncpg.Connection,
+) -> None:
+    order_id, user_id = uuid.uuid4(), uuid.uuid4()
+    claim = (
+        "INSERT INTO notifications (id, user_id, order_id, event, recipient, subject) "
+        "VALUES ($1, $2, $3, 'OrderRejected', 'ada@example.com', 'Rejected')"
+    )
+    await migrated.execute(claim, uuid.uuid4(), user_id, order_id)
+    assert await migrated.fetchval("SELECT sent_at FROM notifications") is None
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await migrated.execute(claim, uuid.uuid4(), user_id, order_id)
+
+
 async def test_an_email_address_is_one_account_whatever_its_case(
     migrated: asyncpg.Connection,
 ) -> None:
