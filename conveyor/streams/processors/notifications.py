@@ -21,11 +21,12 @@ What that guarantees:
   server or database that fails only delays the batch: it is tried again with backoff, never
   dead-lettered. A failed send closes the connection; the next try opens a new one.
 - An email is sent again only when its acceptance by the server was not recorded: the
-  processor stopped between steps 3 and 4 (the row stays claimed but unsent, so the
-  redelivered event sends it once more), or the connection broke before the server's answer
-  arrived. Each such interruption sends it at most once more, always with the same
-  Message-ID (``notification_id_for``), which mail clients show once. Accepted emails are
-  kept in memory until recorded, so a database failure in step 4 sends nothing twice.
+  processor stopped (or its partition moved to another worker) between steps 3 and 4 (the
+  row stays claimed but unsent, so the redelivered event sends it once more), or the
+  connection broke before the server's answer arrived. Each such interruption sends it at
+  most once more, always with the same Message-ID (``notification_id_for``), which mail
+  clients show once. Accepted emails are kept in memory until recorded, so a database
+  failure in step 4 sends nothing twice.
 - A redelivered event whose email is recorded sent sends nothing: it only announces
   NotificationSent again, with the recorded ``sent_at`` and the same event id.
 """
