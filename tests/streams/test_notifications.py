@@ -140,12 +140,12 @@ async def test_a_redelivered_terminal_event_sends_no_second_email(
     [first] = await notifications_sent(bootstrap, order.order_id)
 
     key = str(order.order_id).encode()
-    [redelivered] = await replay(
+    redelivered = await replay(
         bootstrap,
         ["orders.events"],
         lambda k, value: k == key and json.loads(value)["type"] == "OrderConfirmed",
     )
-    assert redelivered
+    assert len(redelivered) == 1
 
     await shop.drain()
     assert len(shop.emails(order.order_id)) == 1
