@@ -2,17 +2,30 @@
 
 A fixed Message-ID means that if an email ever has to be sent again (the processor died
 between sending and recording it), mail clients show it once.
+
+``Mailer`` keeps one SMTP connection open and sends every email over it, one after another,
+instead of paying a connection (and a login) per email. A failed send closes the connection,
+so the next try starts on a fresh one: the caller retries (``runtime.retrying``), the mailer
+reconnects. ``smtp://`` is plain SMTP, ``smtps://`` SMTP over TLS from the first byte (465);
+``user:password@`` in the URL logs in.
 """
 
 from __future__ import annotations
 
-import asyncio
-import smtplib
+import time
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 from uuid import UUID
 
+import aiosmtplib
+
+from conveyor.streams import metrics
+
 SENDER = "Conveyor <orders@conveyor.local>"
+# Servers close connections that stay idle (Postfix after 300 s, others sooner): one idle
+# this long is checked with a NOOP before it carries an email, so a closed one is replaced
+# at once instead of failing a send and waiting for a retry.
+IDLE_CHECK_SECONDS = 30.0
 
 
 def compose(notification_id: UUID, recipient: str, subject: str, body: str) -> EmailMessage:
@@ -25,19 +38,66 @@ def compose(notification_id: UUID, recipient: str, subject: str, body: str) -> E
     return email
 
 
-async def send(smtp_url: str, email: EmailMessage, timeout_seconds: float = 10.0) -> None:
-    address = urlsplit(smtp_url)
-    if address.scheme not in ("smtp", "smtps") or not address.hostname:
-        raise ValueError(f"SMTP_URL must look like smtp://host:port, not {smtp_url!r}")
+class Mailer:
+    """One SMTP connection to ``smtp_url``, opened when first needed and kept for the next."""
 
-    host = address.hostname
+    def __init__(self, smtp_url: str, timeout_seconds: float = 10.0) -> None:
+        address = urlsplit(smtp_url)
+        if address.scheme not in ("smtp", "smtps") or not address.hostname:
+            raise ValueError(f"SMTP_URL must look like smtp://host:port, not {smtp_url!r}")
+        self._hostname = address.hostname
+        self._over_tls = address.scheme == "smtps"
+        self._port = address.port or (465 if self._over_tls else 25)
+        self._username = address.username or None
+        self._password = (address.password or "") if address.username else None
+        self._timeout_seconds = timeout_seconds
+        self._client: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
 
-    def deliver() -> None:
-        port = address.port or (465 if address.scheme == "smtps" else 25)
-        client_class = smtplib.SMTP_SSL if address.scheme == "smtps" else smtplib.SMTP
-        with client_class(host, port, timeout=timeout_seconds) as client:
-            if address.username:
-                client.login(address.username, address.password or "")
-            client.send_message(email)
+    async def send(self, email: EmailMessage) -> None:
+        """Hand ``email`` to the server; any failure closes the connection and is raised."""
+        try:
+            client = await self._connection()
+            await client.send_message(email)
+        except BaseException:
+            self._drop()
+            raise
+        self._last_used = time.monotonic()
 
-    await asyncio.to_thread(deliver)
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        client = self._client
+        if client is not None and client.is_connected:
+            if time.monotonic() - self._last_used < IDLE_CHECK_SECONDS:
+                return client
+            try:
+                await client.noop()
+                return client
+            except (aiosmtplib.SMTPException, OSError):
+                self._drop()
+        client = aiosmtplib.SMTP(
+            hostname=self._hostname,
+            port=self._port,
+            use_tls=self._over_tls,
+            # smtp:// is plain SMTP, as it always was: never upgraded with STARTTLS.
+            start_tls=False,
+            username=self._username,
+            password=self._password,
+            timeout=self._timeout_seconds,
+        )
+        await client.connect()  # logs in too, when the URL names a user
+        metrics.SMTP_CONNECTIONS.inc()
+        self._client = client
+        return client
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()

@@ -54,6 +54,11 @@ EMAILS_SENT = Counter(
     "Emails sent to customers, by the order event they announce.",
     ["event"],
 )
+SMTP_CONNECTIONS = Counter(
+    "conveyor_smtp_connections_total",
+    "SMTP connections opened to send emails (one is kept across emails; a new one after a "
+    "failure or a connection the server closed).",
+)
 PROJECTED_BATCH_SIZE = Histogram(
     "conveyor_projector_batch_size",
     "Records the projector writes in one database transaction.",

@@ -1,24 +1,25 @@
 """What every processor shares: its Faust app, settings, decoding, dead letters and metrics.
 
-A processor registers handlers with ``Processor.handle``; the runtime reads the raw records,
-decodes each with the shared codec, calls the handler, and sends any record it cannot decode
-or that the handler refuses to ``<topic>.dlq`` with the error and the source offset, then
-carries on with the next record.
+A processor registers its handling with ``Processor.handle`` (one record at a time) or one of
+the batch forms (``decide_in_batches``, ``decide_and_act_in_batches``, ``handle_batches``, all
+one loop); the runtime reads the raw records, decodes each with the shared codec, calls the
+processor's code, and sends any record it cannot decode or that the code refuses to
+``<topic>.dlq`` with the error and the source offset, then carries on with the next record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import smtplib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
+import aiosmtplib
 import asyncpg
 import faust
 import redis.exceptions
@@ -124,18 +125,21 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
-    smtplib.SMTPException,
+    # Any answer of the mail server counts, a refused recipient too: an email waits for the
+    # server rather than being dropped.
+    aiosmtplib.SMTPException,
 )
 RETRY_CAP_SECONDS = 30.0
 
+R = TypeVar("R")
 
-async def retrying(what: str, attempt: Callable[..., Awaitable[None]], *args: Any) -> None:
+
+async def retrying(what: str, attempt: Callable[..., Awaitable[R]], *args: Any) -> R:
     """Run ``attempt(*args)`` until it does not fail transiently, backing off between tries."""
     delay = 0.5
     while True:
         try:
-            await attempt(*args)
-            return
+            return await attempt(*args)
         except TRANSIENT_ERRORS as exc:
             log.warning("%s failed (%r); trying again in %.1f s", what, exc, delay)
             await asyncio.sleep(delay)
@@ -159,6 +163,23 @@ class Send:
 # A stateful decision: reads and writes ``StateTable``s, returns what to send. Synchronous,
 # so nothing else runs between reading a key and writing it.
 Decider = Callable[[Envelope[Message], str], Sequence[Send]]
+
+D = TypeVar("D")
+
+
+@dataclass(frozen=True)
+class Decided(Generic[D]):
+    """A record of a batch, and what was decided for it."""
+
+    envelope: Envelope[Message]
+    decision: D
+
+
+# What to send, each with the record that causes it.
+Sends = Sequence[tuple[Send, Envelope[Message]]]
+# Carries out the decisions of a batch (or of one of its records): it may wait on other
+# services, and is retried while they fail, so it must be idempotent; it touches no table.
+Actor = Callable[[Sequence[Decided[D]]], Awaitable[Sends]]
 
 
 class Processor:
@@ -300,15 +321,10 @@ class Processor:
                         envelope,
                         message_key(event.message.topic, envelope.payload),
                     )
-                except (Refused, UndecodableMessage) as exc:
-                    await self.dead_letter(event, f"{envelope.type} refused: {exc}", "refused")
-                    continue
                 except StateFormatError:
                     raise  # the table, not the record, is at fault: stop, say why
                 except Exception as exc:
-                    # A bug must not stop the partition: the record is kept in the DLQ.
-                    log.exception("%s: %s failed", self.name, envelope.type)
-                    await self.dead_letter(event, f"{envelope.type} failed: {exc!r}", "failed")
+                    await self.dead_letter(event, *self._failure(envelope, exc))
                     continue
                 self._count(event, envelope, started)
 
@@ -330,7 +346,60 @@ class Processor:
         then what the decisions send goes out, and the records are acknowledged. A record
         whose decision fails goes alone to the DLQ; the rest of its batch proceeds.
         """
-        size, within = self.settings.batch_size, self.settings.batch_seconds
+        self._in_batches(sources, decide, _what_they_send, refuse_expired=True)
+
+    def decide_and_act_in_batches(
+        self,
+        sources: Sequence[TopicSpec],
+        decide: Callable[[Envelope[Message], str], D],
+        act: Actor[D],
+    ) -> None:
+        """``decide_in_batches``, with the batch's decisions carried out by ``act``.
+
+        Per batch: the records are decided as by ``decide_in_batches`` and the changed keys
+        written, then ``act`` gets every decided record at once and returns what to send,
+        which goes out before the records are acknowledged. ``act`` is retried while it
+        fails transiently; when it fails otherwise, each record is acted on alone and those
+        that still fail go to the DLQ. Records of any age are applied: ``act`` must
+        recognize a redelivery by what it did outside (the tables may have forgotten it).
+        """
+        self._in_batches(sources, decide, act, refuse_expired=False)
+
+    def handle_batches(self, sources: Sequence[TopicSpec], handler: BatchHandler) -> None:
+        """Call ``handler`` with up to ``projector_batch_size`` decodable records at a time."""
+
+        async def act(batch: Sequence[Decided[None]]) -> Sends:
+            await handler([record.envelope for record in batch])
+            metrics.PROJECTED_BATCH_SIZE.observe(len(batch))
+            return ()
+
+        self._in_batches(
+            sources,
+            _nothing_to_decide,
+            act,
+            size=self.settings.projector_batch_size,
+            within=self.settings.projector_batch_seconds,
+            refuse_expired=False,
+        )
+
+    def _in_batches(
+        self,
+        sources: Sequence[TopicSpec],
+        decide: Callable[[Envelope[Message], str], D],
+        act: Actor[D],
+        *,
+        refuse_expired: bool,
+        size: int | None = None,
+        within: float | None = None,
+    ) -> None:
+        """The batch loop: decode, decide (writing tables), flush, act, send, acknowledge.
+
+        Batches hold up to ``size`` records (``CONVEYOR_BATCH_SIZE`` unless given) and close
+        ``within`` seconds after their last record (``CONVEYOR_BATCH_SECONDS`` unless given).
+        """
+        decode = self._decode_fresh if refuse_expired else self._decode
+        size = self.settings.batch_size if size is None else size
+        within = self.settings.batch_seconds if within is None else within
 
         async def consume(stream: faust.StreamT[bytes]) -> None:
             async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
@@ -338,39 +407,82 @@ class Processor:
                 decodable = [
                     (event, envelope)
                     for event in events
-                    if (envelope := await self._decode_fresh(event)) is not None
+                    if (envelope := await decode(event)) is not None
                 ]
-                sends: list[tuple[Send, Envelope[Message]]] = []
-                decided: list[tuple[Event, Envelope[Message]]] = []
-                failures: list[tuple[Event, str, str]] = []
-                # No await from the first read to the last write: nothing else touches the
-                # tables meanwhile (the retention sweeper runs on the same loop).
-                for event, envelope in decodable:
-                    key = message_key(event.message.topic, envelope.payload)
-                    with acting_for(event):
-                        try:
-                            outputs = decide(envelope, key)
-                        except (Refused, UndecodableMessage) as exc:
-                            failures.append((event, f"{envelope.type} refused: {exc}", "refused"))
-                            continue
-                        except StateFormatError:
-                            raise  # the table, not the record, is at fault: stop, say why
-                        except Exception as exc:
-                            log.exception("%s: %s failed", self.name, envelope.type)
-                            failures.append((event, f"{envelope.type} failed: {exc!r}", "failed"))
-                            continue
-                    decided.append((event, envelope))
-                    sends.extend((output, envelope) for output in outputs)
+                decided, failures = self._decide_batch(decodable, decide)
                 self._flush_state()
                 for event, error, reason in failures:
                     await self.dead_letter(event, error, reason)
+                metrics.BATCH_SIZE.labels(self.name).observe(len(events))
+                if not decided:
+                    continue
+                done, sends = await self._act_on_batch(decided, act)
                 for output, cause in sends:
                     await self.emit(output.message, cause=cause, event_id=output.event_id)
-                metrics.BATCH_SIZE.labels(self.name).observe(len(events))
-                for event, envelope in decided:
-                    self._count(event, envelope, started)
+                for event, record in done:
+                    self._count(event, record.envelope, started)
 
         self.app.agent(self._channel(sources), name=f"{self.name}-agent")(consume)
+
+    def _decide_batch(
+        self,
+        decodable: Sequence[tuple[Event, Envelope[Message]]],
+        decide: Callable[[Envelope[Message], str], D],
+    ) -> tuple[list[tuple[Event, Decided[D]]], list[tuple[Event, str, str]]]:
+        """Each record's decision, in order; and the records whose decision failed, and why."""
+        decided: list[tuple[Event, Decided[D]]] = []
+        failures: list[tuple[Event, str, str]] = []
+        # No await from the first read to the last write: nothing else touches the tables
+        # meanwhile (the retention sweeper runs on the same loop).
+        for event, envelope in decodable:
+            key = message_key(event.message.topic, envelope.payload)
+            # The record's own partition is the changelog partition of what it writes.
+            with acting_for(event):
+                try:
+                    decision = decide(envelope, key)
+                except StateFormatError:
+                    raise  # the table, not the record, is at fault: stop, say why
+                except Exception as exc:
+                    failures.append((event, *self._failure(envelope, exc)))
+                    continue
+            decided.append((event, Decided(envelope, decision)))
+        return decided, failures
+
+    async def _act_on_batch(
+        self, decided: list[tuple[Event, Decided[D]]], act: Actor[D]
+    ) -> tuple[list[tuple[Event, Decided[D]]], Sends]:
+        """``act`` on the batch; when it fails, on each record alone, dead-lettering failures.
+
+        Returns the records acted on and what to send.
+        """
+        try:
+            sends = await retrying(
+                f"{self.name}: a batch of {len(decided)}", act, [record for _, record in decided]
+            )
+        except Exception:
+            log.exception("%s: a batch failed; acting on its records one by one", self.name)
+        else:
+            return decided, sends
+        done: list[tuple[Event, Decided[D]]] = []
+        all_sends: list[tuple[Send, Envelope[Message]]] = []
+        for event, record in decided:
+            try:
+                all_sends.extend(
+                    await retrying(f"{self.name}: {record.envelope.type}", act, [record])
+                )
+            except Exception as exc:
+                await self.dead_letter(event, *self._failure(record.envelope, exc))
+            else:
+                done.append((event, record))
+        return done, all_sends
+
+    def _failure(self, envelope: Envelope[Message], exc: Exception) -> tuple[str, str]:
+        """The error and the reason a record goes to the DLQ with, for what its handling raised."""
+        if isinstance(exc, (Refused, UndecodableMessage)):
+            return f"{envelope.type} refused: {exc}", "refused"
+        # A bug must not stop the partition: the record is kept in the DLQ.
+        log.exception("%s: %s failed", self.name, envelope.type, exc_info=exc)
+        return f"{envelope.type} failed: {exc!r}", "failed"
 
     def _channel(self, sources: Sequence[TopicSpec]) -> faust.TopicT:
         return self.app.topic(
@@ -379,53 +491,6 @@ class Processor:
             value_serializer="raw",
             partitions=DEFAULT_PARTITIONS,
         )
-
-    def handle_batches(self, sources: Sequence[TopicSpec], handler: BatchHandler) -> None:
-        """Call ``handler`` with up to ``projector_batch_size`` decodable records at a time."""
-        size, within = self.settings.projector_batch_size, self.settings.projector_batch_seconds
-
-        async def consume(stream: faust.StreamT[bytes]) -> None:
-            async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
-                batch: list[tuple[Envelope[Message], Event]] = []
-                for event in events:
-                    envelope = await self._decode(event)
-                    if envelope is not None:
-                        batch.append((envelope, event))
-                if not batch:
-                    continue
-                started = time.perf_counter()
-                try:
-                    await retrying(
-                        f"{self.name}: a batch of {len(batch)}",
-                        handler,
-                        [envelope for envelope, _ in batch],
-                    )
-                except Exception:
-                    log.exception("%s: a batch failed; applying its records one by one", self.name)
-                    batch = await self._apply_one_by_one(batch, handler)
-                metrics.PROJECTED_BATCH_SIZE.observe(len(batch))
-                for envelope, event in batch:
-                    self._count(event, envelope, started)
-
-        self.app.agent(self._channel(sources), name=f"{self.name}-agent")(consume)
-
-    async def _apply_one_by_one(
-        self, batch: list[tuple[Envelope[Message], Event]], handler: BatchHandler
-    ) -> list[tuple[Envelope[Message], Event]]:
-        """Apply each record alone, dead-lettering those that fail; returns those applied."""
-        applied = []
-        for envelope, event in batch:
-            try:
-                await retrying(
-                    f"{self.name}: {envelope.type}",
-                    handler,
-                    [envelope],
-                )
-            except Exception as exc:
-                await self.dead_letter(event, f"{envelope.type} failed: {exc!r}", "failed")
-            else:
-                applied.append((envelope, event))
-        return applied
 
     async def _decode(self, event: Event) -> Envelope[Message] | None:
         message = event.message
@@ -542,3 +607,11 @@ class Processor:
         metrics.serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
         worker = faust.Worker(self.app, loglevel=self.settings.log_level, redirect_stdouts=False)
         worker.execute_from_commandline()
+
+
+async def _what_they_send(decided: Sequence[Decided[Sequence[Send]]]) -> Sends:
+    return [(send, record.envelope) for record in decided for send in record.decision]
+
+
+def _nothing_to_decide(envelope: Envelope[Message], key: str) -> None:
+    return None

@@ -5,33 +5,26 @@ from __future__ import annotations
 import signal
 import smtplib
 import subprocess
-import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import free_ports
 from conveyor.devstack.smtp_sink import read_mailbox, smtp_is_healthy
+from tests.devstack.sink import start_sink, stop_sink
 
 
 @pytest.fixture
 def sink(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[bytes]]]:
     [port] = free_ports(1)
     maildir = tmp_path / "mail"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.devstack.smtp_sink",
-         "--port", str(port), "--maildir", str(maildir)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = start_sink(port, maildir)
     try:
-        assert wait_until(lambda: smtp_is_healthy("127.0.0.1", port), timeout_seconds=20)
         yield port, maildir, process
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_sink(process)
 
 
 def send(port: int, to: list[str], subject: str, body: str = "Hello") -> None:

@@ -153,17 +153,19 @@ async def test_an_unknown_order_status_is_refused(migrated: asyncpg.Connection) 
         await insert_order(migrated, uuid.uuid4(), "key-2", status="shipped")
 
 
-async def test_each_terminal_event_of_an_order_is_one_notification(
+async def test_each_terminal_event_of_an_order_is_one_notification_claimed_before_sent(
     migrated: asyncpg.Connection,
 ) -> None:
     order_id, user_id = uuid.uuid4(), uuid.uuid4()
-    insert = (
-        "INSERT INTO notifications (id, user_id, order_id, event, recipient, subject, sent_at) "
-        "VALUES ($1, $2, $3, 'OrderConfirmed', 'ada@example.com', 'Confirmed', now())"
+    # A claim: the email is not sent yet (the processor records sent_at once it is).
+    claim = (
+        "INSERT INTO notifications (id, user_id, order_id, event, recipient, subject) "
+        "VALUES ($1, $2, $3, 'OrderConfirmed', 'ada@example.com', 'Confirmed')"
     )
-    await migrated.execute(insert, uuid.uuid4(), user_id, order_id)
+    await migrated.execute(claim, uuid.uuid4(), user_id, order_id)
+    assert await migrated.fetchval("SELECT sent_at FROM notifications") is None
     with pytest.raises(asyncpg.UniqueViolationError):
-        await migrated.execute(insert, uuid.uuid4(), user_id, order_id)
+        await migrated.execute(claim, uuid.uuid4(), user_id, order_id)
 
 
 async def test_an_email_address_is_one_account_whatever_its_case(

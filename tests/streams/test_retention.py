@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import urllib.request
 from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
 import redis.asyncio as aioredis
-from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode_dead_letter
@@ -79,15 +77,7 @@ async def newest_per_key(bootstrap: str, topic: str) -> dict[bytes, bytes | None
 
 def scrape(workers: Workers, processor: str, metric: str) -> dict[str, float]:
     """One metric of a worker's /metrics, by its ``table`` label."""
-    port = workers.workers[processor].metrics_port
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    return {
-        sample.labels.get("table", ""): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == metric
-    }
+    return {labels.get("table", ""): value for labels, value in workers.samples(processor, metric)}
 
 
 async def test_a_backlog_on_one_hot_product_is_written_once_per_batch(

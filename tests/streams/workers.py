@@ -7,8 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.devstack.launched import terminate
 from conveyor.devstack.settings import free_ports
@@ -76,6 +79,16 @@ class Workers:
             self.workers[name] = Worker(name, log_path, process, int(env["CONVEYOR_METRICS_PORT"]))
         self.wait_ready(*(names or PROCESSORS))
 
+    def start_with(self, name: str, env: dict[str, str]) -> None:
+        """Start ``name`` with ``env`` added to its environment, for this start only."""
+        saved = dict(self.extra_env)
+        self.extra_env.update(env)
+        try:
+            self.start(name)
+        finally:
+            self.extra_env.clear()
+            self.extra_env.update(saved)
+
     def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         pending = set(names)
@@ -117,6 +130,18 @@ class Workers:
             except subprocess.TimeoutExpired:
                 worker.process.kill()
                 worker.process.wait()
+
+    def samples(self, name: str, metric: str) -> list[tuple[dict[str, str], float]]:
+        """The samples of one metric on a worker's /metrics, each with its labels."""
+        port = self.workers[name].metrics_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        return [
+            (sample.labels, sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == metric
+        ]
 
     def logs(self) -> str:
         return "\n".join(f"--- {w.name}\n{w.log_tail()}" for w in self.workers.values())

@@ -1,4 +1,8 @@
-"""The e-mails the notifications processor recorded sending (``notifications``)."""
+"""The e-mails the notifications processor recorded sending (``notifications``).
+
+A row whose ``sent_at`` is NULL is an email claimed but not yet known to be sent; it is not
+listed until the processor records it sent.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ async def list_notifications(
         rows = await pool.fetch(
             """
             SELECT id, order_id, event, subject, sent_at FROM notifications
-            WHERE user_id = $1 AND ($2::timestamptz IS NULL OR (sent_at, id) < ($2, $3))
+            WHERE user_id = $1 AND sent_at IS NOT NULL
+              AND ($2::timestamptz IS NULL OR (sent_at, id) < ($2, $3))
             ORDER BY sent_at DESC, id DESC
             LIMIT $4
             """,

@@ -1,16 +1,43 @@
 """``notifications``: one email to the customer per terminal order event.
 
 It remembers each order's customer from OrderPlaced (a table keyed by order_id, co-partitioned
-with ``orders.events``). Each email is claimed in PostgreSQL (``notifications``, unique per
-order and event) in the same transaction that sends it: a redelivered event finds the claim
-and sends nothing; a crash before the commit leaves no claim, so the email is sent again
-rather than lost.
+with ``orders.events``) and handles ``orders.events`` a batch at a time:
+
+1. The records are decided in order. OrderPlaced keeps the order's customer; a terminal event
+   (OrderConfirmed, OrderRejected, OrderCancelled) calls for an email to that customer; one
+   whose OrderPlaced was never seen has no recipient and goes alone to the DLQ.
+2. The batch's emails are claimed in PostgreSQL in one statement: a row per order and event in
+   ``notifications``, new ones with ``sent_at`` NULL (claimed, not sent). The claim tells,
+   for each email, whether it was already recorded sent.
+3. The emails not yet sent go to the mail server, one after another over one SMTP connection
+   kept open across batches. No transaction is open meanwhile.
+4. The times the server accepted them are recorded in one statement (``sent_at``). Then
+   NotificationSent goes out for every terminal event of the batch, with the recorded
+   ``sent_at``, and the records are acknowledged.
+
+What that guarantees:
+
+- No email is lost. A record is acknowledged only once its email is recorded sent, and a mail
+  server or database that fails only delays the batch: it is tried again with backoff, never
+  dead-lettered. A failed send closes the connection; the next try opens a new one.
+- An email is sent again only when its acceptance by the server was not recorded: the
+  processor stopped (or its partition moved to another worker) between steps 3 and 4 (the
+  row stays claimed but unsent, so the redelivered event sends it once more), or the
+  connection broke before the server's answer arrived. Each such interruption sends it at
+  most once more, always with the same Message-ID (``notification_id_for``), which mail
+  clients show once. Accepted emails are kept in memory until recorded, so a database
+  failure in step 4 sends nothing twice.
+- A redelivered event whose email is recorded sent sends nothing: it only announces
+  NotificationSent again, with the recorded ``sent_at`` and the same event id.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict
@@ -19,7 +46,7 @@ from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import mail, metrics
-from conveyor.streams.runtime import Processor, Refused
+from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
 
 _NAMESPACE = uuid.UUID("0c3f8a4e-2b71-4f0e-8d7a-5f6b9e1d2c34")
 
@@ -33,6 +60,25 @@ _BODIES = {
     "OrderRejected": "We are sorry: your order {order} could not be completed ({reason}).",
     "OrderCancelled": "Your order {order} is cancelled; anything you paid is refunded.",
 }
+
+TerminalEvent = m.OrderConfirmed | m.OrderRejected | m.OrderCancelled
+
+# New rows are claims (sent_at NULL). On a conflict the existing row is "updated" to itself:
+# unlike DO NOTHING, that returns it, so one statement tells which emails were already sent
+# (and it waits for another worker's claim of the same email to commit first).
+_CLAIM = """
+    INSERT INTO notifications (id, user_id, order_id, event, recipient, subject)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+    ON CONFLICT (order_id, event) DO UPDATE SET sent_at = notifications.sent_at
+    RETURNING id, sent_at
+"""
+# The first recorded time stays: an email recorded sent is never sent again, so it has one.
+_RECORD_SENT = """
+    UPDATE notifications SET sent_at = coalesce(notifications.sent_at, accepted.sent_at)
+    FROM unnest($1::uuid[], $2::timestamptz[]) AS accepted(id, sent_at)
+    WHERE notifications.id = accepted.id
+    RETURNING notifications.id, notifications.sent_at
+"""
 
 
 def notification_id_for(order_id: uuid.UUID, event: str) -> uuid.UUID:
@@ -48,86 +94,143 @@ class Customer(BaseModel):
     user_id: str
 
 
+@dataclass(frozen=True)
+class Email:
+    """The email a terminal order event calls for."""
+
+    notification_id: uuid.UUID
+    event: TerminalEvent
+    recipient: str
+    subject: str
+    body: str
+
+    @classmethod
+    def about(cls, event: TerminalEvent, recipient: str) -> Email:
+        reason = event.reason.value if isinstance(event, m.OrderRejected) else ""
+        return cls(
+            notification_id=notification_id_for(event.order_id, event.type),
+            event=event,
+            recipient=recipient,
+            subject=_SUBJECTS[event.type].format(short=str(event.order_id)[:8]),
+            body=_BODIES[event.type].format(order=event.order_id, reason=reason.replace("_", " ")),
+        )
+
+    def message(self) -> EmailMessage:
+        return mail.compose(self.notification_id, self.recipient, self.subject, self.body)
+
+    def sent(self, sent_at: datetime) -> m.NotificationSent:
+        return m.NotificationSent(
+            notification_id=self.notification_id,
+            order_id=self.event.order_id,
+            user_id=self.event.user_id,
+            recipient=self.recipient,
+            order_event=self.event.type,
+            subject=self.subject,
+            sent_at=sent_at,
+        )
+
+
+class Outbox:
+    """Claims, sends and records the emails of a batch (steps 2 to 4 above)."""
+
+    def __init__(self, database_url: str, mailer: mail.Mailer) -> None:
+        self.database_url = database_url
+        self.mailer = mailer
+        self._pool: asyncpg.Pool | None = None
+        # Emails the server accepted whose sent_at is not recorded yet (the database failed
+        # or the batch was interrupted): a retry records them instead of sending them again.
+        self._accepted: dict[uuid.UUID, datetime] = {}
+
+    async def deliver(self, batch: Sequence[Decided[Email | None]]) -> Sends:
+        emails = {
+            record.decision.notification_id: record.decision
+            for record in batch
+            if record.decision is not None
+        }
+        if not emails:
+            return []
+        pool = await self._database()
+        recorded = await _claim(pool, list(emails.values()))
+        try:
+            for notification_id, email in emails.items():
+                if recorded[notification_id] is None and notification_id not in self._accepted:
+                    await self.mailer.send(email.message())
+                    self._accepted[notification_id] = datetime.now(UTC)
+                    metrics.EMAILS_SENT.labels(email.event.type).inc()
+        finally:
+            # Also when a send failed: what the server accepted is recorded before the
+            # failure is retried, so a processor stopped while it waits sends none of it again.
+            if self._accepted:
+                recorded.update(await self._record_accepted(pool))
+        sends: list[tuple[Send, Envelope[m.Message]]] = []
+        for record in batch:
+            if record.decision is None:
+                continue
+            email = record.decision
+            sent_at = recorded[email.notification_id]
+            if sent_at is None:  # each was sent and recorded above: a bug, not to be acked
+                raise RuntimeError(f"email {email.notification_id} is not recorded sent")
+            sends.append(
+                (Send(email.sent(sent_at), event_id=email.notification_id), record.envelope)
+            )
+        return sends
+
+    async def close(self) -> None:
+        await self.mailer.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _database(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=2)
+        return self._pool
+
+    async def _record_accepted(self, pool: asyncpg.Pool) -> dict[uuid.UUID, datetime | None]:
+        accepted = dict(self._accepted)
+        rows = await pool.fetch(_RECORD_SENT, list(accepted), list(accepted.values()))
+        for notification_id in accepted:
+            del self._accepted[notification_id]
+        return {row["id"]: row["sent_at"] for row in rows}
+
+
+async def _claim(pool: asyncpg.Pool, emails: list[Email]) -> dict[uuid.UUID, datetime | None]:
+    """Claim every email not claimed yet; returns each one's recorded ``sent_at`` (or None)."""
+    rows = await pool.fetch(
+        _CLAIM,
+        [email.notification_id for email in emails],
+        [email.event.user_id for email in emails],
+        [email.event.order_id for email in emails],
+        [email.event.type for email in emails],
+        [email.recipient for email in emails],
+        [email.subject for email in emails],
+    )
+    return {row["id"]: row["sent_at"] for row in rows}
+
+
 def register(processor: Processor) -> None:
     customers = processor.state_table("customers", Customer)
     # An order's customer is kept for the retention window after its last event (placed,
     # then each terminal event): enough for its saga to finish and to be cancelled later.
     retention = processor.settings.state_retention_seconds
-    pool: asyncpg.Pool | None = None
+    outbox = Outbox(processor.urls.database_url, mail.Mailer(processor.urls.smtp_url))
 
-    async def database() -> asyncpg.Pool:
-        nonlocal pool
-        if pool is None:
-            pool = await asyncpg.create_pool(processor.urls.database_url, min_size=1, max_size=4)
-        return pool
-
-    async def on_message(envelope: Envelope[m.Message], key: str) -> None:
+    def decide(envelope: Envelope[m.Message], key: str) -> Email | None:
         message = envelope.payload
         if isinstance(message, m.OrderPlaced):
             customer = Customer(email=message.customer_email, user_id=str(message.user_id))
             customers.put(str(message.order_id), customer, expires_in=retention)
-            return
+            return None
         if not isinstance(message, (m.OrderConfirmed, m.OrderRejected, m.OrderCancelled)):
-            return
+            return None
         order = str(message.order_id)
         found = customers.get(order)
         if found is None:
             raise Refused(f"no OrderPlaced seen for order {message.order_id}: no recipient")
         customers.put(order, found, expires_in=retention)
-        sent = await _notify(await database(), processor, message, found.email)
-        await processor.emit(sent, cause=envelope, event_id=sent.notification_id)
+        return Email.about(message, found.email)
 
-    processor.handle(PROCESSOR_INPUTS["notifications"], on_message)
+    processor.decide_and_act_in_batches(PROCESSOR_INPUTS["notifications"], decide, outbox.deliver)
 
     @processor.app.on_before_shutdown.connect
-    async def close_pool(*_: object, **__: object) -> None:
-        if pool is not None:
-            await pool.close()
-
-
-async def _notify(
-    pool: asyncpg.Pool,
-    processor: Processor,
-    event: m.OrderConfirmed | m.OrderRejected | m.OrderCancelled,
-    recipient: str,
-) -> m.NotificationSent:
-    notification_id = notification_id_for(event.order_id, event.type)
-    subject = _SUBJECTS[event.type].format(short=str(event.order_id)[:8])
-    reason = event.reason.value if isinstance(event, m.OrderRejected) else ""
-    body = _BODIES[event.type].format(order=event.order_id, reason=reason.replace("_", " "))
-    async with pool.acquire() as connection, connection.transaction():
-        claimed = await connection.fetchrow(
-            """
-            INSERT INTO notifications (id, user_id, order_id, event, recipient, subject, sent_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            ON CONFLICT (order_id, event) DO NOTHING
-            RETURNING sent_at
-            """,
-            notification_id,
-            event.user_id,
-            event.order_id,
-            event.type,
-            recipient,
-            subject,
-            datetime.now(UTC),
-        )
-        if claimed is not None:
-            email = mail.compose(notification_id, recipient, subject, body)
-            await mail.send(processor.urls.smtp_url, email)
-            metrics.EMAILS_SENT.labels(event.type).inc()
-            sent_at = claimed["sent_at"]
-        else:
-            sent_at = await connection.fetchval(
-                "SELECT sent_at FROM notifications WHERE order_id = $1 AND event = $2",
-                event.order_id,
-                event.type,
-            )
-    return m.NotificationSent(
-        notification_id=notification_id,
-        order_id=event.order_id,
-        user_id=event.user_id,
-        recipient=recipient,
-        order_event=event.type,
-        subject=subject,
-        sent_at=sent_at,
-    )
+    async def close_outbox(*_: object, **__: object) -> None:
+        await outbox.close()
