@@ -406,3 +406,30 @@ async def test_a_figure_postgresql_refuses_is_dead_lettered_alone(
     ]
     assert [letter.original_value for letter in letters] == [records[1][1].value]
     assert constraint in letters[0].error
+
+
+async def test_a_figure_beyond_its_column_is_dead_lettered_not_retried_forever(
+    shop: Shop, stack: RunningStack, cache: aioredis.Redis
+) -> None:
+    """A count the message allows but PostgreSQL's integer column cannot hold fails the same
+    way however often it is tried: it goes to the DLQ (not retried as if PostgreSQL were
+    away) and the rest of its batch is written."""
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    too_large = uuid.uuid4()
+    accepted = key_in_partition_of(too_large, DEFAULT_PARTITIONS)
+    beyond_int4 = stock_changed(too_large, 1).model_copy(update={"available": 2**31})
+    records = Timeline().records(
+        stock_changed(accepted, 1), beyond_int4, stock_changed(accepted, 2)
+    )
+
+    await publish_together(bootstrap, records)
+
+    await wait_stock_version(shop, accepted, 2)
+    await shop.drain()
+    assert (await stock_read_model(shop, cache, too_large)) == {"row": None, "cached": {}}
+    letters = [
+        letter
+        for _, value in await read_all(bootstrap, "inventory.events.dlq")
+        if (letter := decode_dead_letter(value)).original_value in {r.value for _, r in records}
+    ]
+    assert [letter.original_value for letter in letters] == [records[1][1].value]
