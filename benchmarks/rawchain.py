@@ -14,13 +14,22 @@ after it is ready; it prints ``READY`` then.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
+import asyncpg
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from conveyor.devstack.launched import terminate
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode, derived_event_id, encode
 from conveyor.domain.envelope import Envelope
@@ -29,12 +38,16 @@ from conveyor.domain.topics import PROCESSOR_INPUTS, topic_for
 from conveyor.infra.kafka import create_producer
 from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.gateway import CircuitBreaker, PaymentGateway
+from conveyor.streams.mail import Mailer
+from conveyor.streams.processors.notifications import Email, Outbox
 from conveyor.streams.processors.payments import authorization_reply, refund_reply
-from conveyor.streams.runtime import WorkerSettings
+from conveyor.streams.processors.projector import write_batch
+from conveyor.streams.runtime import Decided, WorkerSettings
 from conveyor.streams.saga import OrderSaga, decide, event_id_for
 from conveyor.streams.stock import Hold, ProductStock, apply, current_figures, hold_key
 
 READY = "READY"
+READY_TIMEOUT_SECONDS = 60.0
 BATCH = 500
 GROUP_PREFIX = "rawchain-"
 
@@ -171,11 +184,78 @@ def _decodable(records: list[ConsumerRecord[Any, Any]]) -> list[Envelope[m.Messa
     return batch
 
 
+def notifications_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
+    customers: dict[UUID, str] = {}
+    outbox = Outbox(urls.database_url, Mailer(urls.smtp_url))
+
+    async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
+        decided: list[Decided[Email | None]] = []
+        for envelope in batch:
+            email = None
+            match envelope.payload:
+                case m.OrderPlaced() as placed:
+                    customers[placed.order_id] = placed.customer_email
+                case m.OrderConfirmed() | m.OrderRejected() | m.OrderCancelled() as ended:
+                    email = Email.about(ended, customers[ended.order_id])
+            decided.append(Decided(envelope, email))
+        sends = await outbox.deliver(decided)
+        return [(send.message, cause, send.event_id) for send, cause in sends]
+
+    return decide_batch
+
+
+def projector_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
+    stores: list[tuple[asyncpg.Pool, aioredis.Redis]] = []
+    status_ttl = max(1, int(settings.state_retention_seconds))
+
+    async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
+        if not stores:
+            pool = await asyncpg.create_pool(urls.database_url, min_size=1, max_size=2)
+            stores.append((pool, aioredis.from_url(urls.redis_url)))
+        [(pool, cache)] = stores
+        await write_batch(pool, cache, batch, status_ttl)
+        return []
+
+    return decide_batch
+
+
 DECIDERS: dict[str, Callable[[ServiceUrls, WorkerSettings], BatchDecider]] = {
     "orders": lambda urls, settings: orders_decider(),
     "inventory": lambda urls, settings: inventory_decider(),
     "payments": payments_decider,
+    "notifications": notifications_decider,
+    "projector": projector_decider,
 }
+
+
+@contextmanager
+def running_chain(urls: ServiceUrls, logs_dir: Path) -> Iterator[dict[str, int]]:
+    """The five raw processes on ``urls``, once each is ready; yields their pids by name."""
+    environment = {**os.environ, **urls.environment()}
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    logs = {name: logs_dir / f"rawchain-{name}.log" for name in DECIDERS}
+    try:
+        for name in DECIDERS:
+            with logs[name].open("wb") as log:
+                started[name] = subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.rawchain", name],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                )
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        for name, process in started.items():
+            while READY not in logs[name].read_text(errors="replace"):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the raw chain's {name} is not ready; the end of {logs[name]}:\n"
+                        + logs[name].read_text(errors="replace")[-3000:]
+                    )
+                time.sleep(0.1)
+        yield {name: process.pid for name, process in started.items()}
+    finally:
+        for process in started.values():
+            terminate(process, grace_seconds=10)
 
 
 def main() -> None:

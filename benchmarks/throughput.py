@@ -57,11 +57,15 @@ from benchmarks.orderload import (
     wait_products_known,
     wait_terminal,
 )
+from benchmarks.rawchain import running_chain
 from conveyor.devstack.components import PROCESSORS, Components
 from conveyor.devstack.stack import LocalStack
 from conveyor.domain import messages as m
 from conveyor.infra.publisher import Publisher
 
+PIPELINE = "pipeline"
+THROUGH_THE_EDGE = "through the edge"
+BASELINE = "raw aiokafka chain"
 RATES = (25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0)
 EDGE_RATES = (20.0, 50.0, 100.0, 150.0, 200.0, 300.0)
 STEP_SECONDS = 60.0
@@ -160,8 +164,11 @@ class Throughput:
         edge_rates: Sequence[float],
         step_seconds: float,
         worker_env: dict[str, str],
+        with_baseline: bool,
     ) -> None:
         self.worker_env = worker_env
+        self.with_baseline = with_baseline
+        self.baseline_pids: dict[str, int] = {}
         self.console = console
         self.stack = stack
         self.rates = rates
@@ -190,6 +197,7 @@ class Throughput:
         # checks, each an event loop of its own.
         running = self.components.state.load()
         pids = {name: running[name].pid for name in PROCESSORS if name in running}
+        pids.update(self.baseline_pids)
         for name, record in self.stack.state.load().items():
             pids[SERVICE_LABELS[name]] = record.pid
         if edge is not None and edge.launched.process is not None:
@@ -202,13 +210,27 @@ class Throughput:
             await gate_no_dead_letters(self.urls.kafka_bootstrap_servers, "before the run")
             async with Publisher(self.urls.kafka_bootstrap_servers) as publisher:
                 products = await self._create_products(publisher, pool)
-                self.results["pipeline"] = await self._climb(
-                    pool, "pipeline", self.rates, self._raw_sender(publisher, products)
+                self.results[PIPELINE] = await self._climb(
+                    pool, PIPELINE, self.rates, self._raw_sender(publisher, products)
                 )
-            if self.edge_rates:
-                self.results["through the edge"] = await self._through_edge(pool)
+                if self.edge_rates:
+                    self.results[THROUGH_THE_EDGE] = await self._through_edge(pool)
+                if self.with_baseline:
+                    self.results[BASELINE] = await self._baseline(pool, publisher)
         finally:
             await pool.close()
+
+    async def _baseline(self, pool: asyncpg.Pool, publisher: Publisher) -> list[Step]:
+        """The same climb with the processors replaced by the raw chain, last: its groups
+        start at the topics' ends, while the processors' would read what it handled."""
+        await asyncio.to_thread(self.components.down)
+        with running_chain(self.urls, self.stack.settings.logs_dir) as pids:
+            self.baseline_pids = pids
+            # Its inventory starts empty: products of its own.
+            products = await self._create_products(publisher, pool)
+            return await self._climb(
+                pool, BASELINE, self.rates, self._raw_sender(publisher, products)
+            )
 
     async def _create_products(self, publisher: Publisher, pool: asyncpg.Pool) -> list[UUID]:
         products = [uuid.uuid4() for _ in range(PRODUCTS)]
@@ -245,7 +267,7 @@ class Throughput:
 
             # Every order is the admin's: the edge places them for the caller.
             return await self._climb(
-                pool, "through the edge", self.edge_rates, send, await edge.my_id(), server
+                pool, THROUGH_THE_EDGE, self.edge_rates, send, await edge.my_id(), server
             )
 
     async def _climb(
@@ -379,24 +401,44 @@ class Throughput:
             self.console.print(f"{label}: highest sustained rate [bold]{best}[/]")
         self._print_cost()
 
+    def _highest_sustained(self, label: str) -> Step | None:
+        sustained = [step for step in self.results.get(label, []) if step.sustained]
+        return sustained[-1] if sustained else None
+
     def _print_cost(self) -> None:
-        pipeline = [step for step in self.results.get("pipeline", []) if step.sustained]
-        if not pipeline:
+        """CPU per order by process, each run at its highest sustained rate."""
+        compared = {
+            label: step
+            for label in (PIPELINE, BASELINE)
+            if (step := self._highest_sustained(label)) is not None
+        }
+        if not compared:
             return
-        step = pipeline[-1]
         table = Table(
-            title=f"CPU per order, pipeline at {step.rate:g}/s (the highest sustained rate)",
-            caption="processors + Kafka + PostgreSQL + Redis is the cost goal's sum; the mail "
-            "sink and payment gateway are outside parties, the generator is this process",
+            title="CPU per order, at each one's highest sustained rate",
+            caption="the sum is the processors, Kafka, PostgreSQL and Redis; the mail sink and "
+            "payment gateway are outside parties, the load generator is this process",
         )
         table.add_column("process", no_wrap=True)
-        table.add_column("ms per order", justify="right")
-        for label, ms in sorted(step.cpu_ms_per_order.items(), key=lambda item: -item[1]):
-            table.add_row(label, f"{ms:.2f}")
+        for label, step in compared.items():
+            table.add_column(f"{label} at {step.rate:g}/s, ms", justify="right")
+        processes = sorted({name for step in compared.values() for name in step.cpu_ms_per_order})
+        for name in processes:
+            table.add_row(
+                name,
+                *(f"{step.cpu_ms_per_order.get(name, 0.0):.2f}" for step in compared.values()),
+            )
         table.add_row(
-            "[bold]processors + Kafka + PostgreSQL + Redis[/]", f"{step.counted_cpu_ms():.2f}"
+            "[bold]sum[/]", *(f"{step.counted_cpu_ms():.2f}" for step in compared.values())
         )
         self.console.print(table)
+        pipeline, baseline = compared.get(PIPELINE), compared.get(BASELINE)
+        if pipeline is not None and baseline is not None:
+            self.console.print(
+                f"pipeline ÷ {BASELINE}, highest sustained rate: "
+                f"[bold]{pipeline.rate / baseline.rate:.2f}[/] (goal ≥ 0.5); CPU per order: "
+                f"{pipeline.counted_cpu_ms() / baseline.counted_cpu_ms():.2f} times the chain's"
+            )
 
 
 def run(
@@ -406,9 +448,12 @@ def run(
     edge_rates: Sequence[float] = EDGE_RATES,
     step_seconds: float = STEP_SECONDS,
     worker_env: dict[str, str] | None = None,
+    with_baseline: bool = True,
 ) -> None:
     """The benchmark on ``stack``; raises GateFailed when a correctness gate is broken."""
-    Throughput(console, stack, rates, edge_rates, step_seconds, worker_env or {}).run()
+    Throughput(
+        console, stack, rates, edge_rates, step_seconds, worker_env or {}, with_baseline
+    ).run()
 
 
 def _rates(text: str) -> list[float]:
@@ -432,6 +477,9 @@ def main() -> None:
         help="rates through the edge",
     )
     parser.add_argument("--no-edge", action="store_true", help="skip the edge's steps")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the raw aiokafka chain's steps"
+    )
     parser.add_argument("--step-seconds", type=float, default=STEP_SECONDS)
     parser.add_argument(
         "--worker-env",

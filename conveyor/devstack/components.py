@@ -148,11 +148,7 @@ class Components:
                 )
                 continue
             env = {
-                "KAFKA_BOOTSTRAP_SERVERS": urls.kafka_bootstrap_servers,
-                "DATABASE_URL": urls.database_url,
-                "REDIS_URL": urls.redis_url,
-                "SMTP_URL": urls.smtp_url,
-                "PAYMENT_GATEWAY_URL": urls.payment_gateway_url,
+                **urls.environment(),
                 **component.settings,
                 **(extra_env or {}),
             }

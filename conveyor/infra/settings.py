@@ -30,6 +30,10 @@ class ServiceUrls(BaseSettings):
     smtp_url: str = "smtp://127.0.0.1:11025"
     payment_gateway_url: str = "http://127.0.0.1:18080"
 
+    def environment(self) -> dict[str, str]:
+        """These URLs as the environment variables a component reads them from."""
+        return {name.upper(): str(value) for name, value in self.model_dump().items()}
+
 
 @lru_cache
 def get_service_urls() -> ServiceUrls:

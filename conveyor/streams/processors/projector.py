@@ -80,27 +80,7 @@ def register(processor: Processor) -> None:
 
     async def on_batch(batch: Sequence[Envelope[m.Message]]) -> None:
         pool, cache = await stores()
-        reduced = ReducedBatch.of(batch)
-        async with pool.acquire() as connection, connection.transaction():
-            # Rows are written in key order, so two projectors that briefly share a
-            # partition (a rebalance) lock them in the same order rather than deadlock.
-            created = await _insert_orders(connection, reduced.in_key_order(reduced.placed))
-            redis_writes = await _move_orders(connection, list(reduced.plans(created)))
-            redis_writes += await _update_stock(
-                connection, reduced.in_key_order(reduced.newest_stock)
-            )
-            # Inside the transaction: when Redis fails, PostgreSQL rolls back too and the
-            # retried batch writes both, instead of finding nothing left to change.
-            if redis_writes:
-                async with cache.pipeline(transaction=False) as pipe:
-                    for key, fields, channel in redis_writes:
-                        pipe.hset(key, mapping=cast(Any, fields))
-                        if channel is not None:
-                            # An order's status hash is a cache of its row: it is kept for
-                            # the retention window, then the edge reads PostgreSQL alone.
-                            pipe.expire(key, status_ttl)
-                            pipe.publish(channel, json.dumps(fields))
-                    await pipe.execute()
+        await write_batch(pool, cache, batch, status_ttl)
 
     processor.handle_batches(PROCESSOR_INPUTS["projector"], on_batch)
 
@@ -109,6 +89,34 @@ def register(processor: Processor) -> None:
         if connections:
             await connections["pg"].close()
             await connections["redis"].aclose()
+
+
+async def write_batch(
+    pool: asyncpg.Pool,
+    cache: aioredis.Redis,
+    batch: Sequence[Envelope[m.Message]],
+    status_ttl: int,
+) -> None:
+    """Write ``batch`` into PostgreSQL and Redis: one transaction, one pipeline."""
+    reduced = ReducedBatch.of(batch)
+    async with pool.acquire() as connection, connection.transaction():
+        # Rows are written in key order, so two projectors that briefly share a
+        # partition (a rebalance) lock them in the same order rather than deadlock.
+        created = await _insert_orders(connection, reduced.in_key_order(reduced.placed))
+        redis_writes = await _move_orders(connection, list(reduced.plans(created)))
+        redis_writes += await _update_stock(connection, reduced.in_key_order(reduced.newest_stock))
+        # Inside the transaction: when Redis fails, PostgreSQL rolls back too and the
+        # retried batch writes both, instead of finding nothing left to change.
+        if redis_writes:
+            async with cache.pipeline(transaction=False) as pipe:
+                for key, fields, channel in redis_writes:
+                    pipe.hset(key, mapping=cast(Any, fields))
+                    if channel is not None:
+                        # An order's status hash is a cache of its row: it is kept for
+                        # the retention window, then the edge reads PostgreSQL alone.
+                        pipe.expire(key, status_ttl)
+                        pipe.publish(channel, json.dumps(fields))
+                await pipe.execute()
 
 
 # -- the batch, reduced to one entry per key -----------------------------------------------
