@@ -105,9 +105,7 @@ class EdgeServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": urls.kafka_bootstrap_servers,
-            "DATABASE_URL": urls.database_url,
-            "REDIS_URL": urls.redis_url,
+            **urls.environment(),
             "CONVEYOR_JWT_SECRET": "bench-" + "k" * 40,
             "CONVEYOR_ADMIN_EMAIL": ADMIN_EMAIL,
             "CONVEYOR_ADMIN_PASSWORD": admin_password,

@@ -497,7 +497,15 @@ def main() -> None:
     on_a_stack_of_its_own(
         "throughput",
         console,
-        lambda stack: run(console, stack, args.rates, edge_rates, args.step_seconds, worker_env),
+        lambda stack: run(
+            console,
+            stack,
+            args.rates,
+            edge_rates,
+            args.step_seconds,
+            worker_env,
+            with_baseline=not args.no_baseline,
+        ),
     )
 
 

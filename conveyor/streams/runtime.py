@@ -93,6 +93,8 @@ class WorkerSettings(RetentionSettings):
     payment_backoff_seconds: float = 0.25
     circuit_failure_threshold: int = 5
     circuit_reset_seconds: float = 15.0
+    # Gateway calls of one batch under way at once (each a different order's).
+    payment_concurrency: int = 32
 
     projector_batch_size: int = 200
     projector_batch_seconds: float = 0.05

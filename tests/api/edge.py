@@ -39,9 +39,7 @@ class EdgeProcess:
         [self.port] = free_ports(1)
         env = {
             **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": self.urls.kafka_bootstrap_servers,
-            "DATABASE_URL": self.urls.database_url,
-            "REDIS_URL": self.urls.redis_url,
+            **self.urls.environment(),
             "CONVEYOR_API_HOST": "127.0.0.1",
             "CONVEYOR_API_PORT": str(self.port),
             "CONVEYOR_JWT_SECRET": self.jwt_secret,

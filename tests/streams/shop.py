@@ -13,6 +13,7 @@ from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
 from conveyor.devstack.smtp_sink import ReceivedMail, read_mailbox
@@ -315,3 +316,13 @@ async def replay(
     finally:
         await producer.stop()
     return replayed
+
+
+def key_in_partition_of(key: UUID, partitions: int) -> UUID:
+    """Another key whose records go to ``key``'s partition of a topic of ``partitions``."""
+    choose = DefaultPartitioner()
+    wanted = choose(str(key).encode(), list(range(partitions)), list(range(partitions)))
+    while True:
+        other = uuid.uuid4()
+        if choose(str(other).encode(), list(range(partitions)), list(range(partitions))) == wanted:
+            return other

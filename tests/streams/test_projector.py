@@ -21,14 +21,13 @@ from uuid import UUID
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from conveyor.domain import messages as m
 from conveyor.domain.codec import EncodedRecord, decode_dead_letter, encode
 from conveyor.domain.topics import DEFAULT_PARTITIONS, topic_for
 from conveyor.infra import readmodel
 from tests.conftest import RunningStack
-from tests.streams.shop import Shop, read_all
+from tests.streams.shop import Shop, key_in_partition_of, read_all
 
 pytestmark = pytest.mark.e2e
 
@@ -363,16 +362,6 @@ async def test_events_before_the_orders_first_placement_find_no_row(
     model = await order_read_model(shop, cache, order.order_id)
     assert (model["order"]["status"], model["order"]["reason"]) == ("rejected", "out_of_stock")
     assert model["payment"] is None
-
-
-def key_in_partition_of(key: UUID, partitions: int) -> UUID:
-    """Another key whose records go to ``key``'s partition of a topic of ``partitions``."""
-    choose = DefaultPartitioner()
-    wanted = choose(str(key).encode(), list(range(partitions)), list(range(partitions)))
-    while True:
-        other = uuid.uuid4()
-        if choose(str(other).encode(), list(range(partitions)), list(range(partitions))) == wanted:
-            return other
 
 
 async def test_a_figure_postgresql_refuses_is_dead_lettered_alone(

@@ -48,11 +48,7 @@ class Workers:
         [metrics_port] = free_ports(1)
         env = {
             **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": self.urls.kafka_bootstrap_servers,
-            "DATABASE_URL": self.urls.database_url,
-            "REDIS_URL": self.urls.redis_url,
-            "SMTP_URL": self.urls.smtp_url,
-            "PAYMENT_GATEWAY_URL": self.urls.payment_gateway_url,
+            **self.urls.environment(),
             "CONVEYOR_DATA_DIR": str(self.root / "data"),
             "CONVEYOR_METRICS_PORT": str(metrics_port),
             "CONVEYOR_LAG_INTERVAL_SECONDS": "2",

@@ -1,14 +1,18 @@
 """``payments``: authorizes and refunds through the payment gateway, answering the saga.
 
-Stateless: the gateway's idempotency keys (``authorize-<order>``, ``refund-<order>``) make a
-redelivered command return the first answer instead of charging again. A gateway that stays
-down ends the authorization as ``payment_unavailable``, so no order waits forever on it.
+A batch of commands is answered with its gateway calls side by side, one order's commands in
+the order they came (``CONVEYOR_PAYMENT_CONCURRENCY`` orders at once). Stateless: the
+gateway's idempotency keys (``authorize-<order>``, ``refund-<order>``) make a redelivered
+command return the first answer instead of charging again. A gateway that stays down ends
+the authorization as ``payment_unavailable``, so no order waits forever on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from uuid import UUID
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
@@ -19,12 +23,14 @@ from conveyor.streams.gateway import (
     GatewayUnavailable,
     PaymentGateway,
 )
-from conveyor.streams.runtime import Processor, Refused
+from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
 
 log = logging.getLogger(__name__)
 
 # A refund is owed money: it is retried until the gateway answers, this long apart at most.
 REFUND_RETRY_CAP_SECONDS = 30.0
+
+PaymentCommand = m.AuthorizePayment | m.RefundPayment
 
 
 def register(processor: Processor) -> None:
@@ -37,17 +43,41 @@ def register(processor: Processor) -> None:
         breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_reset_seconds),
     )
 
-    async def on_message(envelope: Envelope[m.Message], key: str) -> None:
+    def decide(envelope: Envelope[m.Message], key: str) -> PaymentCommand:
         match envelope.payload:
-            case m.AuthorizePayment() as command:
-                reply = await authorization_reply(gateway, command)
-            case m.RefundPayment() as command:
-                reply = await refund_reply(gateway, command)
+            case m.AuthorizePayment() | m.RefundPayment() as command:
+                return command
             case other:
                 raise Refused(f"{other.type} is not a payments command")
-        await processor.emit(reply, cause=envelope)
 
-    processor.handle(PROCESSOR_INPUTS["payments"], on_message)
+    in_flight = asyncio.Semaphore(settings.payment_concurrency)
+
+    async def answer(command: PaymentCommand) -> m.Message:
+        match command:
+            case m.AuthorizePayment():
+                return await authorization_reply(gateway, command)
+            case m.RefundPayment():
+                return await refund_reply(gateway, command)
+
+    async def act(batch: Sequence[Decided[PaymentCommand]]) -> Sends:
+        """The batch's gateway calls, orders side by side (at most ``payment_concurrency``
+        at once), each order's commands one after another in the order they came."""
+        by_order: dict[UUID, list[Decided[PaymentCommand]]] = {}
+        for record in batch:
+            by_order.setdefault(record.decision.order_id, []).append(record)
+        replies: dict[int, m.Message] = {}
+
+        async def one_order(records: list[Decided[PaymentCommand]]) -> None:
+            async with in_flight:
+                for record in records:
+                    replies[id(record)] = await answer(record.decision)
+
+        # gather, not a TaskGroup: a failure propagates as itself (Refused, a transient
+        # error), which the runtime's retry and dead-lettering recognize.
+        await asyncio.gather(*(one_order(records) for records in by_order.values()))
+        return [(Send(replies[id(record)]), record.envelope) for record in batch]
+
+    processor.decide_and_act_in_batches(PROCESSOR_INPUTS["payments"], decide, act)
 
     @processor.app.on_before_shutdown.connect
     async def close_gateway(*_: object, **__: object) -> None:
