@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # e.g. SOAK_ARGS='--orders 20000 --rate 40 --through-edge'
 SOAK_ARGS ?=
 
-.PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast run down status crds manifests kind-up kind-down dashboards bench soak all
+.PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast run down status crds manifests kind-up kind-down dashboards bench throughput soak all
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,9 @@ dashboards: install ## Regenerate the Grafana dashboards in dashboards/grafana/ 
 
 bench: install ## Benchmarks, as ratios against baselines measured in the same run
 	$(RUN) python -m benchmarks
+
+throughput: install ## Throughput alone: open-loop climbs of the pipeline, the edge and a raw aiokafka baseline, CPU per order (THROUGHPUT_ARGS=...)
+	$(RUN) python -m benchmarks.throughput $(THROUGHPUT_ARGS)
 
 soak: install ## Soak, about an hour: 100,000 orders per scenario at 60/s, completion rate per window, changelog record size, restore time (SOAK_ARGS=...)
 	$(RUN) python -m benchmarks.soak $(SOAK_ARGS)

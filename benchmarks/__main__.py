@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import codec, edge, operator, producer, saga, soak
+from benchmarks import codec, edge, operator, producer, saga, soak, throughput
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 
@@ -26,8 +26,8 @@ def main() -> None:
         producer.run(console, urls)
         edge.run(console, urls)
         operator.run(console, urls)
-        # The saga and soak benchmarks start and stop processors, so they run only on
-        # their own stack.
+        # The saga, soak and throughput benchmarks start and stop processors, so they run
+        # only on their own stack.
         return
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as home:
         stack = LocalStack(DevStackSettings.isolated(Path(home)), Console(stderr=True), {})
@@ -37,6 +37,7 @@ def main() -> None:
             saga.run(console, stack)
             # Short: the full soak (`make soak`) takes an hour.
             soak.run(console, stack, orders=soak.BENCH_ORDERS, window=soak.BENCH_WINDOW)
+            throughput.run(console, stack)
             edge.run(console, urls)
             operator.run(console, urls)
         finally:

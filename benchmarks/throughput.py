@@ -486,7 +486,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a setting for the processors, e.g. CONVEYOR_PRODUCER_LINGER_MS=2 (repeatable)",
+        help="a setting for the processors, e.g. CONVEYOR_BATCH_SECONDS=0.01 (repeatable)",
     )
     args = parser.parse_args()
     console = Console(width=120)

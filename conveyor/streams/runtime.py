@@ -23,7 +23,6 @@ import aiosmtplib
 import asyncpg
 import faust
 import redis.exceptions
-import uvloop
 from faust.types import EventT
 from pydantic_settings import SettingsConfigDict
 
@@ -105,12 +104,6 @@ class WorkerSettings(RetentionSettings):
     batch_seconds: float = 0.005
     # How often expired entries are deleted (each sends a tombstone to its changelog).
     retention_sweep_seconds: float = 60.0
-
-    # How long the producer waits for more records before a request: a few ms take many
-    # records a request under load, and add as much to each of the saga's hops.
-    producer_linger_ms: float = 0.0
-    # uvloop runs the same asyncio code on libuv, with cheaper sockets and callbacks.
-    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
 
 class Refused(Exception):
@@ -213,7 +206,6 @@ class Processor:
             broker_session_timeout=settings.session_timeout_seconds,
             broker_heartbeat_interval=settings.session_timeout_seconds / 4,
             producer_acks=-1,
-            producer_linger=settings.producer_linger_ms / 1000,
             web_enabled=False,
             **options,
         )
@@ -599,11 +591,7 @@ class Processor:
     def run(self) -> None:
         """Provision the declared topics, expose metrics, and run the worker until stopped."""
         # One loop for provisioning and for the worker, which takes the current loop.
-        loop = (
-            uvloop.new_event_loop()
-            if self.settings.event_loop == "uvloop"
-            else asyncio.new_event_loop()
-        )
+        loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         loop.run_until_complete(self._provision_topics())
         metrics.serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
