@@ -1,7 +1,8 @@
 """``payments``: authorizes and refunds through the payment gateway, answering the saga.
 
 A batch of commands is answered with its gateway calls side by side, one order's commands in
-the order they came (``CONVEYOR_PAYMENT_CONCURRENCY`` orders at once). Stateless: the
+the order they came (``CONVEYOR_PAYMENT_CONCURRENCY`` orders at once), each answer sent as
+soon as it is known. Stateless: the
 gateway's idempotency keys (``authorize-<order>``, ``refund-<order>``) make a redelivered
 command return the first answer instead of charging again. A gateway that stays down ends
 the authorization as ``payment_unavailable``, so no order waits forever on it.
@@ -23,7 +24,7 @@ from conveyor.streams.gateway import (
     GatewayUnavailable,
     PaymentGateway,
 )
-from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
+from conveyor.streams.runtime import Decided, Processor, Refused, Sends
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +62,26 @@ def register(processor: Processor) -> None:
 
     async def act(batch: Sequence[Decided[PaymentCommand]]) -> Sends:
         """The batch's gateway calls, orders side by side (at most ``payment_concurrency``
-        at once), each order's commands one after another in the order they came."""
+        at once), each order's commands one after another in the order they came.
+
+        Each answer is sent as soon as it is known, so a card the gateway is slow to answer
+        holds up its own order only; the batch is acknowledged once all are answered (a
+        redelivered command gets the gateway's stored answer, under the same event id).
+        """
         by_order: dict[UUID, list[Decided[PaymentCommand]]] = {}
         for record in batch:
             by_order.setdefault(record.decision.order_id, []).append(record)
-        replies: dict[int, m.Message] = {}
 
         async def one_order(records: list[Decided[PaymentCommand]]) -> None:
             async with in_flight:
                 for record in records:
-                    replies[id(record)] = await answer(record.decision)
+                    reply = await answer(record.decision)
+                    await processor.emit(reply, cause=record.envelope)
 
         # gather, not a TaskGroup: a failure propagates as itself (Refused, a transient
         # error), which the runtime's retry and dead-lettering recognize.
         await asyncio.gather(*(one_order(records) for records in by_order.values()))
-        return [(Send(replies[id(record)]), record.envelope) for record in batch]
+        return []
 
     processor.decide_and_act_in_batches(PROCESSOR_INPUTS["payments"], decide, act)
 
