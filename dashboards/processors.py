@@ -126,7 +126,19 @@ def _notifications() -> list[Panel]:
                 )
             ],
             unit="ops",
-        )
+        ),
+        graph(
+            "SMTP connections opened",
+            "One connection is kept across emails; a new one follows a failure or the server "
+            "closing it. Opened as often as emails are sent: none is being kept.",
+            [
+                Query(
+                    "sum(increase(conveyor_smtp_connections_total[$__rate_interval]))",
+                    "opened",
+                )
+            ],
+            unit="short",
+        ),
     ]
 
 
