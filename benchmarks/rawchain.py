@@ -37,14 +37,14 @@ from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.topics import PROCESSOR_INPUTS, topic_for
 from conveyor.infra.kafka import create_producer
 from conveyor.infra.settings import ServiceUrls
-from conveyor.streams.gateway import CircuitBreaker, PaymentGateway
 from conveyor.streams.mail import Mailer
 from conveyor.streams.processors.notifications import Email, Outbox
-from conveyor.streams.processors.payments import authorization_reply, refund_reply
+from conveyor.streams.processors.orders import sends_for
+from conveyor.streams.processors.payments import answer, gateway_for
 from conveyor.streams.processors.projector import write_batch
 from conveyor.streams.runtime import Decided, WorkerSettings
-from conveyor.streams.saga import OrderSaga, decide, event_id_for
-from conveyor.streams.stock import Hold, ProductStock, apply, current_figures, hold_key
+from conveyor.streams.saga import OrderSaga, decide
+from conveyor.streams.stock import Hold, ProductStock, announced, apply, hold_key
 
 READY = "READY"
 READY_TIMEOUT_SECONDS = 60.0
@@ -67,12 +67,10 @@ def orders_decider() -> BatchDecider:
             if decision.saga is None:
                 continue
             sagas[key] = decision.saga
-            for output in decision.outputs:
-                own = isinstance(
-                    output, (m.OrderPlaced, m.OrderConfirmed, m.OrderRejected, m.OrderCancelled)
-                )
-                event_id = event_id_for(decision.saga.order.order_id, output.type) if own else None
-                outputs.append((output, envelope, event_id))
+            outputs.extend(
+                (send.message, envelope, send.event_id)
+                for send in sends_for(decision.saga, decision.outputs)
+            )
         return outputs
 
     return decide_batch
@@ -94,32 +92,21 @@ def inventory_decider() -> BatchDecider:
                 products[key] = decision.stock
             if held_under is not None and decision.hold is not None:
                 holds[held_under] = decision.hold
-            sends: list[m.Message] = list(decision.replies)
-            if decision.changed is not None:
-                sends.append(decision.changed)
-            elif decision.repeated and decision.stock is not None:
-                sends.append(current_figures(uuid.UUID(key), decision.stock))
-            outputs.extend((message, envelope, None) for message in sends)
+            outputs.extend(
+                (message, envelope, None) for message in announced(uuid.UUID(key), decision)
+            )
         return outputs
 
     return decide_batch
 
 
 def payments_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
-    gateway = PaymentGateway(
-        urls.payment_gateway_url,
-        timeout_seconds=settings.payment_timeout_seconds,
-        attempts=settings.payment_attempts,
-        backoff_seconds=settings.payment_backoff_seconds,
-        breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_reset_seconds),
-    )
+    gateway = gateway_for(urls, settings)
 
     async def reply(envelope: Envelope[m.Message]) -> Output:
         match envelope.payload:
-            case m.AuthorizePayment() as command:
-                return (await authorization_reply(gateway, command), envelope, None)
-            case m.RefundPayment() as command:
-                return (await refund_reply(gateway, command), envelope, None)
+            case m.AuthorizePayment() | m.RefundPayment() as command:
+                return (await answer(gateway, command), envelope, None)
         raise UndecodableMessage(f"{envelope.type} is not a payments command")
 
     async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:

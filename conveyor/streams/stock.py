@@ -102,6 +102,17 @@ def current_figures(product_id: UUID, stock: ProductStock) -> m.StockChanged:
     return _changed(product_id, stock, "republished")
 
 
+def announced(product_id: UUID, decision: StockDecision) -> list[m.Message]:
+    """What ``decision`` sends: its replies, then the change of the figures, or after a
+    repeated command the current figures again."""
+    messages = list(decision.replies)
+    if decision.changed is not None:
+        messages.append(decision.changed)
+    elif decision.repeated and decision.stock is not None:
+        messages.append(current_figures(product_id, decision.stock))
+    return messages
+
+
 def _changed(
     product_id: UUID, stock: ProductStock, cause: str, order_id: UUID | None = None
 ) -> m.StockChanged:

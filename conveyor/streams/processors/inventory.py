@@ -20,8 +20,8 @@ from conveyor.streams.stock import (
     Hold,
     ProductStock,
     StockRefused,
+    announced,
     apply,
-    current_figures,
     hold_key,
 )
 
@@ -47,11 +47,6 @@ def register(processor: Processor) -> None:
             # long as a redelivery of its commands may still arrive.
             expires_in = None if decision.hold.is_open else retention
             holds.put(held_under, decision.hold, expires_in=expires_in)
-        sends = [Send(reply) for reply in decision.replies]
-        if decision.changed is not None:
-            sends.append(Send(decision.changed))
-        elif decision.repeated and decision.stock is not None:
-            sends.append(Send(current_figures(UUID(key), decision.stock)))
-        return sends
+        return [Send(message) for message in announced(UUID(key), decision)]
 
     processor.decide_in_batches(PROCESSOR_INPUTS["inventory"], decide)

@@ -54,7 +54,7 @@ def register(processor: Processor) -> None:
             resent = [
                 MESSAGE_CLASSES[out["type"]].model_validate(out) for out in record.sent[event_id]
             ]
-            return _sends(record.saga, resent)
+            return sends_for(record.saga, resent)
         decision = decide(None if record is None else record.saga, message)
         if decision.saga is None:
             log.info("order %s: %s ignored: %s", key, message.type, decision.ignored)
@@ -81,13 +81,14 @@ def register(processor: Processor) -> None:
             expires_in=retention if finished else None,
         )
         _count_outcomes(decision.outputs)
-        return _sends(decision.saga, decision.outputs)
+        return sends_for(decision.saga, decision.outputs)
 
     processor.decide_in_batches(PROCESSOR_INPUTS["orders"], decide_next)
 
 
-def _sends(saga: OrderSaga, outputs: list[m.Message]) -> list[Send]:
-    # The order's own events have ids of their own, whatever step sent them.
+def sends_for(saga: OrderSaga, outputs: list[m.Message]) -> list[Send]:
+    """What the saga's ``outputs`` are sent as: the order's own events with ids of their
+    own, whatever step sent them; commands with ids derived from their cause."""
     return [
         Send(output, event_id_for(saga.order.order_id, output.type))
         if isinstance(output, (m.OrderPlaced, *_TERMINAL_EVENTS))

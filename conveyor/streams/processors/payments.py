@@ -18,13 +18,14 @@ from uuid import UUID
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.topics import PROCESSOR_INPUTS
+from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.gateway import (
     CircuitBreaker,
     GatewayRefused,
     GatewayUnavailable,
     PaymentGateway,
 )
-from conveyor.streams.runtime import Decided, Processor, Refused, Sends
+from conveyor.streams.runtime import Decided, Processor, Refused, Sends, WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,7 @@ PaymentCommand = m.AuthorizePayment | m.RefundPayment
 
 def register(processor: Processor) -> None:
     settings = processor.settings
-    gateway = PaymentGateway(
-        processor.urls.payment_gateway_url,
-        timeout_seconds=settings.payment_timeout_seconds,
-        attempts=settings.payment_attempts,
-        backoff_seconds=settings.payment_backoff_seconds,
-        breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_reset_seconds),
-    )
+    gateway = gateway_for(processor.urls, settings)
 
     def decide(envelope: Envelope[m.Message], key: str) -> PaymentCommand:
         match envelope.payload:
@@ -52,13 +47,6 @@ def register(processor: Processor) -> None:
                 raise Refused(f"{other.type} is not a payments command")
 
     in_flight = asyncio.Semaphore(settings.payment_concurrency)
-
-    async def answer(command: PaymentCommand) -> m.Message:
-        match command:
-            case m.AuthorizePayment():
-                return await authorization_reply(gateway, command)
-            case m.RefundPayment():
-                return await refund_reply(gateway, command)
 
     async def act(batch: Sequence[Decided[PaymentCommand]]) -> Sends:
         """The batch's gateway calls, orders side by side (at most ``payment_concurrency``
@@ -75,7 +63,7 @@ def register(processor: Processor) -> None:
         async def one_order(records: list[Decided[PaymentCommand]]) -> None:
             async with in_flight:
                 for record in records:
-                    reply = await answer(record.decision)
+                    reply = await answer(gateway, record.decision)
                     await processor.emit(reply, cause=record.envelope)
 
         # gather, not a TaskGroup: a failure propagates as itself (Refused, a transient
@@ -88,6 +76,26 @@ def register(processor: Processor) -> None:
     @processor.app.on_before_shutdown.connect
     async def close_gateway(*_: object, **__: object) -> None:
         await gateway.close()
+
+
+def gateway_for(urls: ServiceUrls, settings: WorkerSettings) -> PaymentGateway:
+    """The payment gateway client, with the timeouts, retries and breaker of ``settings``."""
+    return PaymentGateway(
+        urls.payment_gateway_url,
+        timeout_seconds=settings.payment_timeout_seconds,
+        attempts=settings.payment_attempts,
+        backoff_seconds=settings.payment_backoff_seconds,
+        breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_reset_seconds),
+    )
+
+
+async def answer(gateway: PaymentGateway, command: PaymentCommand) -> m.Message:
+    """The saga's reply to ``command``, from the gateway."""
+    match command:
+        case m.AuthorizePayment():
+            return await authorization_reply(gateway, command)
+        case m.RefundPayment():
+            return await refund_reply(gateway, command)
 
 
 async def authorization_reply(gateway: PaymentGateway, command: m.AuthorizePayment) -> m.Message:
