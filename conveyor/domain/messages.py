@@ -154,6 +154,17 @@ class PaymentRefunded(Message):
     currency: Currency
 
 
+class PaymentVoided(Message):
+    """The answer to VoidPayment: no authorization of the order holds money any more.
+
+    ``payment_ids`` are those found and voided or refunded (empty when there was none).
+    """
+
+    type: Literal["PaymentVoided"] = "PaymentVoided"
+    order_id: UUID
+    payment_ids: tuple[str, ...] = ()
+
+
 # -- orders.events (public) --------------------------------------------------------------
 
 
@@ -261,6 +272,19 @@ class RefundPayment(Message):
     currency: Currency
 
 
+class VoidPayment(Message):
+    """Give back whatever the gateway holds for the order, whether or not the saga knows of it.
+
+    Sent when an order that asked for a payment ends without one it knows of (the
+    gateway's answer was lost or late, or the order's deadline passed): the payments
+    processor looks the order up at the gateway by its reference and voids or refunds every
+    authorization it finds.
+    """
+
+    type: Literal["VoidPayment"] = "VoidPayment"
+    order_id: UUID
+
+
 # -- notifications.events ----------------------------------------------------------------
 
 
@@ -278,10 +302,10 @@ class NotificationSent(Message):
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     PlaceOrder, CancelOrder,
     StockReserved, StockRejected, StockReleased,
-    PaymentAuthorized, PaymentDeclined, PaymentRefunded,
+    PaymentAuthorized, PaymentDeclined, PaymentRefunded, PaymentVoided,
     OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled,
     UpsertProduct, AdjustStock, ReserveStock, ReleaseStock, CommitStock,
     StockChanged,
-    AuthorizePayment, RefundPayment,
+    AuthorizePayment, RefundPayment, VoidPayment,
     NotificationSent,
 )  # fmt: skip

@@ -41,6 +41,7 @@ ORDERS_REPLIES = TopicSpec(
         m.PaymentAuthorized,
         m.PaymentDeclined,
         m.PaymentRefunded,
+        m.PaymentVoided,
     ),
 )
 ORDERS_EVENTS = TopicSpec(
@@ -56,7 +57,7 @@ INVENTORY_COMMANDS = TopicSpec(
 )
 INVENTORY_EVENTS = TopicSpec("inventory.events", "product_id", (m.StockChanged,), public=True)
 PAYMENTS_COMMANDS = TopicSpec(
-    "payments.commands", "order_id", (m.AuthorizePayment, m.RefundPayment)
+    "payments.commands", "order_id", (m.AuthorizePayment, m.RefundPayment, m.VoidPayment)
 )
 NOTIFICATIONS_EVENTS = TopicSpec("notifications.events", "order_id", (m.NotificationSent,))
 

@@ -47,6 +47,7 @@ def every_message() -> list[m.Message]:
             order_id=ORDER, reason=m.RejectionReason.PAYMENT_DECLINED, detail="card declined"
         ),
         m.PaymentRefunded(order_id=ORDER, payment_id="pay_1", amount=amount, currency="EUR"),
+        m.PaymentVoided(order_id=ORDER, payment_ids=("pay_1",)),
         m.OrderPlaced(
             order_id=ORDER, user_id=USER, customer_email="ada@example.com",
             items=(line(),), currency="EUR", total=amount,
@@ -65,6 +66,7 @@ def every_message() -> list[m.Message]:
         ),
         m.AuthorizePayment(order_id=ORDER, amount=amount, currency="EUR", payment_token="tok_visa"),
         m.RefundPayment(order_id=ORDER, payment_id="pay_1", amount=amount, currency="EUR"),
+        m.VoidPayment(order_id=ORDER),
         m.NotificationSent(
             notification_id=uuid.uuid4(), order_id=ORDER, user_id=USER,
             recipient="ada@example.com", order_event="OrderConfirmed",
