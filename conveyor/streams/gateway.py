@@ -16,6 +16,7 @@ from typing import Any, Literal
 import aiohttp
 
 from conveyor.streams import metrics
+from conveyor.streams.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class Authorization:
     detail: str = ""
 
 
-class GatewayUnavailable(Exception):
+class GatewayUnavailable(ServiceUnavailable):
     """The gateway did not give a final answer within the attempts allowed."""
 
 

@@ -52,6 +52,7 @@ from conveyor.streams.commits import (
     ConveyorApp,
     SafeCommitConsumer,
 )
+from conveyor.streams.errors import ServiceUnavailable
 from conveyor.streams.state import Retention, StateFormatError, StateTable, V, acting_for
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     # Any answer of the mail server counts, a refused recipient too: an email waits for the
     # server rather than being dropped.
     aiosmtplib.SMTPException,
+    ServiceUnavailable,
 )
 RETRY_CAP_SECONDS = 30.0
 
