@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import codec, edge, operator, producer, saga, soak, throughput
+from benchmarks import codec, deadlines, edge, operator, producer, saga, soak, throughput
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 
@@ -21,6 +21,7 @@ def main() -> None:
     # Wide enough for the tables whatever the terminal (or none, in CI).
     console = Console(width=120)
     codec.run(console)
+    deadlines.run(console)
     if os.environ.get("CONVEYOR_BENCH_STACK") == "reuse":
         urls = LocalStack(DevStackSettings(), console).service_urls()
         producer.run(console, urls)

@@ -43,7 +43,7 @@ from conveyor.streams.processors.orders import sends_for
 from conveyor.streams.processors.payments import answer, gateway_for
 from conveyor.streams.processors.projector import write_batch
 from conveyor.streams.runtime import Decided, WorkerSettings
-from conveyor.streams.saga import OrderSaga, decide
+from conveyor.streams.saga import OrderSaga, Timing, decide
 from conveyor.streams.stock import Hold, ProductStock, announced, apply, hold_key
 
 READY = "READY"
@@ -58,12 +58,14 @@ BatchDecider = Callable[[Sequence[Envelope[m.Message]]], Awaitable[list[Output]]
 
 def orders_decider() -> BatchDecider:
     sagas: dict[str, OrderSaga] = {}
+    deadline_seconds = WorkerSettings().order_deadline_seconds
 
     async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
         outputs: list[Output] = []
         for envelope in batch:
             key = str(envelope.payload.order_id)  # type: ignore[attr-defined]
-            decision = decide(sagas.get(key), envelope.payload)
+            timing = Timing(time.time(), deadline_seconds)
+            decision = decide(sagas.get(key), envelope.payload, timing)
             if decision.saga is None:
                 continue
             sagas[key] = decision.saga

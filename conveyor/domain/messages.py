@@ -53,6 +53,8 @@ class RejectionReason(StrEnum):
     OUT_OF_STOCK = "out_of_stock"
     PAYMENT_DECLINED = "payment_declined"
     PAYMENT_UNAVAILABLE = "payment_unavailable"
+    # The order's deadline passed before its stock or payment was settled.
+    TIMED_OUT = "timed_out"
 
 
 class OrderLine(BaseModel):

@@ -275,7 +275,12 @@ class OrderPublic(BaseModel):
     id: UUID
     user_id: UUID
     status: OrderStatus
-    reason: RejectionReason | None
+    reason: RejectionReason | None = Field(
+        description="Why a rejected order was rejected (null otherwise): out_of_stock, "
+        "payment_declined (the card was declined), payment_unavailable (the payment gateway "
+        "did not answer), or timed_out (the order's deadline passed before its stock and "
+        "payment were settled; nothing is kept or charged)."
+    )
     items: list[OrderItem]
     total: Amount
     currency: Currency

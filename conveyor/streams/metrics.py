@@ -40,6 +40,18 @@ SAGA_OUTCOMES = Counter(
     "Orders that reached a terminal status, by status and reason.",
     ["status", "reason"],
 )
+ORDERS_PENDING = Gauge(
+    "conveyor_orders_pending",
+    "Pending orders of the partitions this orders worker holds, by time since placement "
+    "(lt_30s, 30s_2m, 2m_10m, gt_10m); set by the deadline sweep.",
+    ["age"],
+)
+SAGA_DEADLINES_PASSED = Counter(
+    "conveyor_saga_deadlines_passed_total",
+    "Orders whose deadline passed, by the phase they were in (reserving and authorizing end "
+    "timed_out; compensating sends the compensation still owed again).",
+    ["phase"],
+)
 PAYMENT_GATEWAY_CALLS = Counter(
     "conveyor_payment_gateway_calls_total",
     "Calls to the payment gateway, by operation and result.",

@@ -105,6 +105,9 @@ class WorkerSettings(RetentionSettings):
     batch_seconds: float = 0.005
     # How often expired entries are deleted (each sends a tombstone to its changelog).
     retention_sweep_seconds: float = 60.0
+    # How long a pending order may wait for its stock and payment before the saga gives up
+    # (rejected timed_out); also how long compensation waits for a reply before asking again.
+    order_deadline_seconds: float = 120.0
 
 
 class Refused(Exception):

@@ -27,7 +27,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from faust.streams import _current_event, current_event
 from faust.types import TP, EventT, TableT
@@ -57,6 +57,41 @@ def acting_for(event: EventT[Any]) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+@dataclass(frozen=True)
+class _ChangelogPosition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class _NoRecord:
+    """Stands in for the current event of a write no record causes (a timer's)."""
+
+    message: _ChangelogPosition
+
+
+@contextlib.contextmanager
+def acting_for_partition(table: StateTable[Any], partition: int) -> Iterator[None]:
+    """``acting_for`` a write that no record causes, into ``partition`` of ``table``.
+
+    Faust reads only the current event's topic and partition to place a table write (the
+    changelog partition, and with RocksDB the database). The changelog topic itself stands
+    in for the source topic: it has, by construction, the table's partition count.
+    """
+    topic = table.table.changelog_topic.get_topic_name()
+    stand_in = _NoRecord(_ChangelogPosition(topic, partition))
+    with acting_for(cast(EventT[Any], stand_in)):
+        yield
+
+
+def current_partition() -> int:
+    """The partition of the record being handled (its table writes' changelog partition)."""
+    event = current_event()
+    if event is None:
+        raise RuntimeError("no record is being handled")
+    return int(event.message.partition)
 
 
 @dataclass

@@ -78,6 +78,13 @@ async def test_request_bodies_carry_examples(document: dict[str, Any]) -> None:
         assert any("examples" in field for field in schemas[name]["properties"].values()), name
 
 
+async def test_an_orders_reason_lists_every_rejection_reason(document: dict[str, Any]) -> None:
+    reasons = document["components"]["schemas"]["RejectionReason"]["enum"]
+    assert reasons == ["out_of_stock", "payment_declined", "payment_unavailable", "timed_out"]
+    order = document["components"]["schemas"]["OrderPublic"]["properties"]["reason"]
+    assert "timed_out" in order["description"]
+
+
 async def test_the_interactive_docs_are_served(api: Api) -> None:
     async with httpx.AsyncClient(base_url=api.edge.base_url) as http:
         docs = await http.get("/docs")

@@ -40,22 +40,13 @@ EXPIRED_AFTER_SECONDS = RETENTION_SECONDS + 4.0
 @pytest.fixture(scope="module")
 def short_retention(workers: Workers) -> Iterator[Workers]:
     """The session's processors, restarted with a retention of a few seconds for this module."""
-    saved = dict(workers.extra_env)
-    workers.stop_all()
-    workers.extra_env.update(
+    with workers.restarted_with(
         {
             "CONVEYOR_STATE_RETENTION_SECONDS": str(RETENTION_SECONDS),
             "CONVEYOR_RETENTION_SWEEP_SECONDS": "1",
         }
-    )
-    try:
-        workers.start()
-        yield workers
-    finally:
-        workers.stop_all()
-        workers.extra_env.clear()
-        workers.extra_env.update(saved)
-        workers.start()
+    ) as restarted:
+        yield restarted
 
 
 def changelog(processor: str, table: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +86,21 @@ class Workers:
         finally:
             self.extra_env.clear()
             self.extra_env.update(saved)
+
+    @contextlib.contextmanager
+    def restarted_with(self, env: dict[str, str]) -> Iterator[Workers]:
+        """Every processor restarted with ``env`` added for the block, then as before."""
+        saved = dict(self.extra_env)
+        self.stop_all()
+        self.extra_env.update(env)
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop_all()
+            self.extra_env.clear()
+            self.extra_env.update(saved)
+            self.start()
 
     def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout

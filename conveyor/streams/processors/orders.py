@@ -3,27 +3,45 @@
 It reads ``orders.commands`` and ``orders.replies`` (co-partitioned with its table, so an
 order's commands, replies and state are always on the same partition) and sends commands to
 inventory and payments and the order's public events.
+
+A timer sweeps the deadlines of the open sagas of the partitions this worker holds, every
+``DEADLINE_SWEEP_SECONDS``, through an index in memory (``deadlines.OpenOrders``), and sets
+the pending-orders gauge.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
-from conveyor.domain.codec import MESSAGE_CLASSES
+from conveyor.domain.codec import MESSAGE_CLASSES, derived_event_id
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import metrics
+from conveyor.streams.deadlines import OpenOrders
 from conveyor.streams.runtime import Processor, Send
-from conveyor.streams.saga import OrderSaga, decide, event_id_for
+from conveyor.streams.saga import DEADLINE_PASSED, OrderSaga, Timing, decide, event_id_for
+from conveyor.streams.state import (
+    acting_for_partition,
+    current_partition,
+    decode_entry,
+    entry_expiry,
+)
 
 log = logging.getLogger(__name__)
 
 _TERMINAL_EVENTS = (m.OrderConfirmed, m.OrderRejected, m.OrderCancelled)
+
+# The index makes a sweep cost what is due, so it can run often: an order is compensated
+# within a second of its deadline, and the gauge is as fresh.
+DEADLINE_SWEEP_SECONDS = 1.0
+_DEADLINE_NAMESPACE = uuid.UUID("2d7c55b8-93f0-4a5e-8d0b-4b9f3e6a1c27")
 
 
 class SagaRecord(BaseModel):
@@ -44,6 +62,18 @@ class SagaRecord(BaseModel):
 def register(processor: Processor) -> None:
     sagas = processor.state_table("sagas", SagaRecord)
     retention = processor.settings.state_retention_seconds
+    deadline_seconds = processor.settings.order_deadline_seconds
+    open_orders = OpenOrders()
+
+    def store(key: str, before: SagaRecord | None, after: SagaRecord, partition: int) -> None:
+        """Write ``after`` to the table (in the current batch) and follow it in the index."""
+        # A finished saga is kept for the retention window: long enough for any redelivery
+        # and for the customer to cancel a confirmed order; then it is deleted.
+        finished = after.saga.phase == "done"
+        sagas.put(key, after, expires_in=retention if finished else None)
+        open_orders.track(
+            key, partition, after.saga, None if before is None else before.saga, time.time()
+        )
 
     def decide_next(envelope: Envelope[m.Message], key: str) -> Sequence[Send]:
         message = envelope.payload
@@ -55,7 +85,8 @@ def register(processor: Processor) -> None:
                 MESSAGE_CLASSES[out["type"]].model_validate(out) for out in record.sent[event_id]
             ]
             return sends_for(record.saga, resent)
-        decision = decide(None if record is None else record.saga, message)
+        timing = Timing(time.time(), deadline_seconds)
+        decision = decide(None if record is None else record.saga, message, timing)
         if decision.saga is None:
             log.info("order %s: %s ignored: %s", key, message.type, decision.ignored)
             return []
@@ -70,20 +101,65 @@ def register(processor: Processor) -> None:
             decision.saga.status,
             [output.type for output in decision.outputs],
         )
+        if isinstance(message, m.PaymentVoided) and message.payment_ids:
+            log.info("order %s: the gateway gave back %s", key, ", ".join(message.payment_ids))
         sent = {} if record is None else dict(record.sent)
         sent[event_id] = [output.model_dump(mode="json") for output in decision.outputs]
-        # A finished saga is kept for the retention window: long enough for any redelivery
-        # and for the customer to cancel a confirmed order; then it is deleted.
-        finished = decision.saga.phase == "done"
-        sagas.put(
-            key,
-            SagaRecord(saga=decision.saga, sent=sent),
-            expires_in=retention if finished else None,
-        )
+        store(key, record, SagaRecord(saga=decision.saga, sent=sent), current_partition())
         _count_outcomes(decision.outputs)
         return sends_for(decision.saga, decision.outputs)
 
     processor.decide_in_batches(PROCESSOR_INPUTS["orders"], decide_next)
+
+    indexed_for: frozenset[int] | None = None
+
+    async def sweep_deadlines() -> None:
+        """Apply the deadline of every open saga whose time has come, then set the gauge."""
+        nonlocal indexed_for
+        app = processor.app
+        # TableManagerT leaves out the recovery service its one implementation has.
+        if app.rebalancing or app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
+            return
+        changelog = sagas.table.changelog_topic.get_topic_name()
+        partitions = frozenset(
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog
+        )
+        now = time.time()
+        if partitions != indexed_for:
+            open_orders.rebuild(
+                open_sagas(sagas.table.data.items(), sagas.name, partitions),
+                now,
+                deadline_seconds,
+            )
+            indexed_for = partitions
+        timing = Timing(now, deadline_seconds)
+        sends: list[Send] = []
+        for key, partition in open_orders.due(now):
+            with acting_for_partition(sagas, partition):
+                record = sagas.get(key)
+                if record is None:
+                    continue
+                decision = decide(record.saga, DEADLINE_PASSED, timing)
+                if decision.ignored or decision.saga is None:
+                    continue
+                log.info(
+                    "order %s: deadline passed while %s; sends %s",
+                    key,
+                    record.saga.phase,
+                    [output.type for output in decision.outputs],
+                )
+                metrics.SAGA_DEADLINES_PASSED.labels(record.saga.phase).inc()
+                store(key, record, SagaRecord(saga=decision.saga, sent=record.sent), partition)
+                sends.extend(deadline_sends(record.saga, decision.outputs))
+        # Written before sent, as for records: if the worker dies in between, the saga's
+        # new deadline brings the sweep back to send what is still owed.
+        sagas.flush()
+        for send in sends:
+            await processor.emit(send.message, cause=None, event_id=send.event_id)
+        for label, count in open_orders.pending_by_age(now).items():
+            metrics.ORDERS_PENDING.labels(label).set(count)
+
+    processor.app.timer(DEADLINE_SWEEP_SECONDS)(sweep_deadlines)
 
 
 def sends_for(saga: OrderSaga, outputs: list[m.Message]) -> list[Send]:
@@ -95,6 +171,27 @@ def sends_for(saga: OrderSaga, outputs: list[m.Message]) -> list[Send]:
         else Send(output)
         for output in outputs
     ]
+
+
+def deadline_sends(before: OrderSaga, outputs: list[m.Message]) -> list[Send]:
+    """What a deadline decision sends, with ids derived from the deadline that caused them:
+    the same deadline decided again (after a crash) sends the very same records."""
+    cause = uuid.uuid5(_DEADLINE_NAMESPACE, f"{before.order.order_id}:{before.deadline!r}")
+    return [Send(output, derived_event_id(cause, output)) for output in outputs]
+
+
+def open_sagas(
+    entries: Iterable[tuple[str, bytes]], table: str, partitions: frozenset[int]
+) -> list[tuple[str, int, OrderSaga]]:
+    """The open sagas among the saga table's raw ``entries`` of ``partitions``: those stored
+    without an expiry (finished ones have one), so only they are decoded and validated."""
+    found = []
+    for key, raw in entries:
+        expires_at, partition = entry_expiry(raw, table)
+        if expires_at is None and partition in partitions:
+            record, _, _ = decode_entry(SagaRecord, raw, table)
+            found.append((key, partition, record.saga))
+    return found
 
 
 def _count_outcomes(outputs: list[m.Message]) -> None:
