@@ -82,7 +82,11 @@ def register(processor: Processor) -> None:
         if record is not None and event_id in record.sent:
             log.info("order %s: %s redelivered; sending its outputs again", key, message.type)
             resent = [
-                MESSAGE_CLASSES[out["type"]].model_validate(out) for out in record.sent[event_id]
+                MESSAGE_CLASSES[out["type"]].model_validate(out)
+                for out in record.sent[event_id]
+                # Once the saga gave up on the payment (a deadline, a cancel), an
+                # authorization asked again would land behind its VoidPayment and keep money.
+                if out["type"] != "AuthorizePayment" or record.saga.phase == "authorizing"
             ]
             return sends_for(record.saga, resent)
         timing = Timing(time.time(), deadline_seconds)
