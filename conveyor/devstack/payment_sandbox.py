@@ -1,10 +1,23 @@
 """A payment gateway sandbox: a real HTTP server that behaves like a card gateway.
 
 It stands in for the payment provider, an outside party. Tokens decide the outcome:
-``tok_visa`` authorizes, ``tok_chargeDeclined`` is declined (402), ``tok_timeout`` answers
-only after ``--timeout-delay`` seconds, so clients with shorter timeouts give up. Like a real
-gateway, every write takes an ``Idempotency-Key``: a retry with the same key and body gets
-the stored answer (``Idempotent-Replayed: true``), the same key with another body a 409.
+
+- ``tok_visa`` authorizes (201);
+- ``tok_chargeDeclined`` is declined (402);
+- ``tok_timeout`` answers only after ``--timeout-delay`` seconds (a 504, no payment), so
+  clients with shorter timeouts give up;
+- ``tok_lateAuthorize`` authorizes at once but answers only after ``--timeout-delay``
+  seconds: the client gives up on a charge that did happen;
+- ``tok_malformed`` authorizes and answers 201 without the payment's ``id``;
+- ``tok_rateLimited`` is answered 429 with ``Retry-After: 1`` the first time its
+  Idempotency-Key is seen (the 429 is not stored), and authorizes when asked again.
+
+Like a real gateway, every write takes an ``Idempotency-Key``: a retry with the same key and
+body gets the stored answer (``Idempotent-Replayed: true``), the same key with another body a
+409. An authorization can be voided (``POST /v1/payments/{id}/void``) or refunded, in part or
+in full (``POST /v1/payments/{id}/refunds``), never both. ``GET /v1/payments?reference=`` finds
+an order's payments: the ledger. With ``--api-key`` every ``/v1`` request must carry
+``Authorization: Bearer <key>``, or gets a 401.
 
 Run it with ``python -m conveyor.devstack.payment_sandbox --port N``.
 """
@@ -26,11 +39,27 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler as AiohttpHandler
+from aiohttp.typedefs import Middleware
 
 AUTHORIZING_TOKEN = "tok_visa"
 DECLINED_TOKEN = "tok_chargeDeclined"
 TIMEOUT_TOKEN = "tok_timeout"
-KNOWN_TOKENS = frozenset({AUTHORIZING_TOKEN, DECLINED_TOKEN, TIMEOUT_TOKEN})
+LATE_AUTHORIZING_TOKEN = "tok_lateAuthorize"
+MALFORMED_TOKEN = "tok_malformed"
+RATE_LIMITED_TOKEN = "tok_rateLimited"
+KNOWN_TOKENS = frozenset(
+    {
+        AUTHORIZING_TOKEN,
+        DECLINED_TOKEN,
+        TIMEOUT_TOKEN,
+        LATE_AUTHORIZING_TOKEN,
+        MALFORMED_TOKEN,
+        RATE_LIMITED_TOKEN,
+    }
+)
+# How long tok_rateLimited asks the client to wait.
+RATE_LIMITED_RETRY_AFTER_SECONDS = 1
 
 
 def problem(status: int, type_: str, title: str, detail: str) -> web.Response:
@@ -39,6 +68,10 @@ def problem(status: int, type_: str, title: str, detail: str) -> web.Response:
         status=status,
         content_type="application/problem+json",
     )
+
+
+class RateLimited(Exception):
+    """Answered 429 and not stored, so the same key is served when asked again."""
 
 
 class BadRequest(Exception):
@@ -69,12 +102,13 @@ class StoredResponse:
 @dataclass
 class Payment:
     id: str
-    status: str  # authorized | declined
+    status: str  # authorized | declined | voided
     amount: Decimal
     currency: str
     reference: str
     created_at: str
     refunds: list[dict[str, str]] = field(default_factory=list)
+    voided_at: str | None = None
 
     @property
     def refunded(self) -> Decimal:
@@ -90,6 +124,7 @@ class Payment:
             "created_at": self.created_at,
             "amount_refunded": f"{self.refunded:.2f}",
             "refunds": self.refunds,
+            "voided_at": self.voided_at,
         }
 
 
@@ -100,6 +135,8 @@ class PaymentStore:
         self.payments: dict[str, Payment] = {}
         self.responses: dict[str, StoredResponse] = {}
         self.key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Idempotency keys of tok_rateLimited already answered 429 once.
+        self.rate_limited_keys: set[str] = set()
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
@@ -139,13 +176,18 @@ async def idempotent(request: web.Request, store: PaymentStore, handle: Handler)
         except (BadRequest, ValueError) as exc:
             detail = exc.detail if isinstance(exc, BadRequest) else f"invalid JSON: {exc}"
             return problem(400, "invalid_request", "Invalid request", detail)
+        except RateLimited:
+            limited = problem(429, "rate_limited", "Too many requests", "Slow down and try again.")
+            limited.headers["Retry-After"] = str(RATE_LIMITED_RETRY_AFTER_SECONDS)
+            return limited
         store.responses[scope] = StoredResponse(status, answer, digest)
         return web.json_response(answer, status=status)
 
 
-def create_app(timeout_delay: float = 30.0) -> web.Application:
+def create_app(timeout_delay: float = 30.0, api_key: str | None = None) -> web.Application:
+    """The sandbox; with ``api_key``, every ``/v1`` request must present it as a bearer token."""
     store = PaymentStore()
-    app = web.Application()
+    app = web.Application(middlewares=[require_api_key(api_key)] if api_key else [])
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -163,6 +205,11 @@ def create_app(timeout_delay: float = 30.0) -> web.Application:
                 )
             if not isinstance(reference, str) or not reference:
                 raise BadRequest("reference (the order id) is required")
+            if token == RATE_LIMITED_TOKEN:
+                key = request.headers["Idempotency-Key"]
+                if key not in store.rate_limited_keys:
+                    store.rate_limited_keys.add(key)
+                    raise RateLimited
             if token == TIMEOUT_TOKEN:
                 await asyncio.sleep(timeout_delay)
                 return 504, {
@@ -173,7 +220,7 @@ def create_app(timeout_delay: float = 30.0) -> web.Application:
                 }
             payment = Payment(
                 id=f"pay_{secrets.token_hex(12)}",
-                status="authorized" if token == AUTHORIZING_TOKEN else "declined",
+                status="declined" if token == DECLINED_TOKEN else "authorized",
                 amount=amount,
                 currency=currency,
                 reference=reference,
@@ -189,6 +236,11 @@ def create_app(timeout_delay: float = 30.0) -> web.Application:
                     "detail": "The issuer declined the charge.",
                     "payment_id": payment.id,
                 }
+            if token == LATE_AUTHORIZING_TOKEN:
+                # The charge is made; only its answer is late.
+                await asyncio.sleep(timeout_delay)
+            if token == MALFORMED_TOKEN:
+                return 201, {key: value for key, value in payment.public().items() if key != "id"}
             return 201, payment.public()
 
         return await idempotent(request, store, handle)
@@ -226,6 +278,27 @@ def create_app(timeout_delay: float = 30.0) -> web.Application:
 
         return await idempotent(request, store, handle)
 
+    async def void(request: web.Request) -> web.Response:
+        payment = store.payments.get(request.match_info["payment_id"])
+        if payment is None:
+            return problem(404, "not_found", "No such payment", request.match_info["payment_id"])
+
+        async def handle(_: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            if payment.status != "authorized" or payment.refunds:
+                state = "refunded" if payment.refunds else payment.status
+                return 409, {
+                    "type": "not_voidable",
+                    "title": "Payment cannot be voided",
+                    "status": 409,
+                    "detail": f"the payment is {state}; only an untouched authorization is voided",
+                }
+            payment.status = "voided"
+            payment.voided_at = datetime.now(UTC).isoformat()
+            print(f"payment {payment.id} for {payment.reference}: voided", flush=True)
+            return 200, payment.public()
+
+        return await idempotent(request, store, handle)
+
     async def show(request: web.Request) -> web.Response:
         payment = store.payments.get(request.match_info["payment_id"])
         if payment is None:
@@ -248,9 +321,28 @@ def create_app(timeout_delay: float = 30.0) -> web.Application:
             web.get("/v1/payments", search),
             web.get("/v1/payments/{payment_id}", show),
             web.post("/v1/payments/{payment_id}/refunds", refund),
+            web.post("/v1/payments/{payment_id}/void", void),
         ]
     )
     return app
+
+
+def require_api_key(api_key: str) -> Middleware:
+    expected = f"Bearer {api_key}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
+        presented = request.headers.get("Authorization", "").encode()
+        if request.path.startswith("/v1/") and not secrets.compare_digest(presented, expected):
+            return problem(
+                401,
+                "unauthorized",
+                "Invalid API key",
+                "Send the account's key as `Authorization: Bearer <key>`.",
+            )
+        return await handler(request)
+
+    return check
 
 
 def payment_gateway_is_healthy(url: str, timeout: float = 2.0) -> bool:
@@ -269,13 +361,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--timeout-delay",
         type=float,
         default=30.0,
-        help="seconds tok_timeout waits before answering",
+        help="seconds tok_timeout and tok_lateAuthorize wait before answering",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="when set, /v1 requests without `Authorization: Bearer <key>` are answered 401",
     )
     arguments = parser.parse_args(argv)
     # aiohttp stops on SIGTERM and SIGINT by itself; a short grace keeps tok_timeout
     # requests from holding the shutdown up.
     web.run_app(
-        create_app(arguments.timeout_delay),
+        create_app(arguments.timeout_delay, arguments.api_key),
         host=arguments.host,
         port=arguments.port,
         shutdown_timeout=1.0,

@@ -101,6 +101,8 @@ class DevStackSettings(BaseSettings):
     database_name: str = "conveyor"
     start_timeout_seconds: float = 90.0
     payment_timeout_delay_seconds: float = 30.0
+    # The local payment sandbox's API key, which the stack also gives the processors.
+    payments_api_key: str = "sk_sandbox_conveyor_dev"
 
     @classmethod
     def isolated(cls, home: Path, **overrides: Any) -> DevStackSettings:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from conveyor.devstack import health, kafka_server, postgres_server, processes, redis_server
@@ -89,12 +90,19 @@ class LocalStack:
 
     def service_urls(self) -> ServiceUrls:
         by_name = {service.name: self.url(service) for service in SERVICES}
+        [payments] = [service for service in SERVICES if service.name == "payments"]
+        api_key = (
+            self.environ.get("PAYMENT_GATEWAY_API_KEY", "")
+            if self.is_external(payments)
+            else self.settings.payments_api_key
+        )
         return ServiceUrls(
             kafka_bootstrap_servers=by_name["kafka"],
             database_url=by_name["postgres"],
             redis_url=by_name["redis"],
             smtp_url=by_name["smtp"],
             payment_gateway_url=by_name["payments"],
+            payment_gateway_api_key=SecretStr(api_key),
         )
 
     @property
@@ -165,6 +173,8 @@ class LocalStack:
                 str(s.payments_port),
                 "--timeout-delay",
                 str(s.payment_timeout_delay_seconds),
+                "--api-key",
+                s.payments_api_key,
             ]
         self.console.print(f"[bold]{service.name}[/]: starting on {self.local_url(service.name)}")
         return processes.spawn(service.name, command, log_file, cwd=s.root, user=user)
@@ -236,6 +246,7 @@ class LocalStack:
             f"REDIS_URL={urls.redis_url}",
             f"SMTP_URL={urls.smtp_url}",
             f"PAYMENT_GATEWAY_URL={urls.payment_gateway_url}",
+            f"PAYMENT_GATEWAY_API_KEY={urls.payment_gateway_api_key.get_secret_value()}",
             f"CONVEYOR_DEV_MAILDIR={self.maildir}",
             "",
         ]

@@ -1,13 +1,13 @@
 """Where the outside services are: one URL each, from the environment.
 
 Every component reads the same five variables, so a deployment points Conveyor at existing
-Kafka, PostgreSQL, Redis, SMTP and payment gateway by setting them. The defaults are the
-addresses the local stack (``conveyor dev up``) listens on.
+Kafka, PostgreSQL, Redis, SMTP and payment gateway by setting them, and the gateway's API key
+beside its URL. The defaults are the addresses the local stack (``conveyor dev up``) listens on.
 """
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_URL_VARIABLES = (
@@ -16,6 +16,7 @@ SERVICE_URL_VARIABLES = (
     "REDIS_URL",
     "SMTP_URL",
     "PAYMENT_GATEWAY_URL",
+    "PAYMENT_GATEWAY_API_KEY",
 )
 
 
@@ -29,10 +30,15 @@ class ServiceUrls(BaseSettings):
     redis_url: str = "redis://127.0.0.1:16379/0"
     smtp_url: str = "smtp://127.0.0.1:11025"
     payment_gateway_url: str = "http://127.0.0.1:18080"
+    # Sent as `Authorization: Bearer <key>` with every gateway request; empty: none sent.
+    payment_gateway_api_key: SecretStr = SecretStr("")
 
     def environment(self) -> dict[str, str]:
-        """These URLs as the environment variables a component reads them from."""
-        return {name.upper(): str(value) for name, value in self.model_dump().items()}
+        """These settings as the environment variables a component reads them from."""
+        return {
+            name.upper(): value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            for name, value in self.model_dump().items()
+        }
 
 
 @lru_cache

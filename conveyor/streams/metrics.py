@@ -57,6 +57,18 @@ PAYMENT_GATEWAY_CALLS = Counter(
     "Calls to the payment gateway, by operation and result.",
     ["operation", "result"],
 )
+PAYMENT_GATEWAY_REJECTED_REQUESTS = Counter(
+    "conveyor_payment_gateway_rejected_requests_total",
+    "Gateway answers saying our request or credentials are wrong (a 4xx other than the "
+    "card's decline, 402, and the rate limit, 429), by operation and HTTP status.",
+    ["operation", "status"],
+)
+PAYMENT_RECONCILIATIONS = Counter(
+    "conveyor_payment_reconciliations_total",
+    "Authorizations whose answer was lost, looked up at the gateway by the order's reference, "
+    "by what the lookup found (authorized, declined, not_found, unanswered).",
+    ["result"],
+)
 CIRCUIT_OPEN = Gauge(
     "conveyor_payment_gateway_circuit_open",
     "1 while the circuit breaker in front of the payment gateway is open.",

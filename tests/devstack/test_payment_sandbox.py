@@ -1,4 +1,5 @@
-"""The payment sandbox behaves like a card gateway: token outcomes, idempotency, refunds."""
+"""The payment sandbox behaves like a card gateway: token outcomes, idempotency, refunds, voids
+and its API key."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -20,13 +22,16 @@ from conveyor.devstack.settings import free_ports
 TIMEOUT_DELAY = 5
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+API_KEY = "sk_test_sandbox"
+
+
+@contextmanager
+def sandbox(*options: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     [port] = free_ports(1)
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "conveyor.devstack.payment_sandbox",
-         "--port", str(port), "--timeout-delay", str(TIMEOUT_DELAY)],
+         "--port", str(port), "--timeout-delay", str(TIMEOUT_DELAY), *options],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -36,6 +41,18 @@ def gateway() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    with sandbox() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def gateway_with_key() -> Iterator[str]:
+    with sandbox("--api-key", API_KEY) as (url, _):
+        yield url
 
 
 @pytest.fixture
@@ -119,8 +136,7 @@ async def test_concurrent_duplicates_make_exactly_one_payment(
         *(authorize(client, gateway[0], key=key, reference=reference) for _ in range(10))
     )
     assert {answer[1]["id"] for answer in answers} == {answers[0][1]["id"]}
-    async with client.get(f"{gateway[0]}/v1/payments", params={"reference": reference}) as found:
-        assert len((await found.json())["items"]) == 1
+    assert len(await ledger(client, gateway[0], reference)) == 1
 
 
 @pytest.mark.parametrize(
@@ -174,6 +190,129 @@ async def test_a_declined_or_unknown_payment_cannot_be_refunded(
     _, declined, _ = await authorize(client, gateway[0], "tok_chargeDeclined")
     assert (await refund(client, gateway[0], declined["payment_id"]))[0] == 409
     assert (await refund(client, gateway[0], "pay_nonexistent"))[0] == 404
+
+
+async def ledger(client: aiohttp.ClientSession, url: str, reference: str) -> list[dict[str, Any]]:
+    async with client.get(f"{url}/v1/payments", params={"reference": reference}) as found:
+        items: list[dict[str, Any]] = (await found.json())["items"]
+        return items
+
+
+async def test_a_late_authorization_is_made_at_once_though_its_answer_comes_too_late(
+    gateway: tuple[str, subprocess.Popen[bytes]], client: aiohttp.ClientSession
+) -> None:
+    key, reference = str(uuid.uuid4()), str(uuid.uuid4())
+    with pytest.raises(TimeoutError):
+        await authorize(client, gateway[0], "tok_lateAuthorize", key=key, reference=reference,
+                        wait_seconds=1)  # fmt: skip
+    [made] = await ledger(client, gateway[0], reference)
+    assert (made["status"], made["amount"]) == ("authorized", "39.98")
+    # Asked again under its key, once the answer is ready: the same payment, not a second one.
+    status, body, _ = await authorize(
+        client, gateway[0], "tok_lateAuthorize", key=key, reference=reference
+    )
+    assert (status, body["id"]) == (201, made["id"])
+    assert len(await ledger(client, gateway[0], reference)) == 1
+
+
+async def test_a_malformed_answer_lacks_the_id_of_the_payment_it_made(
+    gateway: tuple[str, subprocess.Popen[bytes]], client: aiohttp.ClientSession
+) -> None:
+    reference = str(uuid.uuid4())
+    status, body, _ = await authorize(client, gateway[0], "tok_malformed", reference=reference)
+    assert status == 201
+    assert "id" not in body
+    [made] = await ledger(client, gateway[0], reference)
+    assert made["status"] == "authorized"
+
+
+async def test_a_rate_limited_card_is_answered_429_once_then_authorized(
+    gateway: tuple[str, subprocess.Popen[bytes]], client: aiohttp.ClientSession
+) -> None:
+    key, reference = str(uuid.uuid4()), str(uuid.uuid4())
+    status, body, headers = await authorize(
+        client, gateway[0], "tok_rateLimited", key=key, reference=reference
+    )
+    assert (status, body["type"], headers["Retry-After"]) == (429, "rate_limited", "1")
+    assert await ledger(client, gateway[0], reference) == []
+    status, body, _ = await authorize(
+        client, gateway[0], "tok_rateLimited", key=key, reference=reference
+    )
+    assert (status, body["status"]) == (201, "authorized")
+
+
+async def void(
+    client: aiohttp.ClientSession, url: str, payment_id: str, key: str | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    async with client.post(
+        f"{url}/v1/payments/{payment_id}/void",
+        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+    ) as answer:
+        return answer.status, await answer.json(content_type=None), dict(answer.headers)
+
+
+async def test_a_void_gives_the_whole_authorization_back_once(
+    gateway: tuple[str, subprocess.Popen[bytes]], client: aiohttp.ClientSession
+) -> None:
+    _, payment, _ = await authorize(client, gateway[0])
+    key = f"void-{payment['id']}"
+    status, voided, _ = await void(client, gateway[0], payment["id"], key)
+    assert (status, voided["status"], voided["amount_refunded"]) == (200, "voided", "0.00")
+    status, again, headers = await void(client, gateway[0], payment["id"], key)
+    assert (status, again) == (200, voided)
+    assert headers.get("Idempotent-Replayed") == "true"
+    status, body, _ = await void(client, gateway[0], payment["id"])
+    assert (status, body["type"]) == (409, "not_voidable")
+
+
+async def test_a_voided_payment_cannot_be_refunded_nor_a_refunded_one_voided(
+    gateway: tuple[str, subprocess.Popen[bytes]], client: aiohttp.ClientSession
+) -> None:
+    _, voided, _ = await authorize(client, gateway[0])
+    await void(client, gateway[0], voided["id"])
+    status, body = await refund(client, gateway[0], voided["id"])
+    assert (status, body["type"]) == (409, "not_refundable")
+
+    _, refunded, _ = await authorize(client, gateway[0], amount="30.00")
+    assert (await refund(client, gateway[0], refunded["id"], "10.00"))[0] == 201
+    status, body, _ = await void(client, gateway[0], refunded["id"])
+    assert (status, body["type"]) == (409, "not_voidable")
+    async with client.get(f"{gateway[0]}/v1/payments/{refunded['id']}") as shown:
+        kept = await shown.json()
+    assert (kept["status"], kept["amount_refunded"]) == ("authorized", "10.00")
+
+    _, declined, _ = await authorize(client, gateway[0], "tok_chargeDeclined")
+    assert (await void(client, gateway[0], declined["payment_id"]))[0] == 409
+    assert (await void(client, gateway[0], "pay_nonexistent"))[0] == 404
+
+
+async def test_with_an_api_key_a_request_without_it_is_refused_401(
+    gateway_with_key: str, client: aiohttp.ClientSession
+) -> None:
+    reference = str(uuid.uuid4())
+    for presented in ({}, {"Authorization": "Bearer not-the-key"}):
+        async with client.post(
+            f"{gateway_with_key}/v1/payments",
+            json={"amount": "5.00", "currency": "EUR", "token": "tok_visa",
+                  "reference": reference},
+            headers={"Idempotency-Key": str(uuid.uuid4()), **presented},
+        ) as answer:  # fmt: skip
+            assert answer.status == 401
+            assert answer.content_type == "application/problem+json"
+            assert (await answer.json())["type"] == "unauthorized"
+    async with client.post(
+        f"{gateway_with_key}/v1/payments",
+        json={"amount": "5.00", "currency": "EUR", "token": "tok_visa", "reference": reference},
+        headers={"Idempotency-Key": str(uuid.uuid4()), "Authorization": f"Bearer {API_KEY}"},
+    ) as answer:
+        assert answer.status == 201
+    async with client.get(
+        f"{gateway_with_key}/v1/payments",
+        params={"reference": reference},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as found:
+        assert len((await found.json())["items"]) == 1
+    assert payment_gateway_is_healthy(gateway_with_key), "health needs no key"
 
 
 def test_the_gateway_stops_cleanly_on_sigterm(

@@ -16,11 +16,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
+from conveyor.devstack.money import check_money
 from conveyor.devstack.smtp_sink import ReceivedMail, read_mailbox
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode
 from conveyor.infra.kafka import consumer_group_lag
 from conveyor.infra.publisher import Publisher
+from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.runtime import PROCESSORS
 
 UNIT_PRICE = Decimal("10.00")
@@ -326,3 +328,16 @@ def key_in_partition_of(key: UUID, partitions: int) -> UUID:
         other = uuid.uuid4()
         if choose(str(other).encode(), list(range(partitions)), list(range(partitions))) == wanted:
             return other
+
+
+async def assert_money_settled(urls: ServiceUrls, orders: list[m.PlaceOrder]) -> None:
+    """For every order, the gateway keeps its total if it is confirmed, and nothing otherwise;
+    and none is pending."""
+    checked = await check_money(
+        urls.payment_gateway_url,
+        urls.database_url,
+        api_key=urls.payment_gateway_api_key.get_secret_value(),
+        order_ids=[order.order_id for order in orders],
+    )
+    assert checked.settled, str(checked)
+    assert checked.orders_checked == len(orders)

@@ -1,4 +1,5 @@
-"""The saga under pressure: many orders over scarce stock, and processors killed mid-stream."""
+"""The saga under pressure: many orders over scarce stock, processors killed mid-stream, and a
+gateway whose answers come late, malformed or never; the money stays right through all of it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from uuid import UUID
 import pytest
 
 from conveyor.domain import messages as m
-from tests.streams.shop import Shop, assert_saga_invariants
+from tests.conftest import RunningStack
+from tests.streams.shop import Shop, assert_money_settled, assert_saga_invariants
 from tests.streams.workers import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -22,14 +24,24 @@ async def scarce_catalog(shop: Shop) -> dict[UUID, int]:
     return dict(zip(products, units, strict=True))
 
 
-def random_orders(shop: Shop, products: list[UUID], count: int, seed: int) -> list[m.PlaceOrder]:
+ORDINARY_CARDS = ("tok_visa", "tok_visa", "tok_visa", "tok_chargeDeclined")
+# Ordinary cards with, mixed in, answers the gateway loses: late, never, or without an id.
+FAULTY_GATEWAY_CARDS = (*ORDINARY_CARDS, "tok_lateAuthorize", "tok_timeout", "tok_malformed")
+
+
+def random_orders(
+    shop: Shop,
+    products: list[UUID],
+    count: int,
+    seed: int,
+    cards: tuple[str, ...] = ORDINARY_CARDS,
+) -> list[m.PlaceOrder]:
     rng = random.Random(seed)
     orders = []
     for _ in range(count):
         chosen = rng.sample(products, rng.randint(1, 2))
         lines = [(product, rng.randint(1, 2)) for product in chosen]
-        token = rng.choice(["tok_visa", "tok_visa", "tok_visa", "tok_chargeDeclined"])
-        orders.append(shop.order(lines, token))
+        orders.append(shop.order(lines, rng.choice(cards)))
     return orders
 
 
@@ -48,7 +60,7 @@ async def test_concurrent_orders_over_scarce_stock_never_oversell(shop: Shop) ->
 
 @pytest.mark.chaos
 async def test_processors_killed_mid_stream_lose_and_duplicate_nothing(
-    shop: Shop, workers: Workers
+    shop: Shop, workers: Workers, stack: RunningStack
 ) -> None:
     initial = await scarce_catalog(shop)
     orders = random_orders(shop, list(initial), 50, seed=2)
@@ -65,3 +77,19 @@ async def test_processors_killed_mid_stream_lose_and_duplicate_nothing(
     await asyncio.to_thread(workers.start)
 
     await assert_saga_invariants(shop, initial, orders, exact=False)
+    await assert_money_settled(stack.urls, orders)
+
+
+async def test_late_lost_and_malformed_gateway_answers_leave_the_money_right(
+    shop: Shop, stack: RunningStack
+) -> None:
+    units = (12, 12, 12, 12)
+    products = await asyncio.gather(*(shop.add_product(n) for n in units))
+    initial = dict(zip(products, units, strict=True))
+    orders = random_orders(shop, products, 40, seed=3, cards=FAULTY_GATEWAY_CARDS)
+    assert {order.payment_token for order in orders} == set(FAULTY_GATEWAY_CARDS)
+
+    await asyncio.gather(*(shop.publisher.publish(order) for order in orders))
+
+    await assert_saga_invariants(shop, initial, orders)
+    await assert_money_settled(stack.urls, orders)

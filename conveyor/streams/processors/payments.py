@@ -1,11 +1,19 @@
-"""``payments``: authorizes and refunds through the payment gateway, answering the saga.
+"""``payments``: authorizes, refunds and voids through the payment gateway, answering the saga.
 
 A batch of commands is answered with its gateway calls side by side, one order's commands in
 the order they came (``CONVEYOR_PAYMENT_CONCURRENCY`` orders at once), each answer sent as
-soon as it is known. Stateless: the
-gateway's idempotency keys (``authorize-<order>``, ``refund-<order>``) make a redelivered
-command return the first answer instead of charging again. A gateway that stays down ends
-the authorization as ``payment_unavailable``, so no order waits forever on it.
+soon as it is known. Stateless: the gateway's idempotency keys (``authorize-<order>``,
+``refund-<order>``, ``void-<payment>``) make a redelivered command return the first answer
+instead of charging, refunding or voiding again.
+
+An authorization whose answer is lost is looked up at the gateway by the order's reference
+before it is answered: found authorized, PaymentAuthorized with that payment; found declined,
+``payment_declined``; nothing (or no answer to the lookup either), ``payment_unavailable``, so
+no order waits forever on the gateway. A gateway that refuses our request or credentials
+(a 4xx other than 402) is ``payment_unavailable`` too, never the card's decline.
+VoidPayment, sent by the saga when an order ends without a payment it knows of, gives back
+every authorization the gateway holds under the order's reference, since one may have landed
+after all.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ log = logging.getLogger(__name__)
 # A refund is owed money: it is retried until the gateway answers, this long apart at most.
 REFUND_RETRY_CAP_SECONDS = 30.0
 
-PaymentCommand = m.AuthorizePayment | m.RefundPayment
+PaymentCommand = m.AuthorizePayment | m.RefundPayment | m.VoidPayment
 
 
 def register(processor: Processor) -> None:
@@ -41,7 +49,7 @@ def register(processor: Processor) -> None:
 
     def decide(envelope: Envelope[m.Message], key: str) -> PaymentCommand:
         match envelope.payload:
-            case m.AuthorizePayment() | m.RefundPayment() as command:
+            case m.AuthorizePayment() | m.RefundPayment() | m.VoidPayment() as command:
                 return command
             case other:
                 raise Refused(f"{other.type} is not a payments command")
@@ -82,6 +90,7 @@ def gateway_for(urls: ServiceUrls, settings: WorkerSettings) -> PaymentGateway:
     """The payment gateway client, with the timeouts, retries and breaker of ``settings``."""
     return PaymentGateway(
         urls.payment_gateway_url,
+        api_key=urls.payment_gateway_api_key.get_secret_value(),
         timeout_seconds=settings.payment_timeout_seconds,
         attempts=settings.payment_attempts,
         backoff_seconds=settings.payment_backoff_seconds,
@@ -96,6 +105,8 @@ async def answer(gateway: PaymentGateway, command: PaymentCommand) -> m.Message:
             return await authorization_reply(gateway, command)
         case m.RefundPayment():
             return await refund_reply(gateway, command)
+        case m.VoidPayment():
+            return await void_reply(gateway, command)
 
 
 async def authorization_reply(gateway: PaymentGateway, command: m.AuthorizePayment) -> m.Message:
@@ -116,6 +127,19 @@ async def authorization_reply(gateway: PaymentGateway, command: m.AuthorizePayme
         else m.RejectionReason.PAYMENT_UNAVAILABLE
     )
     return m.PaymentDeclined(order_id=command.order_id, reason=reason, detail=result.detail)
+
+
+async def void_reply(gateway: PaymentGateway, command: m.VoidPayment) -> m.Message:
+    """Whatever the gateway holds for the order, given back.
+
+    A gateway that does not answer raises GatewayUnavailable: the command is tried again
+    later, since the money is owed back.
+    """
+    try:
+        payment_ids = await gateway.give_back_everything(str(command.order_id))
+    except GatewayRefused as exc:
+        raise Refused(str(exc)) from exc
+    return m.PaymentVoided(order_id=command.order_id, payment_ids=payment_ids)
 
 
 async def refund_reply(gateway: PaymentGateway, command: m.RefundPayment) -> m.Message:
