@@ -3,7 +3,8 @@
 It stands in for the payment provider, an outside party. Tokens decide the outcome:
 
 - ``tok_visa`` authorizes (201);
-- ``tok_chargeDeclined`` is declined (402);
+- ``tok_chargeDeclined`` is declined (402), and so is any token the sandbox does not know
+  (as an invalid card number is);
 - ``tok_timeout`` answers only after ``--timeout-delay`` seconds (a 504, no payment), so
   clients with shorter timeouts give up;
 - ``tok_lateAuthorize`` authorizes at once but answers only after ``--timeout-delay``
@@ -199,10 +200,8 @@ def create_app(timeout_delay: float = 30.0, api_key: str | None = None) -> web.A
             if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
                 raise BadRequest("currency must be a three-letter ISO 4217 code such as EUR")
             token, reference = body.get("token"), body.get("reference")
-            if token not in KNOWN_TOKENS:
-                raise BadRequest(
-                    f"unknown card token {token!r}; the sandbox knows {sorted(KNOWN_TOKENS)}"
-                )
+            if not isinstance(token, str) or not token:
+                raise BadRequest("token (the card's payment token) is required")
             if not isinstance(reference, str) or not reference:
                 raise BadRequest("reference (the order id) is required")
             if token == RATE_LIMITED_TOKEN:
@@ -218,9 +217,12 @@ def create_app(timeout_delay: float = 30.0, api_key: str | None = None) -> web.A
                     "status": 504,
                     "detail": "No answer from the card network.",
                 }
+            # A token no card stands behind is the issuer's refusal, as an invalid card number
+            # is at a real gateway: the customer's fault, answered 402, not our request's.
+            declined = token == DECLINED_TOKEN or token not in KNOWN_TOKENS
             payment = Payment(
                 id=f"pay_{secrets.token_hex(12)}",
-                status="declined" if token == DECLINED_TOKEN else "authorized",
+                status="declined" if declined else "authorized",
                 amount=amount,
                 currency=currency,
                 reference=reference,
@@ -233,7 +235,10 @@ def create_app(timeout_delay: float = 30.0, api_key: str | None = None) -> web.A
                     "type": "card_declined",
                     "title": "Your card was declined.",
                     "status": 402,
-                    "detail": "The issuer declined the charge.",
+                    "detail": "The issuer declined the charge."
+                    if token in KNOWN_TOKENS
+                    else f"No card is known for token {token!r}; the sandbox's cards are "
+                    f"{sorted(KNOWN_TOKENS)}.",
                     "payment_id": payment.id,
                 }
             if token == LATE_AUTHORIZING_TOKEN:

@@ -145,7 +145,7 @@ async def test_concurrent_duplicates_make_exactly_one_payment(
         ({"key": ""}, "Idempotency-Key"),
         ({"amount": "12.345"}, "two decimals"),
         ({"amount": "-5.00"}, "positive"),
-        ({"token": "tok_unknown"}, "unknown card token"),
+        ({"token": ""}, "token"),
     ],
 )
 async def test_a_malformed_request_is_refused_with_a_clear_400(
@@ -157,6 +157,14 @@ async def test_a_malformed_request_is_refused_with_a_clear_400(
     status, body, _ = await authorize(client, gateway[0], **change)
     assert status == 400
     assert detail in body["detail"] or detail in body["title"]
+
+
+async def test_a_token_no_card_stands_behind_is_declined_not_a_bad_request(
+    gateway: tuple[str, subprocess.Popen[bytes]], client: aiohttp.ClientSession
+) -> None:
+    status, body, _ = await authorize(client, gateway[0], token="tok_unknown")
+    assert status == 402
+    assert "tok_unknown" in body["detail"]
 
 
 async def refund(
