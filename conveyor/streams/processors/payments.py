@@ -5,7 +5,9 @@ the order they came (``CONVEYOR_PAYMENT_CONCURRENCY`` orders at once), each answ
 soon as it is known. Stateless: the
 gateway's idempotency keys (``authorize-<order>``, ``refund-<order>``) make a redelivered
 command return the first answer instead of charging again. A gateway that stays down ends
-the authorization as ``payment_unavailable``, so no order waits forever on it.
+the authorization as ``payment_unavailable``, so no order waits forever on it; a refund the
+gateway does not answer is parked on ``payments.commands.retry`` and tried again later, so it
+holds up no other order of its partition.
 """
 
 from __future__ import annotations
@@ -22,15 +24,11 @@ from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.gateway import (
     CircuitBreaker,
     GatewayRefused,
-    GatewayUnavailable,
     PaymentGateway,
 )
 from conveyor.streams.runtime import Decided, Processor, Refused, Sends, WorkerSettings
 
 log = logging.getLogger(__name__)
-
-# A refund is owed money: it is retried until the gateway answers, this long apart at most.
-REFUND_RETRY_CAP_SECONDS = 30.0
 
 PaymentCommand = m.AuthorizePayment | m.RefundPayment
 
@@ -119,17 +117,13 @@ async def authorization_reply(gateway: PaymentGateway, command: m.AuthorizePayme
 
 
 async def refund_reply(gateway: PaymentGateway, command: m.RefundPayment) -> m.Message:
-    delay = 1.0
-    while True:
-        try:
-            await gateway.refund(str(command.order_id), command.payment_id, command.amount)
-            break
-        except GatewayRefused as exc:
-            raise Refused(str(exc)) from exc
-        except GatewayUnavailable as exc:
-            log.warning("refund for order %s not done yet: %s", command.order_id, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, REFUND_RETRY_CAP_SECONDS)
+    """PaymentRefunded once the gateway refunded; a gateway that does not answer raises
+    GatewayUnavailable, and the runtime parks the command for a later try (the refund's
+    idempotency key makes every try the same refund)."""
+    try:
+        await gateway.refund(str(command.order_id), command.payment_id, command.amount)
+    except GatewayRefused as exc:
+        raise Refused(str(exc)) from exc
     return m.PaymentRefunded(
         order_id=command.order_id,
         payment_id=command.payment_id,
