@@ -13,6 +13,8 @@ from conveyor.domain import messages as m
 DEFAULT_PARTITIONS = 6
 
 DEAD_LETTER_SUFFIX = ".dlq"
+# Records whose handling waits on a service that is down are parked here, then tried again.
+RETRY_SUFFIX = ".retry"
 
 KeyField = Literal["order_id", "product_id"]
 
@@ -94,6 +96,15 @@ def dead_letter_topic(topic: TopicSpec | str) -> str:
     return resolve(topic).name + DEAD_LETTER_SUFFIX
 
 
+def retry_topic(topic: TopicSpec | str) -> str:
+    return resolve(topic).name + RETRY_SUFFIX
+
+
+def source_topic(topic: str) -> str:
+    """The declared topic a record read from ``topic`` belongs to (itself, or a retry's source)."""
+    return topic.removesuffix(RETRY_SUFFIX)
+
+
 def consumer_group(processor: str) -> str:
     """The Kafka consumer group of a processor: every replica of it joins this one."""
     return f"conveyor-{processor}"
@@ -108,3 +119,15 @@ PROCESSOR_INPUTS: Mapping[str, tuple[TopicSpec, ...]] = {
     "notifications": (ORDERS_EVENTS,),
     "projector": (ORDERS_EVENTS, INVENTORY_EVENTS),
 }
+
+# The inputs whose records a processor parks on ``<topic>.retry`` when carrying them out
+# fails transiently (a gateway, mail server or database down); it consumes those too. The
+# orders and inventory processors need no outside service, so they park nothing.
+PROCESSOR_RETRIES: Mapping[str, tuple[TopicSpec, ...]] = {
+    "payments": (PAYMENTS_COMMANDS,),
+    "notifications": (ORDERS_EVENTS,),
+    "projector": (ORDERS_EVENTS, INVENTORY_EVENTS),
+}
+RETRIED_TOPICS: tuple[TopicSpec, ...] = tuple(
+    {spec.name: spec for specs in PROCESSOR_RETRIES.values() for spec in specs}.values()
+)

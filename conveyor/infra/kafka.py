@@ -10,7 +10,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError
 
-from conveyor.domain.topics import TOPICS, TopicSpec, dead_letter_topic
+from conveyor.domain.topics import (
+    RETRIED_TOPICS,
+    TOPICS,
+    TopicSpec,
+    dead_letter_topic,
+    retry_topic,
+)
 from conveyor.infra.errors import KafkaUnavailable
 
 # A compacted topic (a table's changelog) keeps the newest record per key, and drops a key
@@ -66,12 +72,17 @@ async def describe_cluster(bootstrap_servers: str, timeout_seconds: float = 5.0)
 
 
 def declared_topics(include_dead_letter: bool = True) -> list[tuple[str, TopicSpec]]:
-    """Every topic Conveyor uses, with the declaration it is created from."""
+    """Every topic Conveyor uses, with the declaration it is created from.
+
+    A dead-letter or retry topic is created from its source's declaration: same partitions,
+    so a record parked or dead-lettered keeps its partition number.
+    """
     topics: list[tuple[str, TopicSpec]] = []
     for spec in TOPICS.values():
         topics.append((spec.name, spec))
         if include_dead_letter:
             topics.append((dead_letter_topic(spec), spec))
+    topics.extend((retry_topic(spec), spec) for spec in RETRIED_TOPICS)
     return topics
 
 

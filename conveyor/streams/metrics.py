@@ -19,6 +19,17 @@ DEAD_LETTERS = Counter(
     "Records written to a dead-letter topic.",
     ["processor", "topic"],
 )
+RECORDS_PARKED = Counter(
+    "conveyor_records_parked_total",
+    "Records parked on their topic's .retry topic because a service they need failed, by the "
+    "try they are parked for (1: the first after the original).",
+    ["processor", "topic", "attempt"],
+)
+RECORDS_RETRIED = Counter(
+    "conveyor_records_retried_total",
+    "Parked records handled again once due (each then done, parked again or dead-lettered).",
+    ["processor", "topic"],
+)
 PROCESSING_SECONDS = Histogram(
     "conveyor_event_processing_seconds",
     "Time from a record's arrival in the handler to the handler's end.",

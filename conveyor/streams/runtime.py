@@ -5,6 +5,13 @@ the batch forms (``decide_in_batches``, ``decide_and_act_in_batches``, ``handle_
 one loop); the runtime reads the raw records, decodes each with the shared codec, calls the
 processor's code, and sends any record it cannot decode or that the code refuses to
 ``<topic>.dlq`` with the error and the source offset, then carries on with the next record.
+
+A record whose carrying out fails transiently (``TRANSIENT_ERRORS``: a gateway, mail server
+or database down) is not tried again in place, which would hold up its whole partition: the
+processors that talk to such services (``PROCESSOR_RETRIES``) park it on ``<topic>.retry``
+and move on, read their retry topics beside their inputs, and handle a parked record again
+once it is due (``CONVEYOR_RETRY_DELAYS_SECONDS`` apart); after the last try it goes to
+``<topic>.dlq`` with reason ``retries_exhausted``.
 """
 
 from __future__ import annotations
@@ -38,9 +45,13 @@ from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.messages import Message
 from conveyor.domain.topics import (
     DEFAULT_PARTITIONS,
+    PROCESSOR_RETRIES,
+    RETRY_SUFFIX,
     TopicSpec,
     consumer_group,
     dead_letter_topic,
+    retry_topic,
+    source_topic,
     topic_for,
 )
 from conveyor.infra.errors import InfraError
@@ -53,6 +64,7 @@ from conveyor.streams.commits import (
     SafeCommitConsumer,
 )
 from conveyor.streams.errors import ServiceUnavailable
+from conveyor.streams.retries import Origin, Parking, header_map, next_parking
 from conveyor.streams.state import Retention, StateFormatError, StateTable, V, acting_for
 
 log = logging.getLogger(__name__)
@@ -108,19 +120,25 @@ class WorkerSettings(RetentionSettings):
     # How long a pending order may wait for its stock and payment before the saga gives up
     # (rejected timed_out); also how long compensation waits for a reply before asking again.
     order_deadline_seconds: float = 120.0
+    # The waits before each new try of a record parked on `<topic>.retry` because a service
+    # it needs failed (a JSON list in the environment); after the last, `<topic>.dlq`.
+    retry_delays_seconds: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
 
 
 class Refused(Exception):
     """A handler's verdict that a decoded message cannot apply; it goes to the DLQ."""
 
 
-# Failures of a service the handler needs, not of the record: the record is tried again,
-# with backoff, until the service is back, rather than dead-lettered.
+# Failures of a service the handler needs, not of the record: the record is tried again
+# later (parked, or in place by processors that park nothing) rather than dead-lettered.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
+    # The server shutting down (or restarting after a crash) ends its sessions this way.
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
     asyncpg.InterfaceError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -130,6 +148,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ServiceUnavailable,
 )
 RETRY_CAP_SECONDS = 30.0
+# A worker waiting for parked records to be due looks this often whether it is stopping or
+# handing its partitions over.
+PARKED_WAIT_SLICE_SECONDS = 0.5
 
 R = TypeVar("R")
 
@@ -178,7 +199,8 @@ class Decided(Generic[D]):
 # What to send, each with the record that causes it.
 Sends = Sequence[tuple[Send, Envelope[Message]]]
 # Carries out the decisions of a batch (or of one of its records): it may wait on other
-# services, and is retried while they fail, so it must be idempotent; it touches no table.
+# services, and is tried again (parked) while they fail, so it must be idempotent; it
+# touches no table.
 Actor = Callable[[Sequence[Decided[D]]], Awaitable[Sends]]
 
 
@@ -222,6 +244,7 @@ class Processor:
         # to flush), which takes the commit interval off every hop of the saga. Under
         # exactly_once the records must wait for their transaction.
         self._publish_at_once = settings.processing_guarantee == "at_least_once"
+        self._parks = bool(PROCESSOR_RETRIES.get(name))
         self._lag_reader = LagReader(urls.kafka_bootstrap_servers)
         self.app.on_partitions_assigned.connect(self._count_rebalance)
         self.app.on_before_shutdown.connect(self._close_lag_reader)
@@ -280,26 +303,64 @@ class Processor:
         )
 
     async def dead_letter(self, event: Event, error: str, reason: str) -> None:
+        """Send the record to its source's DLQ; a parked record names where it first came from."""
         message = event.message
+        origin, _ = _provenance(event)
         record = encode_dead_letter(
-            message.topic, message.partition, message.offset, message.key, message.value, error
+            origin.topic, origin.partition, origin.offset, message.key, message.value, error
         )
         log.warning(
             "%s: %s[%d]@%d to the dead-letter topic: %s",
             self.name,
-            message.topic,
-            message.partition,
-            message.offset,
+            origin.topic,
+            origin.partition,
+            origin.offset,
             error,
         )
-        await self.topic(dead_letter_topic(message.topic)).send(
+        await self.topic(dead_letter_topic(origin.topic)).send(
             key=record.key,
             value=record.value,
             headers=list(record.headers),
             force=self._publish_at_once,
         )
-        metrics.EVENTS_FAILED.labels(self.name, message.topic, reason).inc()
-        metrics.DEAD_LETTERS.labels(self.name, message.topic).inc()
+        metrics.EVENTS_FAILED.labels(self.name, origin.topic, reason).inc()
+        metrics.DEAD_LETTERS.labels(self.name, origin.topic).inc()
+
+    async def park(self, event: Event, error: str) -> None:
+        """Park the record on its source's retry topic for its next try; after the last, DLQ.
+
+        It keeps its key, value, headers and partition number, so the partition's table
+        entries and the order of its key's parked records stay as they were.
+        """
+        message = event.message
+        origin, previous = _provenance(event)
+        parking = next_parking(
+            self.settings.retry_delays_seconds, self.name, origin, previous, error
+        )
+        if parking is None:
+            tries = 1 + len(self.settings.retry_delays_seconds)
+            await self.dead_letter(
+                event, f"{error} (gave up after {tries} tries)", "retries_exhausted"
+            )
+            return
+        log.warning(
+            "%s: %s[%d]@%d parked for try %d at %s: %s",
+            self.name,
+            origin.topic,
+            origin.partition,
+            origin.offset,
+            parking.attempt + 1,
+            parking.due.isoformat(),
+            error,
+        )
+        await self.topic(retry_topic(origin.topic)).send(
+            key=message.key,
+            value=message.value,
+            partition=message.partition,
+            headers=parking.headers(header_map(message.headers).items()),
+            force=self._publish_at_once,
+        )
+        metrics.RECORDS_PARKED.labels(self.name, origin.topic, str(parking.attempt)).inc()
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -357,9 +418,10 @@ class Processor:
 
         Per batch: the records are decided as by ``decide_in_batches`` and the changed keys
         written, then ``act`` gets every decided record at once and returns what to send,
-        which goes out before the records are acknowledged. ``act`` is retried while it
-        fails transiently; when it fails otherwise, each record is acted on alone and those
-        that still fail go to the DLQ. Records of any age are applied: ``act`` must
+        which goes out before the records are acknowledged. When ``act`` fails, each record
+        is acted on alone: one that fails transiently is parked on its topic's retry topic
+        (by the processors of ``PROCESSOR_RETRIES``; the others try it again in place), one
+        that fails otherwise goes to the DLQ. Records of any age are applied: ``act`` must
         recognize a redelivery by what it did outside (the tables may have forgotten it).
         """
         self._in_batches(sources, decide, act, refuse_expired=False)
@@ -402,26 +464,85 @@ class Processor:
 
         async def consume(stream: faust.StreamT[bytes]) -> None:
             async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
-                started = time.perf_counter()
-                decodable = [
-                    (event, envelope)
-                    for event in events
-                    if (envelope := await decode(event)) is not None
-                ]
-                decided, failures = self._decide_batch(decodable, decide)
-                self._flush_state()
-                for event, error, reason in failures:
-                    await self.dead_letter(event, error, reason)
-                metrics.BATCH_SIZE.labels(self.name).observe(len(events))
-                if not decided:
-                    continue
-                done, sends = await self._act_on_batch(decided, act)
-                for output, cause in sends:
-                    await self.emit(output.message, cause=cause, event_id=output.event_id)
-                for event, record in done:
-                    self._count(event, record.envelope, started)
+                await handle_batch(events)
+
+        async def consume_parked(stream: faust.StreamT[bytes]) -> None:
+            async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
+                await handle_batch(await self._when_due(events))
+
+        async def handle_batch(events: Sequence[Event]) -> None:
+            if not events:
+                return
+            started = time.perf_counter()
+            decodable = [
+                (event, envelope)
+                for event in events
+                if (envelope := await decode(event)) is not None
+            ]
+            decided, failures = self._decide_batch(decodable, decide)
+            self._flush_state()
+            for event, error, reason in failures:
+                await self.dead_letter(event, error, reason)
+            metrics.BATCH_SIZE.labels(self.name).observe(len(events))
+            if not decided:
+                return
+            done, sends = await self._act_on_batch(decided, act)
+            for output, cause in sends:
+                await self.emit(output.message, cause=cause, event_id=output.event_id)
+            for event, record in done:
+                self._count(event, record.envelope, started)
 
         self.app.agent(self._channel(sources), name=f"{self.name}-agent")(consume)
+        parked = [
+            retry_topic(spec) for spec in PROCESSOR_RETRIES.get(self.name, ()) if spec in sources
+        ]
+        if parked:
+            # An agent of its own: waiting for a parked record to be due holds up no input.
+            self.app.agent(self._channel_named(parked), name=f"{self.name}-retry-agent")(
+                consume_parked
+            )
+
+    async def _when_due(self, events: Sequence[Event]) -> list[Event]:
+        """This processor's parked records of a batch, once every one of them is due.
+
+        Records parked by another processor sharing the retry topic (the notifications and
+        projector processors both read orders.events) are passed over.
+        """
+        own: list[Event] = []
+        latest: datetime | None = None
+        for event in events:
+            _, parking = _provenance(event)
+            if parking is None:
+                await self.dead_letter(
+                    event, "a record on a retry topic without its parking headers", "undecodable"
+                )
+            elif parking.processor == self.name:
+                own.append(event)
+                latest = parking.due if latest is None else max(latest, parking.due)
+        while latest is not None and datetime.now(UTC) < latest:
+            if self.app.should_stop or self.app.rebalancing:
+                # Faust waits for every record in hand before it stops or hands partitions
+                # over: these go back to the retry topic as they are (same try, same due
+                # time) and the worker that reads it next handles them.
+                for event in own:
+                    await self._park_again_as_is(event)
+                return []
+            await asyncio.sleep(
+                min(PARKED_WAIT_SLICE_SECONDS, (latest - datetime.now(UTC)).total_seconds())
+            )
+        for event in own:
+            metrics.RECORDS_RETRIED.labels(self.name, source_topic(event.message.topic)).inc()
+        return own
+
+    async def _park_again_as_is(self, event: Event) -> None:
+        message = event.message
+        await self.topic(message.topic).send(
+            key=message.key,
+            value=message.value,
+            partition=message.partition,
+            headers=list(header_map(message.headers).items()),
+            force=self._publish_at_once,
+        )
 
     def _decide_batch(
         self,
@@ -434,7 +555,7 @@ class Processor:
         # No await from the first read to the last write: nothing else touches the tables
         # meanwhile (the retention sweeper runs on the same loop).
         for event, envelope in decodable:
-            key = message_key(event.message.topic, envelope.payload)
+            key = message_key(source_topic(event.message.topic), envelope.payload)
             # The record's own partition is the changelog partition of what it writes.
             with acting_for(event):
                 try:
@@ -454,6 +575,8 @@ class Processor:
 
         Returns the records acted on and what to send.
         """
+        if self._parks:
+            return await self._act_or_park(decided, act)
         try:
             sends = await retrying(
                 f"{self.name}: a batch of {len(decided)}", act, [record for _, record in decided]
@@ -475,6 +598,47 @@ class Processor:
                 done.append((event, record))
         return done, all_sends
 
+    async def _act_or_park(
+        self, decided: list[tuple[Event, Decided[D]]], act: Actor[D]
+    ) -> tuple[list[tuple[Event, Decided[D]]], Sends]:
+        """``act`` on the batch, or else on each record alone: a record that fails transiently
+        is parked, one that fails otherwise dead-lettered; the rest are done.
+
+        Once a record is parked, the later records of its key in the batch are parked behind
+        it without a try, so they are tried again in the order they came.
+        """
+        try:
+            return decided, await act([record for _, record in decided])
+        except Exception as exc:
+            # A batch of one has had its try; a larger one is tried record by record.
+            alone_failure = exc if len(decided) == 1 else None
+            if alone_failure is None:
+                log.warning(
+                    "%s: a batch failed (%r); acting on its records one by one", self.name, exc
+                )
+        done: list[tuple[Event, Decided[D]]] = []
+        all_sends: list[tuple[Send, Envelope[Message]]] = []
+        parked_keys: set[str] = set()
+        for event, record in decided:
+            key = message_key(source_topic(event.message.topic), record.envelope.payload)
+            if key in parked_keys:
+                await self.park(
+                    event, f"{record.envelope.type} waits behind a parked record of its key"
+                )
+                continue
+            try:
+                if alone_failure is not None:
+                    raise alone_failure
+                all_sends.extend(await act([record]))
+            except TRANSIENT_ERRORS as exc:
+                parked_keys.add(key)
+                await self.park(event, f"{record.envelope.type} failed: {exc!r}")
+            except Exception as exc:
+                await self.dead_letter(event, *self._failure(record.envelope, exc))
+            else:
+                done.append((event, record))
+        return done, all_sends
+
     def _failure(self, envelope: Envelope[Message], exc: Exception) -> tuple[str, str]:
         """The error and the reason a record goes to the DLQ with, for what its handling raised."""
         if isinstance(exc, (Refused, UndecodableMessage)):
@@ -484,8 +648,11 @@ class Processor:
         return f"{envelope.type} failed: {exc!r}", "failed"
 
     def _channel(self, sources: Sequence[TopicSpec]) -> faust.TopicT:
+        return self._channel_named([spec.name for spec in sources])
+
+    def _channel_named(self, names: Sequence[str]) -> faust.TopicT:
         return self.app.topic(
-            *[spec.name for spec in sources],
+            *names,
             key_serializer="raw",
             value_serializer="raw",
             partitions=DEFAULT_PARTITIONS,
@@ -494,7 +661,7 @@ class Processor:
     async def _decode(self, event: Event) -> Envelope[Message] | None:
         message = event.message
         try:
-            envelope = decode(message.topic, message.key, message.value)
+            envelope = decode(source_topic(message.topic), message.key, message.value)
         except UndecodableMessage as exc:
             await self.dead_letter(event, str(exc), "undecodable")
             return None
@@ -602,6 +769,16 @@ class Processor:
         metrics.serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
         worker = faust.Worker(self.app, loglevel=self.settings.log_level, redirect_stdouts=False)
         worker.execute_from_commandline()
+
+
+def _provenance(event: Event) -> tuple[Origin, Parking | None]:
+    """Where the record first came from, and its parking when it was read from a retry topic."""
+    message = event.message
+    if message.topic.endswith(RETRY_SUFFIX):
+        parking = Parking.read(header_map(message.headers))
+        if parking is not None:
+            return parking.origin, parking
+    return Origin(source_topic(message.topic), message.partition, message.offset), None
 
 
 async def _what_they_send(decided: Sequence[Decided[Sequence[Send]]]) -> Sends:

@@ -11,7 +11,13 @@ from pydantic_settings import BaseSettings
 
 from conveyor.api.settings import ApiSettings
 from conveyor.domain.resources import ProcessorName, StreamProcessorSpec, TopicSpec
-from conveyor.domain.topics import PROCESSOR_INPUTS, TOPICS, dead_letter_topic
+from conveyor.domain.topics import (
+    PROCESSOR_INPUTS,
+    RETRIED_TOPICS,
+    TOPICS,
+    dead_letter_topic,
+    retry_topic,
+)
 from conveyor.infra.settings import SERVICE_URL_VARIABLES
 from conveyor.operator.settings import OperatorSettings
 from tests.manifests.conftest import (
@@ -41,7 +47,7 @@ def test_every_custom_resource_is_valid_for_its_model(kustomize: Kustomize, tree
         TopicSpec.model_validate(topic["spec"])
 
 
-def test_the_topics_are_exactly_the_declared_ones_and_their_dead_letters(
+def test_the_topics_are_exactly_the_declared_ones_their_dead_letters_and_retries(
     installation: list[Document],
 ) -> None:
     declared: dict[str, tuple[int, dict[str, str]]] = {}
@@ -52,6 +58,8 @@ def test_the_topics_are_exactly_the_declared_ones_and_their_dead_letters(
             declaration.partitions,
             config,
         )
+    for declaration in RETRIED_TOPICS:
+        declared[retry_topic(declaration)] = (declaration.partitions, {})
     found = {}
     for topic in of_kind(installation, "Topic"):
         spec = TopicSpec.model_validate(topic["spec"])

@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 
+from conveyor.devstack.money import gateway_ledger
 from conveyor.streams.processors.orders import DEADLINE_SWEEP_SECONDS
 from tests.conftest import RunningStack
 from tests.streams.shop import Shop, StockFigures, read_records
@@ -133,6 +133,17 @@ async def test_an_order_whose_payment_answer_never_comes_gives_its_stock_back_an
         await shop.wait_stock(product, StockFigures(available=2, reserved=0, sold=0))
         await assert_still_pending(shop, order.order_id)
 
+    # Payments back: it authorizes (an answer the saga no longer wants), then the void
+    # behind it gives that money back, and only then is the order rejected.
+    row = await shop.wait_status(order.order_id, {"rejected"})
+    assert row["reason"] == "timed_out"
+    [payment] = await gateway_ledger(
+        stack.urls.payment_gateway_url,
+        stack.urls.payment_gateway_api_key.get_secret_value(),
+        reference=str(order.order_id),
+    )
+    assert payment["status"] == "voided"
+
 
 async def test_a_refund_whose_answer_never_comes_is_asked_again_and_done_once(
     shop: Shop, stack: RunningStack, short_deadline: Workers
@@ -151,9 +162,11 @@ async def test_a_refund_whose_answer_never_comes_is_asked_again_and_done_once(
 
     await shop.wait_status(order.order_id, {"cancelled"})
     await shop.wait_stock(product, StockFigures(available=3, reserved=0, sold=0))
-    async with httpx.AsyncClient(base_url=stack.urls.payment_gateway_url) as gateway:
-        found = await gateway.get("/v1/payments", params={"reference": str(order.order_id)})
-    [payment] = found.json()["items"]
+    [payment] = await gateway_ledger(
+        stack.urls.payment_gateway_url,
+        stack.urls.payment_gateway_api_key.get_secret_value(),
+        reference=str(order.order_id),
+    )
     # Asked twice, refunded once: the gateway keeps nothing, and gave back no more than it took.
     assert Decimal(payment["amount_refunded"]) == order.total == Decimal(payment["amount"])
 

@@ -1,5 +1,6 @@
 """The customer's emails end to end: one per terminal order event, with its own Message-ID,
-over one kept SMTP connection; a mail server that goes away delays them and loses none; a
+over one kept SMTP connection; a mail server that goes away delays them (parked, while the
+input flows on) and loses none; a
 redelivered event sends nothing twice; an email claimed but never sent (the processor stopped
 in between) is sent once; and a poison record is dead-lettered alone."""
 
@@ -17,6 +18,7 @@ from conveyor.api.data.notifications import list_notifications
 from conveyor.devstack import processes
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode, decode_dead_letter
+from conveyor.infra.kafka import consumer_group_lag
 from conveyor.streams.processors.notifications import notification_id_for
 from tests.conftest import RunningStack
 from tests.streams.shop import Shop, read_all, read_records, replay
@@ -110,6 +112,8 @@ async def test_a_mail_server_that_goes_away_delays_the_emails_and_loses_none(
     warm_up = await shop.place([(product, 1)])
     await shop.wait_notified(warm_up.order_id, "OrderConfirmed")
     connections = counter(workers, "conveyor_smtp_connections_total")
+    parked = counter(workers, "conveyor_records_parked_total")
+    bootstrap = stack.urls.kafka_bootstrap_servers
 
     await asyncio.to_thread(processes.stop, smtp_sink)
     orders = [await shop.place([(product, 1)]) for _ in range(5)]
@@ -123,6 +127,18 @@ async def test_a_mail_server_that_goes_away_delays_the_emails_and_loses_none(
         assert time.monotonic() < deadline, "no email was claimed while the server was away"
         await asyncio.sleep(0.1)
     assert all(shop.emails(order_id) == [] for order_id in ids)
+    # Parked, not retried in place: the processor's input partitions move on meanwhile.
+    deadline = time.monotonic() + 60
+    while any(
+        records
+        for (topic, _), records in (
+            await consumer_group_lag(bootstrap, "conveyor-notifications")
+        ).items()
+        if topic == "orders.events"
+    ):
+        assert time.monotonic() < deadline, "orders.events held up while the server was away"
+        await asyncio.sleep(0.2)
+    assert counter(workers, "conveyor_records_parked_total") > parked
     await asyncio.to_thread(stack.local.up)
 
     await assert_one_email_each(shop, events)

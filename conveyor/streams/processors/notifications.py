@@ -17,9 +17,11 @@ with ``orders.events``) and handles ``orders.events`` a batch at a time:
 
 What that guarantees:
 
-- No email is lost. A record is acknowledged only once its email is recorded sent, and a mail
-  server or database that fails only delays the batch: it is tried again with backoff, never
-  dead-lettered. A failed send closes the connection; the next try opens a new one.
+- No email is lost. A record is acknowledged only once its email is recorded sent or its
+  event parked: a mail server or database that fails delays the email, parked on
+  ``orders.events.retry`` and tried again later (the events behind it go on); one whose tries
+  all fail goes to ``orders.events.dlq`` with the error, to be redriven. A failed send closes
+  the connection; the next try opens a new one.
 - An email is sent again only when its acceptance by the server was not recorded: the
   processor stopped (or its partition moved to another worker) between steps 3 and 4 (the
   row stays claimed but unsent, so the redelivered event sends it once more), or the
@@ -33,6 +35,7 @@ What that guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,8 +143,15 @@ class Outbox:
         # Emails the server accepted whose sent_at is not recorded yet (the database failed
         # or the batch was interrupted): a retry records them instead of sending them again.
         self._accepted: dict[uuid.UUID, datetime] = {}
+        # The inputs' batches and the parked ones' are delivered one at a time: they share
+        # the SMTP connection and the accepted emails not yet recorded.
+        self._delivering = asyncio.Lock()
 
     async def deliver(self, batch: Sequence[Decided[Email | None]]) -> Sends:
+        async with self._delivering:
+            return await self._deliver(batch)
+
+    async def _deliver(self, batch: Sequence[Decided[Email | None]]) -> Sends:
         emails = {
             record.decision.notification_id: record.decision
             for record in batch

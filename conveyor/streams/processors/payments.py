@@ -14,6 +14,9 @@ no order waits forever on the gateway. A gateway that refuses our request or cre
 VoidPayment, sent by the saga when an order ends without a payment it knows of, gives back
 every authorization the gateway holds under the order's reference, since one may have landed
 after all.
+A refund or a void the gateway does not answer is parked on
+``payments.commands.retry`` and tried again later, so it holds up no other order of
+its partition.
 """
 
 from __future__ import annotations
@@ -30,15 +33,11 @@ from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.gateway import (
     CircuitBreaker,
     GatewayRefused,
-    GatewayUnavailable,
     PaymentGateway,
 )
 from conveyor.streams.runtime import Decided, Processor, Refused, Sends, WorkerSettings
 
 log = logging.getLogger(__name__)
-
-# A refund is owed money: it is retried until the gateway answers, this long apart at most.
-REFUND_RETRY_CAP_SECONDS = 30.0
 
 PaymentCommand = m.AuthorizePayment | m.RefundPayment | m.VoidPayment
 
@@ -143,17 +142,13 @@ async def void_reply(gateway: PaymentGateway, command: m.VoidPayment) -> m.Messa
 
 
 async def refund_reply(gateway: PaymentGateway, command: m.RefundPayment) -> m.Message:
-    delay = 1.0
-    while True:
-        try:
-            await gateway.refund(str(command.order_id), command.payment_id, command.amount)
-            break
-        except GatewayRefused as exc:
-            raise Refused(str(exc)) from exc
-        except GatewayUnavailable as exc:
-            log.warning("refund for order %s not done yet: %s", command.order_id, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, REFUND_RETRY_CAP_SECONDS)
+    """PaymentRefunded once the gateway refunded; a gateway that does not answer raises
+    GatewayUnavailable, and the runtime parks the command for a later try (the refund's
+    idempotency key makes every try the same refund)."""
+    try:
+        await gateway.refund(str(command.order_id), command.payment_id, command.amount)
+    except GatewayRefused as exc:
+        raise Refused(str(exc)) from exc
     return m.PaymentRefunded(
         order_id=command.order_id,
         payment_id=command.payment_id,
