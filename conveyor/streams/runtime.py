@@ -43,6 +43,7 @@ from conveyor.domain.topics import (
     dead_letter_topic,
     topic_for,
 )
+from conveyor.infra.dead_letters import record_headers, replayed_from
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import LagReader, ensure_topics
 from conveyor.infra.settings import RetentionSettings, ServiceUrls
@@ -279,7 +280,13 @@ class Processor:
     async def dead_letter(self, event: Event, error: str, reason: str) -> None:
         message = event.message
         record = encode_dead_letter(
-            message.topic, message.partition, message.offset, message.key, message.value, error
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+            error,
+            record_headers(message.headers),
         )
         log.warning(
             "%s: %s[%d]@%d to the dead-letter topic: %s",
@@ -520,6 +527,8 @@ class Processor:
 
     def _count(self, event: Event, envelope: Envelope[Message], started: float) -> None:
         metrics.EVENTS_PROCESSED.labels(self.name, event.message.topic, envelope.type).inc()
+        if replayed_from(record_headers(event.message.headers)) is not None:
+            metrics.DEAD_LETTERS_REPLAYED.labels(self.name, event.message.topic).inc()
         metrics.PROCESSING_SECONDS.labels(self.name, envelope.type).observe(
             time.perf_counter() - started
         )
