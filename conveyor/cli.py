@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.devstack.components import DEV_ADMIN_EMAIL, Components
 from conveyor.devstack.errors import DevStackError
@@ -26,6 +28,7 @@ from conveyor.domain.messages import (
     PlaceOrder,
     UpsertProduct,
 )
+from conveyor.infra import dead_letters
 from conveyor.infra.database import apply_migrations, redact_dsn
 from conveyor.infra.errors import InfraError
 from conveyor.infra.publisher import Publisher
@@ -53,7 +56,12 @@ inventory_app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
 app.add_typer(orders_app, name="orders")
+dlq_app = typer.Typer(
+    help="Read dead letters and send them back to their source topic once the cause is fixed.",
+    no_args_is_help=True,
+)
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(dlq_app, name="dlq")
 
 console = Console(stderr=True)
 
@@ -354,3 +362,146 @@ def inventory_adjust(
 ) -> None:
     """Add or remove stock (AdjustStock); refused to the DLQ if it would go below zero."""
     _publish(AdjustStock(product_id=UUID(product), adjustment_id=uuid4(), delta=delta))
+
+
+# -- dead letters --------------------------------------------------------------------------
+
+TopicArgument = Annotated[
+    str,
+    typer.Argument(
+        help="The source topic (e.g. inventory.commands) or its dead-letter topic "
+        "(inventory.commands.dlq)."
+    ),
+]
+
+
+def _dead_letters(topic: str) -> list[dead_letters.DeadLetterRecord]:
+    try:
+        return asyncio.run(
+            dead_letters.read_dead_letters(get_service_urls().kafka_bootstrap_servers, topic)
+        )
+    except InfraError as error:
+        raise _fail(error) from error
+
+
+@dlq_app.command("list")
+def dlq_list(topic: TopicArgument) -> None:
+    """List the dead letters of TOPIC: where each is, when and why it failed, where it came
+    from, and whether it was replayed."""
+    letters = _dead_letters(topic)
+    table = Table(title=f"{dead_letters.dead_letter_topic_of(topic)}: {len(letters)} dead letters")
+    for column in ("dead letter", "failed at", "source", "error", "replayed"):
+        table.add_column(column, overflow="fold")
+    for dead in letters:
+        letter, replay = dead.letter, dead.replay
+        # Text, not markup: an error may hold brackets.
+        table.add_row(
+            *map(
+                Text,
+                (
+                    dead.position,
+                    (letter.failed_at if letter else dead.timestamp).isoformat(timespec="seconds"),
+                    f"{letter.source_topic} {letter.partition}:{letter.offset}" if letter else "?",
+                    letter.error if letter else "not a dead letter Conveyor wrote",
+                    f"{replay.replayed_at.isoformat(timespec='seconds')} to "
+                    f"{replay.source_partition}:{replay.replayed_offset}"
+                    if replay
+                    else "no",
+                ),
+            )
+        )
+    Console().print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    topic: TopicArgument,
+    offset: Annotated[
+        str,
+        typer.Argument(
+            help="PARTITION:OFFSET as `conveyor dlq list` shows it (an OFFSET alone will do "
+            "when only one partition has it)."
+        ),
+    ],
+) -> None:
+    """Print one dead letter whole, as JSON: its headers, the original key, headers and value
+    (decoded when it is JSON), the error, and its replay if any."""
+    try:
+        [dead] = dead_letters.select(topic, _dead_letters(topic), [offset])
+    except InfraError as error:
+        raise _fail(error) from error
+    typer.echo(json.dumps(dead_letters.describe(dead), indent=2))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: TopicArgument,
+    offset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--offset",
+            help="A dead letter to replay, PARTITION:OFFSET as `conveyor dlq list` shows it; "
+            "repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--all", help="Replay every dead letter not replayed yet.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be sent; send nothing.")
+    ] = False,
+) -> None:
+    """Send dead letters back to the topic and partition they came from, each once.
+
+    The original key, value and headers go back unchanged, with the headers
+    conveyor-replayed-from (the dead letter's topic:partition:offset) and
+    conveyor-replayed-at. Each replay is recorded in the compacted topic conveyor.dlq-replays,
+    so a dead letter already replayed, by anyone, is never sent again.
+    """
+    if bool(offset) == replay_all:
+        raise _fail(
+            ValueError(
+                "name the dead letters with --offset PARTITION:OFFSET (as `conveyor dlq list` "
+                "shows them), or replay every one not replayed yet with --all"
+            )
+        )
+    letters = _dead_letters(topic)
+    try:
+        chosen = letters if replay_all else dead_letters.select(topic, letters, offset or [])
+    except InfraError as error:
+        raise _fail(error) from error
+
+    def report(done: int, total: int, outcome: dead_letters.ReplayOutcome) -> None:
+        dead, replay = outcome.dead_letter, outcome.replay
+        if outcome.result == "replayed" and replay:
+            detail = f" to {replay.source_topic} {replay.source_partition}:{replay.replayed_offset}"
+        elif outcome.result == "already replayed" and replay:
+            detail = f" on {replay.replayed_at.isoformat(timespec='seconds')}; not sent again"
+        elif outcome.reason:
+            detail = f": {outcome.reason}"
+        else:
+            detail = ""
+        console.print(
+            f"[{done}/{total}] {dead.dead_letter_topic} {dead.position}: {outcome.result}{detail}",
+            markup=False,
+        )
+
+    try:
+        outcomes = asyncio.run(
+            dead_letters.replay_dead_letters(
+                get_service_urls().kafka_bootstrap_servers,
+                chosen,
+                dry_run=dry_run,
+                progress=report,
+            )
+        )
+    except InfraError as error:
+        raise _fail(error) from error
+    sent = "would replay" if dry_run else "replayed"
+    typer.echo(
+        ", ".join(
+            f"{sum(outcome.result == result for outcome in outcomes)} {result}"
+            for result in (sent, "already replayed", "not replayable")
+        )
+    )

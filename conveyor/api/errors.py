@@ -58,6 +58,19 @@ class TooManyRequests(ApiError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class TooManyPendingOrders(TooManyRequests):
+    """A user's new order while they already have the most pending orders one may have."""
+
+    def __init__(self, pending: int, max_pending: int, retry_after: int) -> None:
+        super().__init__(
+            f"you already have {pending} pending orders, the most one account may have at "
+            "once; wait until one of them is confirmed, rejected or cancelled "
+            "(GET /api/v1/orders?status=pending lists them), then place this order again",
+            retry_after,
+        )
+        self.extensions = {"pending_orders": pending, "max_pending_orders": max_pending}
+
+
 class ServiceUnavailable(ApiError):
     status = 503
     title = "Service Unavailable"

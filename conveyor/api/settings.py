@@ -42,6 +42,10 @@ class ApiSettings(RetentionSettings):
     # How long POST /orders waits for Kafka to acknowledge before answering 503.
     kafka_send_timeout_seconds: float = Field(default=10.0, gt=0)
     retry_after_seconds: int = Field(default=5, ge=1)
+    # Orders one account may have pending at once: one account cannot hold scarce stock
+    # behind slow payments. Counted from the orders the edge recorded, so an order accepted
+    # a moment ago counts before the projector has seen it.
+    max_pending_orders_per_user: int = Field(default=10, ge=1)
 
     @property
     def uses_ephemeral_secret(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -172,6 +173,9 @@ class DeadLetter(BaseModel):
     value: str | None
     error: str
     failed_at: AwareDatetime
+    # The record's headers, each value base64-encoded; empty in letters written before they
+    # were kept.
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def original_key(self) -> bytes | None:
@@ -181,6 +185,10 @@ class DeadLetter(BaseModel):
     def original_value(self) -> bytes | None:
         return None if self.value is None else base64.b64decode(self.value)
 
+    @property
+    def original_headers(self) -> tuple[tuple[str, bytes], ...]:
+        return tuple((name, base64.b64decode(value)) for name, value in self.headers)
+
 
 def encode_dead_letter(
     source_topic: str,
@@ -189,6 +197,7 @@ def encode_dead_letter(
     key: bytes | None,
     value: bytes | None,
     error: str,
+    headers: Sequence[tuple[str, bytes]] = (),
 ) -> EncodedRecord:
     letter = DeadLetter(
         source_topic=source_topic,
@@ -198,6 +207,7 @@ def encode_dead_letter(
         value=None if value is None else base64.b64encode(value).decode(),
         error=error,
         failed_at=utc_now(),
+        headers=tuple((name, base64.b64encode(value).decode()) for name, value in headers),
     )
     return EncodedRecord(
         # Keyed like its source, so it lands on the same partition number.

@@ -19,3 +19,8 @@ class MigrationError(InfraError):
 class TopicRefused(InfraError):
     """Kafka refused a change to a topic (bad config, shrinking partitions, ...); the message
     is Kafka's own reason."""
+
+
+class DeadLetterNotFound(InfraError):
+    """The dead-letter topic, or the dead letter asked for, is not in Kafka; the message
+    says which exist."""

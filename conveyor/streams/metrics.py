@@ -30,6 +30,12 @@ RECORDS_RETRIED = Counter(
     "Parked records handled again once due (each then done, parked again or dead-lettered).",
     ["processor", "topic"],
 )
+DEAD_LETTERS_REPLAYED = Counter(
+    "conveyor_dead_letters_replayed_total",
+    "Dead letters sent back by `conveyor dlq replay` that the processor handled (one that "
+    "fails again goes back to the dead-letter topic and counts in conveyor_dead_letters_total).",
+    ["processor", "topic"],
+)
 PROCESSING_SECONDS = Histogram(
     "conveyor_event_processing_seconds",
     "Time from a record's arrival in the handler to the handler's end.",

@@ -59,9 +59,8 @@ class Parking:
 
     def headers(self, original: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
         """The original headers (less any earlier parking's) with this parking's."""
-        kept = [(name, value) for name, value in original if name not in _OWN_HEADERS]
         return [
-            *kept,
+            *without_parking(list(original)),
             (PROCESSOR_HEADER, self.processor.encode()),
             (ATTEMPT_HEADER, str(self.attempt).encode()),
             (DUE_HEADER, self.due.isoformat().encode()),
@@ -116,12 +115,7 @@ def next_parking(
     )
 
 
-def header_map(headers: object) -> dict[str, bytes]:
-    """A record's headers as a mapping, whichever form the client gave them in."""
-    if headers is None:
-        return {}
-    if isinstance(headers, Mapping):
-        return {str(name): bytes(value) for name, value in headers.items()}
-    if isinstance(headers, Iterable):
-        return {str(name): bytes(value) for name, value in headers}
-    return {}
+def without_parking(headers: Headers) -> list[tuple[str, bytes]]:
+    """The record's own headers, less what parking added: what its dead letter keeps, so a
+    replay starts it afresh rather than as a try that already ran out."""
+    return [(name, value) for name, value in headers if name not in _OWN_HEADERS]

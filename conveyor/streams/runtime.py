@@ -54,6 +54,7 @@ from conveyor.domain.topics import (
     source_topic,
     topic_for,
 )
+from conveyor.infra.dead_letters import record_headers, replayed_from
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import LagReader, ensure_topics
 from conveyor.infra.settings import RetentionSettings, ServiceUrls
@@ -64,7 +65,7 @@ from conveyor.streams.commits import (
     SafeCommitConsumer,
 )
 from conveyor.streams.errors import ServiceUnavailable
-from conveyor.streams.retries import Origin, Parking, header_map, next_parking
+from conveyor.streams.retries import Origin, Parking, next_parking, without_parking
 from conveyor.streams.state import Retention, StateFormatError, StateTable, V, acting_for
 
 log = logging.getLogger(__name__)
@@ -307,7 +308,13 @@ class Processor:
         message = event.message
         origin, _ = _provenance(event)
         record = encode_dead_letter(
-            origin.topic, origin.partition, origin.offset, message.key, message.value, error
+            origin.topic,
+            origin.partition,
+            origin.offset,
+            message.key,
+            message.value,
+            error,
+            without_parking(record_headers(message.headers)),
         )
         log.warning(
             "%s: %s[%d]@%d to the dead-letter topic: %s",
@@ -357,7 +364,7 @@ class Processor:
             key=message.key,
             value=message.value,
             partition=message.partition,
-            headers=parking.headers(header_map(message.headers).items()),
+            headers=parking.headers(record_headers(message.headers)),
             force=self._publish_at_once,
         )
         metrics.RECORDS_PARKED.labels(self.name, origin.topic, str(parking.attempt)).inc()
@@ -540,7 +547,7 @@ class Processor:
             key=message.key,
             value=message.value,
             partition=message.partition,
-            headers=list(header_map(message.headers).items()),
+            headers=list(record_headers(message.headers)),
             force=self._publish_at_once,
         )
 
@@ -690,6 +697,8 @@ class Processor:
 
     def _count(self, event: Event, envelope: Envelope[Message], started: float) -> None:
         metrics.EVENTS_PROCESSED.labels(self.name, event.message.topic, envelope.type).inc()
+        if replayed_from(record_headers(event.message.headers)) is not None:
+            metrics.DEAD_LETTERS_REPLAYED.labels(self.name, event.message.topic).inc()
         metrics.PROCESSING_SECONDS.labels(self.name, envelope.type).observe(
             time.perf_counter() - started
         )
@@ -775,7 +784,7 @@ def _provenance(event: Event) -> tuple[Origin, Parking | None]:
     """Where the record first came from, and its parking when it was read from a retry topic."""
     message = event.message
     if message.topic.endswith(RETRY_SUFFIX):
-        parking = Parking.read(header_map(message.headers))
+        parking = Parking.read(dict(record_headers(message.headers)))
         if parking is not None:
             return parking.origin, parking
     return Origin(source_topic(message.topic), message.partition, message.offset), None

@@ -49,6 +49,8 @@ class EdgeProcess:
             "CONVEYOR_RATE_LIMIT_USER_PER_MINUTE": "1000000",
             "CONVEYOR_RATE_LIMIT_ADDRESS_PER_MINUTE": "1000000",
             "CONVEYOR_RATE_LIMIT_AUTH_PER_MINUTE": "1000000",
+            # Nor hold back a test's orders behind its earlier ones; the cap has its own test.
+            "CONVEYOR_MAX_PENDING_ORDERS_PER_USER": "1000000",
             **self.settings,
         }
         command = [sys.executable, "-m", "conveyor", "api"]

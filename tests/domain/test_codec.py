@@ -142,6 +142,12 @@ def test_a_dead_letter_keeps_the_original_bytes_whole() -> None:
     assert record.key == key
 
 
+def test_a_dead_letter_keeps_the_original_headers_for_a_replay() -> None:
+    headers = (("type", b"AdjustStock"), ("binary", bytes(range(256))))
+    record = encode_dead_letter("inventory.commands", 1, 9, b"k", b"v", "refused", headers)
+    assert decode_dead_letter(record.value).original_headers == headers
+
+
 def test_a_dead_letter_of_a_tombstone_keeps_that_it_had_no_value() -> None:
     record = encode_dead_letter("inventory.commands", 0, 5, None, None, "tombstone")
     letter = decode_dead_letter(record.value)

@@ -14,11 +14,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from conveyor.api.data.base import Pool, Row, database_errors, decode_cursor, page_of
-from conveyor.api.errors import Unprocessable
+from conveyor.api.errors import TooManyPendingOrders, Unprocessable
 from conveyor.domain.messages import OrderStatus, RejectionReason
 from conveyor.domain.rest import OrderItem, OrderPublic
 from conveyor.infra import readmodel
@@ -57,9 +58,16 @@ async def place_order(
     fingerprint: str,
     lines: list[PricedLine],
     currency: str,
+    max_pending: int,
+    retry_after: int,
     announce: Callable[[UUID, datetime], Awaitable[object]],
 ) -> Placement:
     """Record the order and ``announce`` it (PlaceOrder to Kafka) in one transaction.
+
+    A new order of a user who already has ``max_pending`` pending orders is refused
+    (TooManyPendingOrders, 429 with ``retry_after``). The count is taken under a lock per
+    user held to the commit, so two requests at once cannot both take the last place; the
+    same key's order is never refused.
 
     The row is committed only once ``announce`` returned, that is once Kafka acknowledged
     the command; if it raises, nothing is left behind. A concurrent request with the same
@@ -70,6 +78,7 @@ async def place_order(
     total = total_of(lines)
     async with database_errors(), pool.acquire() as connection:
         async with connection.transaction():
+            await _hold_place_in_line(connection, user_id, order_id, max_pending, retry_after)
             inserted = await connection.fetchrow(
                 """
                 INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status,
@@ -142,6 +151,39 @@ async def place_order(
     order = await find_order(pool, order_id)
     assert order is not None
     return Placement(order, created=False)
+
+
+async def _hold_place_in_line(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+    user_id: UUID,
+    order_id: UUID,
+    max_pending: int,
+    retry_after: int,
+) -> None:
+    """Refuse a new order of a user with ``max_pending`` pending orders already.
+
+    The edge writes an order's row, pending, before it answers 202, so the count includes
+    orders accepted a moment ago that no processor has seen yet; it may briefly include one
+    that has just ended, until the projector records its end.
+    """
+    # A lock per user until the transaction ends: a second request of the same user waits
+    # here, then counts the first one's order.
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('pending-orders:' || $1, 0))",
+        str(user_id),
+    )
+    counted = await connection.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+               coalesce(bool_or(id = $2), false) AS placed
+        FROM orders WHERE user_id = $1 AND (status = 'pending' OR id = $2)
+        """,
+        user_id,
+        order_id,
+    )
+    assert counted is not None
+    if not counted["placed"] and counted["pending"] >= max_pending:
+        raise TooManyPendingOrders(counted["pending"], max_pending, retry_after)
 
 
 async def _items(pool: Pool, order_ids: list[UUID]) -> dict[UUID, list[OrderItem]]:

@@ -18,7 +18,15 @@ from conveyor.api.deps import Cache, CurrentUser, Cursor, Db, Limit, Sender, Set
 from conveyor.api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from conveyor.api.routes import problems
 from conveyor.domain.messages import CancelOrder, OrderLine, OrderStatus, PlaceOrder
-from conveyor.domain.rest import CancelAccepted, OrderCreate, OrderPublic, Page, Role, UserPublic
+from conveyor.domain.rest import (
+    CancelAccepted,
+    OrderCreate,
+    OrderPublic,
+    Page,
+    Problem,
+    Role,
+    UserPublic,
+)
 
 router = APIRouter(prefix="/orders", tags=["orders"], responses=problems(401))
 _ORDER_IDS = uuid.UUID("8f6d2b7a-1c4e-4a9b-b3f0-6e2d9c8a7b51")
@@ -39,6 +47,11 @@ def _visible(order: OrderPublic | None, caller: UserPublic, order_id: UUID) -> O
     responses={
         200: {"model": OrderPublic, "description": "This Idempotency-Key already placed it."},
         **problems(422, 503),
+        429: {
+            "model": Problem,
+            "description": "The caller already has the most pending orders one account may "
+            "have (`max_pending_orders`), or the rate limit is reached; see Retry-After.",
+        },
     },
 )
 async def place_order(
@@ -56,9 +69,15 @@ async def place_order(
     user: CurrentUser,
     db: Db,
     sender: Sender,
+    settings: Settings,
     response: Response,
 ) -> OrderPublic:
-    """Place an order, priced from the catalog. 202 means Kafka has it; the saga takes over."""
+    """Place an order, priced from the catalog. 202 means Kafka has it; the saga takes over.
+
+    A user may have CONVEYOR_MAX_PENDING_ORDERS_PER_USER orders (10 by default) pending at
+    once; a new one beyond that is refused with 429 until one of them ends. Orders accepted
+    a moment ago count at once.
+    """
     wanted = [line.product_id for line in body.items]
     if len(set(wanted)) != len(wanted):
         raise Unprocessable("each product may appear on one line only")
@@ -108,6 +127,8 @@ async def place_order(
         fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
         lines=lines,
         currency=body.currency,
+        max_pending=settings.max_pending_orders_per_user,
+        retry_after=settings.retry_after_seconds,
         announce=announce,
     )
     response.headers["Location"] = f"/api/v1/orders/{placement.order.id}"
