@@ -11,13 +11,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
-from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from conveyor.devstack import processes
+from conveyor.devstack.money import gateway_ledger
 from conveyor.devstack.stack import SERVICES
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode_dead_letter
@@ -45,17 +45,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: fl
         await asyncio.sleep(0.2)
 
 
-async def gateway(stack: RunningStack, method: str, path: str, **kwargs: Any) -> Any:
+async def refunds_failing(stack: RunningStack, count: int) -> None:
     async with (
         aiohttp.ClientSession() as session,
-        session.request(method, stack.urls.payment_gateway_url + path, **kwargs) as answer,
+        session.post(
+            stack.urls.payment_gateway_url + "/_sandbox/faults", json={"refund_failures": count}
+        ) as answer,
     ):
         assert answer.status == 200, await answer.text()
-        return await answer.json()
-
-
-async def refunds_failing(stack: RunningStack, count: int) -> None:
-    await gateway(stack, "POST", "/_sandbox/faults", json={"refund_failures": count})
 
 
 @pytest.fixture
@@ -110,9 +107,11 @@ async def test_a_refund_the_gateway_keeps_failing_is_parked_while_its_partition_
         await refunds_failing(stack, 0)
 
     await shop.wait_status(refunded.order_id, {"cancelled"})
-    [payment] = (await gateway(stack, "GET", f"/v1/payments?reference={refunded.order_id}"))[
-        "items"
-    ]
+    [payment] = await gateway_ledger(
+        stack.urls.payment_gateway_url,
+        stack.urls.payment_gateway_api_key.get_secret_value(),
+        reference=str(refunded.order_id),
+    )
     assert len(payment["refunds"]) == 1
     assert Decimal(payment["amount_refunded"]) == refunded.total
 
