@@ -5,6 +5,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 
 from conveyor.infra.publisher import Publisher
 from tests.conftest import RunningStack
@@ -20,3 +21,12 @@ async def shop(stack: RunningStack, workers: Workers) -> AsyncIterator[Shop]:
             yield Shop(publisher, pool, Path(stack.maildir), stack.urls.kafka_bootstrap_servers)
     finally:
         await pool.close()
+
+
+@pytest.fixture
+async def cache(stack: RunningStack) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(stack.urls.redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -33,15 +33,6 @@ pytestmark = pytest.mark.e2e
 
 PRICE = Decimal("10.00")
 Published = tuple[str, EncodedRecord]
-
-
-@pytest.fixture
-async def cache(stack: RunningStack) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(stack.urls.redis_url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 class Timeline:

@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 
 import aiohttp
@@ -160,15 +160,6 @@ async def test_a_record_whose_tries_run_out_lands_in_its_dead_letter_topic_with_
     finally:
         workers.stop("notifications")
         await asyncio.to_thread(workers.start, "notifications")
-
-
-@pytest.fixture
-async def cache(stack: RunningStack) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(stack.urls.redis_url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def test_projections_parked_while_postgresql_is_down_are_applied_after_and_never_go_back(
