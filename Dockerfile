@@ -1,8 +1,10 @@
 # The one image of Conveyor: `conveyor operator`, `conveyor api` and `conveyor worker <name>`
 # all run from it. Build: docker build -t conveyor:dev .
 #
-# Two stages: the build tools and uv stay in the first, the second holds only Python and the
-# virtual environment.
+# The build tools and uv stay in the build stage; the image holds only Python and the
+# production environment (no dev group, no extras: the dev stack's libraries are not in it).
+# The `sandboxes` target is the kind overlay's SMTP sink and payment sandbox, which come from
+# the dev stack: docker build --target sandboxes -t conveyor-sandboxes:dev .
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
@@ -22,22 +24,34 @@ ENV UV_PYTHON_DOWNLOADS=never \
     UV_LINK_MODE=copy
 WORKDIR /src
 # Dependencies first, in a layer of their own: a code change does not reinstall them.
+# --locked: a uv.lock out of step with pyproject.toml fails the build.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --locked --no-dev --no-install-project
 COPY README.md ./
 COPY conveyor ./conveyor
 # Not editable: the environment must not point back into /src, which the final stage lacks.
-RUN uv sync --frozen --no-dev --no-editable
+RUN uv sync --locked --no-dev --no-editable
 
-FROM ${PYTHON_IMAGE}
+FROM build AS build-sandboxes
+RUN uv sync --locked --no-dev --no-editable --extra devstack
+
+FROM ${PYTHON_IMAGE} AS runtime
 # A fixed numeric user, so Kubernetes can verify runAsNonRoot without looking it up.
 RUN groupadd --system --gid 10001 conveyor \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin conveyor
-COPY --from=build /opt/conveyor /opt/conveyor
 ENV PATH=/opt/conveyor/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
+
+FROM runtime AS sandboxes
+COPY --from=build-sandboxes /opt/conveyor /opt/conveyor
+USER 10001:10001
+EXPOSE 1025 8080
+
+# Last, so a plain `docker build` builds the production image.
+FROM runtime
+COPY --from=build /opt/conveyor /opt/conveyor
 USER 10001:10001
 # The edge; the processors' and the operator's metrics; the operator's liveness probe.
 EXPOSE 18000 9100 8080

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -16,10 +18,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from conveyor.devstack.components import DEV_ADMIN_EMAIL, Components
-from conveyor.devstack.errors import DevStackError
-from conveyor.devstack.settings import DevStackSettings
-from conveyor.devstack.stack import LocalStack
 from conveyor.domain.messages import (
     AdjustStock,
     CancelOrder,
@@ -76,14 +74,26 @@ HomeOption = Annotated[
 ]
 
 
-def _stack(home: Path | None) -> LocalStack:
-    settings = DevStackSettings() if home is None else DevStackSettings(home=home)
-    return LocalStack(settings, console)
-
-
 def _fail(error: Exception) -> typer.Exit:
     console.print(f"[red]error:[/] {error}")
     return typer.Exit(code=1)
+
+
+# The dev commands import conveyor.devstack inside their bodies, never at the top of this
+# module: production runs `conveyor api|worker|operator` without the devstack extra's libraries,
+# and an import-linter contract (pyproject.toml) keeps every other import of it out.
+@contextmanager
+def _devstack_extra() -> Iterator[None]:
+    """Turn a missing dev-only library into a message that says how to install it."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        raise _fail(
+            ValueError(
+                f"`conveyor dev` needs the devstack extra ({error.name} is not installed): "
+                "run `make install` (or `uv sync --locked --all-extras`)"
+            )
+        ) from error
 
 
 @dev_app.command("up")
@@ -103,28 +113,14 @@ def dev_up(
     their data. A service whose URL variable is set (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL,
     REDIS_URL, SMTP_URL, PAYMENT_GATEWAY_URL) is used as it is instead of started.
     """
-    stack = _stack(home)
+    with _devstack_extra():
+        from conveyor.devstack import commands
+        from conveyor.devstack.errors import DevStackError
+
     try:
-        stack.up()
-        if not services_only:
-            Components(stack).up()
+        commands.up(home, services_only=services_only, console=console)
     except (DevStackError, InfraError) as error:
         raise _fail(error) from error
-    _print_status(stack)
-    console.print(
-        f"Addresses for other shells: [bold]set -a; . {stack.settings.env_file}; set +a[/]"
-    )
-    if not services_only:
-        components = Components(stack)
-        console.print(
-            f"REST edge: [bold]{components.edge_url()}/api/v1[/] "
-            f"(docs at {components.edge_url()}/docs); admin [bold]{DEV_ADMIN_EMAIL}[/], "
-            f"password in {stack.settings.root / 'admin-password'}"
-        )
-        console.print(
-            f"Prometheus: [bold]{components.prometheus_url()}[/] (the edge and the processors, "
-            f"with the rules of {stack.settings.prometheus_rules_dir})"
-        )
 
 
 @dev_app.command("down")
@@ -135,37 +131,21 @@ def dev_down(
     ] = False,
 ) -> None:
     """Stop every process the stack started (processors first), and nothing else."""
-    stack = _stack(home)
-    stopped = Components(stack).down() + stack.down(purge=purge)
+    with _devstack_extra():
+        from conveyor.devstack import commands
+
+    stopped = commands.down(home, purge=purge, console=console)
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
 @dev_app.command("status")
 def dev_status(home: HomeOption = None) -> None:
     """Show each service, its address and its health; exit 1 when any is unhealthy."""
-    if not _print_status(_stack(home)):
+    with _devstack_extra():
+        from conveyor.devstack import commands
+
+    if not commands.status(home, console):
         raise typer.Exit(code=1)
-
-
-def _print_status(stack: LocalStack) -> bool:
-    table = Table(title=f"Conveyor local stack ({stack.settings.root})")
-    for column in ("service", "state", "pid", "address", "health"):
-        table.add_column(column, overflow="fold")
-    report = stack.status()
-    processors = Components(stack).status()
-    # Processors appear once any was started, so a services-only stack reads as healthy.
-    if any(p.state != "not started" for p in processors):
-        report += processors
-    for service in report:
-        table.add_row(
-            service.name,
-            service.state,
-            str(service.pid or ""),
-            redact_dsn(service.url),
-            "[green]healthy[/]" if service.healthy else "[red]unhealthy[/]",
-        )
-    Console().print(table)
-    return all(service.healthy for service in report)
 
 
 @db_app.command("migrate")

@@ -30,6 +30,7 @@ fi
 stamp=.venv/.conveyor-installed
 if [ ! -f "$stamp" ] || [ uv.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "syncing the Python environment from uv.lock"
-  uv sync --frozen --all-extras
+  # --locked: a uv.lock out of step with pyproject.toml fails here rather than being rewritten.
+  uv sync --locked --all-extras
   touch "$stamp"
 fi

