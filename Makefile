@@ -49,8 +49,8 @@ status: install ## Show the local stack's services and their health
 down: install ## Stop everything `make run` started
 	$(RUN) conveyor dev down
 
-crds: install ## Regenerate crds/ and manifests/crds/ from the resource models (a test fails when they drift)
-	$(RUN) conveyor crds --output crds --output manifests/crds
+crds: install ## Regenerate crds/ from the resource models (a test fails when they drift)
+	$(RUN) conveyor crds --output crds
 
 # kubectl comes from the control plane's build (instant once cached), so the render never
 # depends on whichever kubectl and kustomize a machine happens to have.

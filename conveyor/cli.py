@@ -193,8 +193,7 @@ def crds(
         typer.Option(
             "--output",
             "-o",
-            help="Directory to write the CRD files into; repeat for several "
-            "(default: crds and manifests/crds).",
+            help="Directory to write the CRD files into; repeat for several (default: crds).",
             show_default=False,
         ),
     ] = None,
@@ -202,8 +201,8 @@ def crds(
     """Generate the CustomResourceDefinitions from their models (what `make crds` runs)."""
     from conveyor.operator.crds import write
 
-    # manifests/crds holds a copy because kustomize reads nothing outside its own tree.
-    for directory in output or [Path("crds"), Path("manifests/crds")]:
+    # The one copy: manifests/ references crds/ as a kustomization of its own.
+    for directory in output or [Path("crds")]:
         for path in write(directory):
             console.print(f"wrote {path}")
 

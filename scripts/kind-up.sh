@@ -63,7 +63,7 @@ sandboxes_image_id=$(short_image_id "$SANDBOXES_IMAGE")
 
 say "applying the namespace and the CRDs"
 kubectl apply --server-side -k manifests/namespace
-kubectl apply --server-side -k manifests/crds
+kubectl apply --server-side -k crds
 # Custom resources can be applied only once the API server serves their kinds.
 kubectl wait --for=condition=Established --timeout=60s \
   crd/streamprocessors.conveyor.dev crd/topics.conveyor.dev

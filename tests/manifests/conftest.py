@@ -17,6 +17,7 @@ from conveyor.devstack.control_plane import SCRIPTS
 from tests.cluster import ROOT
 
 MANIFESTS = ROOT / "manifests"
+CRDS = ROOT / "crds"
 INSTALL = MANIFESTS / "install.yaml"
 SECRETS_EXAMPLE = MANIFESTS / "secrets.example.yaml"
 KIND = MANIFESTS / "overlays" / "kind"
@@ -28,12 +29,13 @@ Document = dict[str, Any]
 
 
 def kustomizations() -> list[Path]:
-    """Every folder of manifests/ that kustomize can render, the root included."""
-    return sorted(path.parent for path in MANIFESTS.rglob("kustomization.yaml"))
+    """Every folder that kustomize can render: manifests/, the root included, and crds/,
+    which the tree references."""
+    return [*sorted(path.parent for path in MANIFESTS.rglob("kustomization.yaml")), CRDS]
 
 
 def label(directory: Path) -> str:
-    return str(directory.relative_to(MANIFESTS)) if directory != MANIFESTS else "manifests"
+    return str(directory.relative_to(ROOT))
 
 
 def documents(text: str) -> list[Document]:

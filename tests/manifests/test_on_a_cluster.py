@@ -61,7 +61,7 @@ class Sandbox:
 
 @pytest.fixture(scope="module")
 def sandbox(crds_installed: Cluster) -> Iterator[Sandbox]:
-    # manifests/crds equal crds/ (test_renders), so the session's CRDs are these.
+    # manifests/ installs the CRDs of crds/, which the session installed.
     cluster = crds_installed
     suffix = uuid.uuid4().hex[:8]
     name = f"manifests-{suffix}"
