@@ -95,7 +95,7 @@ def _start_operator(plane: ControlPlane, urls: ServiceUrls, log: Path) -> Launch
 
 def _measure(console: Console, plane: ControlPlane, urls: ServiceUrls) -> dict[str, float]:
     bootstrap = urls.kafka_bootstrap_servers
-    plane.kubectl("apply", "--server-side", "-f", str(REPOSITORY / "crds"))
+    plane.kubectl("apply", "--server-side", "-k", str(REPOSITORY / "crds"))
     plane.kubectl(
         "wait",
         "--for=condition=Established",

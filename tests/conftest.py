@@ -91,7 +91,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def crds_installed(cluster: Cluster) -> Cluster:
     """The cluster with Conveyor's CRDs applied and served (they stay for the session)."""
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
     cluster.kubectl(
         "wait",
         "--for=condition=Established",
