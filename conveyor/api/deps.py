@@ -3,7 +3,9 @@
 Every dependency is ``async def``: FastAPI runs plain functions in a thread pool, and a
 thread hop per dependency per request costs more than the work they do.
 
-Tests and benchmarks swap resources through ``app.dependency_overrides``, never by patching.
+Nothing here is swapped or patched: the tests run the edge as a process against the real
+services, and the edge benchmark's baseline replaces only the Kafka sender, through
+``create_app(sender=...)``.
 """
 
 from __future__ import annotations

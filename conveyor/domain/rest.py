@@ -1,4 +1,5 @@
-"""The REST contract's representations: what the edge accepts and answers.
+"""The REST contract's representations: what the edge accepts and answers
+(``docs/architecture.md#the-rest-edge``).
 
 Families per resource: ``…Create`` and ``…Update`` are what a client may send (unknown
 fields are refused, so a client cannot slip in a price, a role or a status), ``…Public`` is

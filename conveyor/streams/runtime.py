@@ -45,6 +45,7 @@ from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.messages import Message
 from conveyor.domain.topics import (
     DEFAULT_PARTITIONS,
+    PROCESSOR_INPUTS,
     PROCESSOR_RETRIES,
     RETRY_SUFFIX,
     TopicSpec,
@@ -226,8 +227,8 @@ class Processor:
             processing_guarantee=settings.processing_guarantee,
             topic_partitions=DEFAULT_PARTITIONS,
             topic_replication_factor=settings.replication_factor,
-            # Topics are created by `ensure_topics` with their declared partition counts;
-            # Faust only creates its own changelog topics.
+            # `_provision_topics` creates every topic the processor uses, its tables'
+            # changelogs included, before Faust starts; Faust's own declaration finds them.
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=settings.commit_interval_seconds,
@@ -751,12 +752,15 @@ class Processor:
         """
         bootstrap = self.urls.kafka_bootstrap_servers
         await ensure_topics(bootstrap, replication_factor=self.settings.replication_factor)
+        # A table is keyed and partitioned as the records it is written for (a hold's key
+        # begins with its product's id), so its changelog names their key.
+        table_key = PROCESSOR_INPUTS[self.name][0].key_field
         changelogs = [
             (
                 table.changelog_topic.get_topic_name(),
                 TopicSpec(
                     table.changelog_topic.get_topic_name(),
-                    "order_id",
+                    table_key,
                     (),
                     partitions=table.partitions or DEFAULT_PARTITIONS,
                     compacted=True,

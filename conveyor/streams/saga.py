@@ -1,5 +1,7 @@
 """The order saga's decisions, free of Kafka: given an order's state and a message, what next.
 
+The saga as a state diagram, and what it guarantees: ``docs/architecture.md#the-order-saga``.
+
 The ``orders`` processor keeps one ``OrderSaga`` per order in its table and applies
 ``decide`` to every command and reply. ``decide`` is deterministic and idempotent: applying
 a message the saga has already seen changes nothing and sends nothing the saga's partners

@@ -16,6 +16,7 @@ from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams.runtime import Processor, Refused, Send
+from conveyor.streams.state import StateTable
 from conveyor.streams.stock import (
     Hold,
     ProductStock,
@@ -27,26 +28,48 @@ from conveyor.streams.stock import (
 
 
 def register(processor: Processor) -> None:
-    products = processor.state_table("products", ProductStock)
-    holds = processor.state_table("holds", Hold)
-    retention = processor.settings.state_retention_seconds
+    """The Faust glue: the stock's decisions on ``inventory.commands``, a batch at a time."""
+    stock = Inventory(
+        processor.state_table("products", ProductStock),
+        processor.state_table("holds", Hold),
+        retention_seconds=processor.settings.state_retention_seconds,
+    )
+    processor.decide_in_batches(PROCESSOR_INPUTS["inventory"], stock.decide)
 
-    def decide(envelope: Envelope[m.Message], key: str) -> Sequence[Send]:
+
+class Inventory:
+    """The inventory's per-record decision (``Decider``) over its two tables.
+
+    It reads and writes ``products`` and ``holds`` while the runtime has made the record
+    Faust's current event, and returns the replies and figures to send; nothing here talks
+    to Kafka, so a test drives it with Faust's in-memory tables.
+    """
+
+    def __init__(
+        self,
+        products: StateTable[ProductStock],
+        holds: StateTable[Hold],
+        *,
+        retention_seconds: float,
+    ) -> None:
+        self.products = products
+        self.holds = holds
+        self.retention_seconds = retention_seconds
+
+    def decide(self, envelope: Envelope[m.Message], key: str) -> Sequence[Send]:
         command = envelope.payload
-        stock = products.get(key)
+        stock = self.products.get(key)
         held_under = hold_key(command)
-        hold = None if held_under is None else holds.get(held_under)
+        hold = None if held_under is None else self.holds.get(held_under)
         try:
             decision = apply(stock, hold, command)
         except StockRefused as exc:
             raise Refused(str(exc)) from exc
         if decision.stock is not None and decision.stock != stock:
-            products.put(key, decision.stock)
+            self.products.put(key, decision.stock)
         if held_under is not None and decision.hold is not None and decision.hold != hold:
             # An open reservation stays until the order ends; what ended is kept only as
             # long as a redelivery of its commands may still arrive.
-            expires_in = None if decision.hold.is_open else retention
-            holds.put(held_under, decision.hold, expires_in=expires_in)
+            expires_in = None if decision.hold.is_open else self.retention_seconds
+            self.holds.put(held_under, decision.hold, expires_in=expires_in)
         return [Send(message) for message in announced(UUID(key), decision)]
-
-    processor.decide_in_batches(PROCESSOR_INPUTS["inventory"], decide)

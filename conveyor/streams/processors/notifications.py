@@ -50,6 +50,7 @@ from conveyor.domain.envelope import Envelope
 from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import mail, metrics
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
+from conveyor.streams.state import StateTable
 
 _NAMESPACE = uuid.UUID("0c3f8a4e-2b71-4f0e-8d7a-5f6b9e1d2c34")
 
@@ -218,29 +219,41 @@ async def _claim(pool: asyncpg.Pool, emails: list[Email]) -> dict[uuid.UUID, dat
 
 
 def register(processor: Processor) -> None:
-    customers = processor.state_table("customers", Customer)
-    # An order's customer is kept for the retention window after its last event (placed,
-    # then each terminal event): enough for its saga to finish and to be cancelled later.
-    retention = processor.settings.state_retention_seconds
+    """The Faust glue: ``orders.events`` a batch at a time, decided, then delivered."""
+    recipients = Recipients(
+        processor.state_table("customers", Customer),
+        retention_seconds=processor.settings.state_retention_seconds,
+    )
     outbox = Outbox(processor.urls.database_url, mail.Mailer(processor.urls.smtp_url))
-
-    def decide(envelope: Envelope[m.Message], key: str) -> Email | None:
-        message = envelope.payload
-        if isinstance(message, m.OrderPlaced):
-            customer = Customer(email=message.customer_email, user_id=str(message.user_id))
-            customers.put(str(message.order_id), customer, expires_in=retention)
-            return None
-        if not isinstance(message, (m.OrderConfirmed, m.OrderRejected, m.OrderCancelled)):
-            return None
-        order = str(message.order_id)
-        found = customers.get(order)
-        if found is None:
-            raise Refused(f"no OrderPlaced seen for order {message.order_id}: no recipient")
-        customers.put(order, found, expires_in=retention)
-        return Email.about(message, found.email)
-
-    processor.decide_and_act_in_batches(PROCESSOR_INPUTS["notifications"], decide, outbox.deliver)
+    processor.decide_and_act_in_batches(
+        PROCESSOR_INPUTS["notifications"], recipients.decide, outbox.deliver
+    )
 
     @processor.app.on_before_shutdown.connect
     async def close_outbox(*_: object, **__: object) -> None:
         await outbox.close()
+
+
+class Recipients:
+    """Step 1 above, the per-record decision (``Decider``) over the ``customers`` table."""
+
+    def __init__(self, customers: StateTable[Customer], *, retention_seconds: float) -> None:
+        self.customers = customers
+        # An order's customer is kept for the retention window after its last event (placed,
+        # then each terminal event): enough for its saga to finish and to be cancelled later.
+        self.retention_seconds = retention_seconds
+
+    def decide(self, envelope: Envelope[m.Message], key: str) -> Email | None:
+        message = envelope.payload
+        if isinstance(message, m.OrderPlaced):
+            customer = Customer(email=message.customer_email, user_id=str(message.user_id))
+            self.customers.put(str(message.order_id), customer, expires_in=self.retention_seconds)
+            return None
+        if not isinstance(message, (m.OrderConfirmed, m.OrderRejected, m.OrderCancelled)):
+            return None
+        order = str(message.order_id)
+        found = self.customers.get(order)
+        if found is None:
+            raise Refused(f"no OrderPlaced seen for order {message.order_id}: no recipient")
+        self.customers.put(order, found, expires_in=self.retention_seconds)
+        return Email.about(message, found.email)

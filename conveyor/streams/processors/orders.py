@@ -7,6 +7,9 @@ inventory and payments and the order's public events.
 A timer sweeps the deadlines of the open sagas of the partitions this worker holds, every
 ``DEADLINE_SWEEP_SECONDS``, through an index in memory (``deadlines.OpenOrders``), and sets
 the pending-orders gauge.
+
+The handling is ``OrderSagas``, over the table it is given; ``register`` is only the Faust
+glue (the batch loop, the timer, sending), so a test drives the handling in-process.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +31,7 @@ from conveyor.streams.deadlines import OpenOrders
 from conveyor.streams.runtime import Processor, Send
 from conveyor.streams.saga import DEADLINE_PASSED, OrderSaga, Timing, decide, event_id_for
 from conveyor.streams.state import (
+    StateTable,
     acting_for_partition,
     current_partition,
     decode_entry,
@@ -60,24 +64,60 @@ class SagaRecord(BaseModel):
 
 
 def register(processor: Processor) -> None:
-    sagas = processor.state_table("sagas", SagaRecord)
-    retention = processor.settings.state_retention_seconds
-    deadline_seconds = processor.settings.order_deadline_seconds
-    open_orders = OpenOrders()
+    """The Faust glue: the sagas' decisions on the inputs, their deadlines on a timer."""
+    sagas = OrderSagas(
+        processor.state_table("sagas", SagaRecord),
+        retention_seconds=processor.settings.state_retention_seconds,
+        deadline_seconds=processor.settings.order_deadline_seconds,
+    )
+    processor.decide_in_batches(PROCESSOR_INPUTS["orders"], sagas.decide)
 
-    def store(key: str, before: SagaRecord | None, after: SagaRecord, partition: int) -> None:
-        """Write ``after`` to the table (in the current batch) and follow it in the index."""
-        # A finished saga is kept for the retention window: long enough for any redelivery
-        # and for the customer to cancel a confirmed order; then it is deleted.
-        finished = after.saga.phase == "done"
-        sagas.put(key, after, expires_in=retention if finished else None)
-        open_orders.track(
-            key, partition, after.saga, None if before is None else before.saga, time.time()
+    async def sweep_deadlines() -> None:
+        app = processor.app
+        # TableManagerT leaves out the recovery service its one implementation has.
+        if app.rebalancing or app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
+            return
+        changelog = sagas.table.table.changelog_topic.get_topic_name()
+        partitions = frozenset(
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog
         )
+        now = sagas.clock()
+        for send in sagas.pass_deadlines(partitions, now):
+            await processor.emit(send.message, cause=None, event_id=send.event_id)
+        for label, count in sagas.open_orders.pending_by_age(now).items():
+            metrics.ORDERS_PENDING.labels(label).set(count)
 
-    def decide_next(envelope: Envelope[m.Message], key: str) -> Sequence[Send]:
+    processor.app.timer(DEADLINE_SWEEP_SECONDS)(sweep_deadlines)
+
+
+class OrderSagas:
+    """The orders processor's handling, over its saga table: what the runtime calls.
+
+    ``decide`` is the per-record decision (``Decider``): it reads and writes ``table`` while
+    the runtime has made the record Faust's current event, and returns what to send.
+    ``pass_deadlines`` is the timer's: it applies the deadlines that have come and writes the
+    sagas it changed (flushed, as a batch's are), and returns what they owe. Nothing here
+    talks to Kafka, so a test drives both with Faust's in-memory tables.
+    """
+
+    def __init__(
+        self,
+        table: StateTable[SagaRecord],
+        *,
+        retention_seconds: float,
+        deadline_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.table = table
+        self.retention_seconds = retention_seconds
+        self.deadline_seconds = deadline_seconds
+        self.clock = clock
+        self.open_orders = OpenOrders()
+        self._indexed_for: frozenset[int] | None = None
+
+    def decide(self, envelope: Envelope[m.Message], key: str) -> Sequence[Send]:
         message = envelope.payload
-        record = sagas.get(key)
+        record = self.table.get(key)
         event_id = str(envelope.event_id)
         if record is not None and event_id in record.sent:
             log.info("order %s: %s redelivered; sending its outputs again", key, message.type)
@@ -89,7 +129,7 @@ def register(processor: Processor) -> None:
                 if out["type"] != "AuthorizePayment" or record.saga.phase == "authorizing"
             ]
             return sends_for(record.saga, resent)
-        timing = Timing(time.time(), deadline_seconds)
+        timing = Timing(self.clock(), self.deadline_seconds)
         decision = decide(None if record is None else record.saga, message, timing)
         if decision.saga is None:
             log.info("order %s: %s ignored: %s", key, message.type, decision.ignored)
@@ -109,38 +149,29 @@ def register(processor: Processor) -> None:
             log.info("order %s: the gateway gave back %s", key, ", ".join(message.payment_ids))
         sent = {} if record is None else dict(record.sent)
         sent[event_id] = [output.model_dump(mode="json") for output in decision.outputs]
-        store(key, record, SagaRecord(saga=decision.saga, sent=sent), current_partition())
+        self._store(key, record, SagaRecord(saga=decision.saga, sent=sent), current_partition())
         _count_outcomes(decision.outputs)
         return sends_for(decision.saga, decision.outputs)
 
-    processor.decide_in_batches(PROCESSOR_INPUTS["orders"], decide_next)
+    def pass_deadlines(self, partitions: frozenset[int], now: float) -> list[Send]:
+        """Apply the deadline of every open saga of ``partitions`` whose time has come.
 
-    indexed_for: frozenset[int] | None = None
-
-    async def sweep_deadlines() -> None:
-        """Apply the deadline of every open saga whose time has come, then set the gauge."""
-        nonlocal indexed_for
-        app = processor.app
-        # TableManagerT leaves out the recovery service its one implementation has.
-        if app.rebalancing or app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
-            return
-        changelog = sagas.table.changelog_topic.get_topic_name()
-        partitions = frozenset(
-            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog
-        )
-        now = time.time()
-        if partitions != indexed_for:
-            open_orders.rebuild(
-                open_sagas(sagas.table.data.items(), sagas.name, partitions),
+        The index of open sagas is rebuilt by one walk of the table whenever ``partitions``
+        (this worker's assignment) changed. The sagas changed are written before this
+        returns; what they owe is returned, to be sent after.
+        """
+        if partitions != self._indexed_for:
+            self.open_orders.rebuild(
+                open_sagas(self.table.table.data.items(), self.table.name, partitions),
                 now,
-                deadline_seconds,
+                self.deadline_seconds,
             )
-            indexed_for = partitions
-        timing = Timing(now, deadline_seconds)
+            self._indexed_for = partitions
+        timing = Timing(now, self.deadline_seconds)
         sends: list[Send] = []
-        for key, partition in open_orders.due(now):
-            with acting_for_partition(sagas, partition):
-                record = sagas.get(key)
+        for key, partition in self.open_orders.due(now):
+            with acting_for_partition(self.table, partition):
+                record = self.table.get(key)
                 if record is None:
                     continue
                 decision = decide(record.saga, DEADLINE_PASSED, timing)
@@ -153,17 +184,25 @@ def register(processor: Processor) -> None:
                     [output.type for output in decision.outputs],
                 )
                 metrics.SAGA_DEADLINES_PASSED.labels(record.saga.phase).inc()
-                store(key, record, SagaRecord(saga=decision.saga, sent=record.sent), partition)
+                after = SagaRecord(saga=decision.saga, sent=record.sent)
+                self._store(key, record, after, partition)
                 sends.extend(deadline_sends(record.saga, decision.outputs))
         # Written before sent, as for records: if the worker dies in between, the saga's
         # new deadline brings the sweep back to send what is still owed.
-        sagas.flush()
-        for send in sends:
-            await processor.emit(send.message, cause=None, event_id=send.event_id)
-        for label, count in open_orders.pending_by_age(now).items():
-            metrics.ORDERS_PENDING.labels(label).set(count)
+        self.table.flush()
+        return sends
 
-    processor.app.timer(DEADLINE_SWEEP_SECONDS)(sweep_deadlines)
+    def _store(
+        self, key: str, before: SagaRecord | None, after: SagaRecord, partition: int
+    ) -> None:
+        """Write ``after`` to the table (in the current batch) and follow it in the index."""
+        # A finished saga is kept for the retention window: long enough for any redelivery
+        # and for the customer to cancel a confirmed order; then it is deleted.
+        finished = after.saga.phase == "done"
+        self.table.put(key, after, expires_in=self.retention_seconds if finished else None)
+        self.open_orders.track(
+            key, partition, after.saga, None if before is None else before.saga, self.clock()
+        )
 
 
 def sends_for(saga: OrderSaga, outputs: list[m.Message]) -> list[Send]:

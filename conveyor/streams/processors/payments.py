@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
 
 from conveyor.domain import messages as m
@@ -43,21 +43,47 @@ PaymentCommand = m.AuthorizePayment | m.RefundPayment | m.VoidPayment
 
 
 def register(processor: Processor) -> None:
-    settings = processor.settings
-    gateway = gateway_for(processor.urls, settings)
+    """The Faust glue: ``payments.commands`` a batch at a time, each reply sent at once."""
 
-    def decide(envelope: Envelope[m.Message], key: str) -> PaymentCommand:
-        match envelope.payload:
-            case m.AuthorizePayment() | m.RefundPayment() | m.VoidPayment() as command:
-                return command
-            case other:
-                raise Refused(f"{other.type} is not a payments command")
+    async def reply(message: m.Message, cause: Envelope[m.Message]) -> None:
+        await processor.emit(message, cause=cause)
 
-    in_flight = asyncio.Semaphore(settings.payment_concurrency)
+    payments = Payments(
+        gateway_for(processor.urls, processor.settings),
+        reply,
+        concurrency=processor.settings.payment_concurrency,
+    )
+    processor.decide_and_act_in_batches(PROCESSOR_INPUTS["payments"], payment_command, payments.act)
 
-    async def act(batch: Sequence[Decided[PaymentCommand]]) -> Sends:
-        """The batch's gateway calls, orders side by side (at most ``payment_concurrency``
-        at once), each order's commands one after another in the order they came.
+    @processor.app.on_before_shutdown.connect
+    async def close_gateway(*_: object, **__: object) -> None:
+        await payments.gateway.close()
+
+
+def payment_command(envelope: Envelope[m.Message], key: str) -> PaymentCommand:
+    """The decision for a record of ``payments.commands``: the command itself (stateless)."""
+    match envelope.payload:
+        case m.AuthorizePayment() | m.RefundPayment() | m.VoidPayment() as command:
+            return command
+        case other:
+            raise Refused(f"{other.type} is not a payments command")
+
+
+# Sends a reply to the saga, caused by the command's record.
+Reply = Callable[[m.Message, Envelope[m.Message]], Awaitable[None]]
+
+
+class Payments:
+    """Carries out a batch of payment commands at the gateway (the runtime's ``Actor``)."""
+
+    def __init__(self, gateway: PaymentGateway, reply: Reply, *, concurrency: int) -> None:
+        self.gateway = gateway
+        self.reply = reply
+        self._in_flight = asyncio.Semaphore(concurrency)
+
+    async def act(self, batch: Sequence[Decided[PaymentCommand]]) -> Sends:
+        """The batch's gateway calls, orders side by side (at most ``concurrency`` at once),
+        each order's commands one after another in the order they came.
 
         Each answer is sent as soon as it is known, so a card the gateway is slow to answer
         holds up its own order only; the batch is acknowledged once all are answered (a
@@ -68,21 +94,14 @@ def register(processor: Processor) -> None:
             by_order.setdefault(record.decision.order_id, []).append(record)
 
         async def one_order(records: list[Decided[PaymentCommand]]) -> None:
-            async with in_flight:
+            async with self._in_flight:
                 for record in records:
-                    reply = await answer(gateway, record.decision)
-                    await processor.emit(reply, cause=record.envelope)
+                    await self.reply(await answer(self.gateway, record.decision), record.envelope)
 
         # gather, not a TaskGroup: a failure propagates as itself (Refused, a transient
         # error), which the runtime's retry and dead-lettering recognize.
         await asyncio.gather(*(one_order(records) for records in by_order.values()))
         return []
-
-    processor.decide_and_act_in_batches(PROCESSOR_INPUTS["payments"], decide, act)
-
-    @processor.app.on_before_shutdown.connect
-    async def close_gateway(*_: object, **__: object) -> None:
-        await gateway.close()
 
 
 def gateway_for(urls: ServiceUrls, settings: WorkerSettings) -> PaymentGateway:

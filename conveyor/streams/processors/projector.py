@@ -67,28 +67,40 @@ _OPEN_STATUSES = tuple(status for status in m.OrderStatus if not status.is_termi
 
 
 def register(processor: Processor) -> None:
-    connections: dict[str, Any] = {}
-    status_ttl = max(1, int(processor.settings.state_retention_seconds))
-
-    async def stores() -> tuple[asyncpg.Pool, aioredis.Redis]:
-        if not connections:
-            connections["pg"] = await asyncpg.create_pool(
-                processor.urls.database_url, min_size=1, max_size=2
-            )
-            connections["redis"] = aioredis.from_url(processor.urls.redis_url)
-        return connections["pg"], connections["redis"]
-
-    async def on_batch(batch: Sequence[Envelope[m.Message]]) -> None:
-        pool, cache = await stores()
-        await write_batch(pool, cache, batch, status_ttl)
-
-    processor.handle_batches(PROCESSOR_INPUTS["projector"], on_batch)
+    """The Faust glue: both event topics, a batch at a time, into the read model."""
+    projection = Projection(
+        processor.urls.database_url,
+        processor.urls.redis_url,
+        status_ttl=max(1, int(processor.settings.state_retention_seconds)),
+    )
+    processor.handle_batches(PROCESSOR_INPUTS["projector"], projection.write)
 
     @processor.app.on_before_shutdown.connect
     async def close_stores(*_: object, **__: object) -> None:
-        if connections:
-            await connections["pg"].close()
-            await connections["redis"].aclose()
+        await projection.close()
+
+
+class Projection:
+    """The read model's stores, connected on the first batch, and ``write_batch`` into them."""
+
+    def __init__(self, database_url: str, redis_url: str, *, status_ttl: int) -> None:
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.status_ttl = status_ttl
+        self._stores: tuple[asyncpg.Pool, aioredis.Redis] | None = None
+
+    async def write(self, batch: Sequence[Envelope[m.Message]]) -> None:
+        if self._stores is None:
+            pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=2)
+            self._stores = pool, aioredis.from_url(self.redis_url)
+        pool, cache = self._stores
+        await write_batch(pool, cache, batch, self.status_ttl)
+
+    async def close(self) -> None:
+        if self._stores is not None:
+            pool, cache = self._stores
+            await pool.close()
+            await cache.aclose()
 
 
 async def write_batch(
