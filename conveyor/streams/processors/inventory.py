@@ -14,7 +14,6 @@ from uuid import UUID
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams.runtime import Processor, Refused, Send
 from conveyor.streams.stock import (
     Hold,
@@ -49,4 +48,4 @@ def register(processor: Processor) -> None:
             holds.put(held_under, decision.hold, expires_in=expires_in)
         return [Send(message) for message in announced(UUID(key), decision)]
 
-    processor.decide_in_batches(PROCESSOR_INPUTS["inventory"], decide)
+    processor.decide_in_batches(processor.spec.inputs, decide)

@@ -47,7 +47,6 @@ from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import mail, metrics
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
 
@@ -239,7 +238,7 @@ def register(processor: Processor) -> None:
         customers.put(order, found, expires_in=retention)
         return Email.about(message, found.email)
 
-    processor.decide_and_act_in_batches(PROCESSOR_INPUTS["notifications"], decide, outbox.deliver)
+    processor.decide_and_act_in_batches(processor.spec.inputs, decide, outbox.deliver)
 
     @processor.app.on_before_shutdown.connect
     async def close_outbox(*_: object, **__: object) -> None:

@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict
 from conveyor.domain import messages as m
 from conveyor.domain.codec import MESSAGE_CLASSES, derived_event_id
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import metrics
 from conveyor.streams.deadlines import OpenOrders
 from conveyor.streams.runtime import Processor, Send
@@ -113,7 +112,7 @@ def register(processor: Processor) -> None:
         _count_outcomes(decision.outputs)
         return sends_for(decision.saga, decision.outputs)
 
-    processor.decide_in_batches(PROCESSOR_INPUTS["orders"], decide_next)
+    processor.decide_in_batches(processor.spec.inputs, decide_next)
 
     indexed_for: frozenset[int] | None = None
 

@@ -28,7 +28,6 @@ from uuid import UUID
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.gateway import (
     CircuitBreaker,
@@ -78,7 +77,7 @@ def register(processor: Processor) -> None:
         await asyncio.gather(*(one_order(records) for records in by_order.values()))
         return []
 
-    processor.decide_and_act_in_batches(PROCESSOR_INPUTS["payments"], decide, act)
+    processor.decide_and_act_in_batches(processor.spec.inputs, decide, act)
 
     @processor.app.on_before_shutdown.connect
     async def close_gateway(*_: object, **__: object) -> None:

@@ -41,7 +41,6 @@ import redis.asyncio as aioredis
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.infra import readmodel
 from conveyor.streams import metrics
 from conveyor.streams.runtime import Processor
@@ -82,7 +81,7 @@ def register(processor: Processor) -> None:
         pool, cache = await stores()
         await write_batch(pool, cache, batch, status_ttl)
 
-    processor.handle_batches(PROCESSOR_INPUTS["projector"], on_batch)
+    processor.handle_batches(processor.spec.inputs, on_batch)
 
     @processor.app.on_before_shutdown.connect
     async def close_stores(*_: object, **__: object) -> None:
