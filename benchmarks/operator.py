@@ -25,7 +25,8 @@ from conveyor.devstack.control_plane import REPOSITORY, ControlPlane, start_cont
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import free_ports
-from conveyor.domain.resources import ProcessorName, StreamProcessorSpec
+from conveyor.domain.processors import PROCESSOR_NAMES
+from conveyor.domain.resources import StreamProcessorSpec
 from conveyor.infra.settings import ServiceUrls
 from conveyor.operator import children
 
@@ -34,9 +35,8 @@ REPAIRS = 10
 
 
 def _processor(index: int, bootstrap: str) -> dict[str, Any]:
-    names = list(ProcessorName)
     return {
-        "processor": names[index % len(names)].value,
+        "processor": PROCESSOR_NAMES[index % len(PROCESSOR_NAMES)],
         "image": "conveyor:bench",
         "replicas": 1,
         "kafka": {"bootstrapServers": bootstrap},

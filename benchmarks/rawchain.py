@@ -34,7 +34,8 @@ from conveyor.domain import messages as m
 from conveyor.domain.codec import decode, derived_event_id, encode
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.errors import UndecodableMessage
-from conveyor.domain.topics import PROCESSOR_INPUTS, topic_for
+from conveyor.domain.processors import PROCESSOR_NAMES, PROCESSORS, processor_spec
+from conveyor.domain.topics import topic_for
 from conveyor.infra.kafka import create_producer
 from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.mail import Mailer
@@ -54,9 +55,23 @@ GROUP_PREFIX = "rawchain-"
 # What a batch sends: each message with its cause, and an event id when it has its own.
 Output = tuple[m.Message, Envelope[m.Message], uuid.UUID | None]
 BatchDecider = Callable[[Sequence[Envelope[m.Message]]], Awaitable[list[Output]]]
+DeciderFactory = Callable[[ServiceUrls, WorkerSettings], BatchDecider]
+# Each processor's raw counterpart, by processor name.
+DECIDERS: dict[str, DeciderFactory] = {}
 
 
-def orders_decider() -> BatchDecider:
+def raw_counterpart(processor: str) -> Callable[[DeciderFactory], DeciderFactory]:
+    """Declare the factory below as the raw chain's ``processor``."""
+
+    def declare(factory: DeciderFactory) -> DeciderFactory:
+        DECIDERS[processor_spec(processor).name] = factory
+        return factory
+
+    return declare
+
+
+@raw_counterpart("orders")
+def orders_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
     sagas: dict[str, OrderSaga] = {}
     deadline_seconds = WorkerSettings().order_deadline_seconds
 
@@ -78,7 +93,8 @@ def orders_decider() -> BatchDecider:
     return decide_batch
 
 
-def inventory_decider() -> BatchDecider:
+@raw_counterpart("inventory")
+def inventory_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
     products: dict[str, ProductStock] = {}
     holds: dict[str, Hold] = {}
 
@@ -102,6 +118,7 @@ def inventory_decider() -> BatchDecider:
     return decide_batch
 
 
+@raw_counterpart("payments")
 def payments_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
     gateway = gateway_for(urls, settings)
 
@@ -119,7 +136,7 @@ def payments_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecide
 
 
 async def run(name: str, decide_batch: BatchDecider, bootstrap: str) -> None:
-    topics = [spec.name for spec in PROCESSOR_INPUTS[name]]
+    topics = [spec.name for spec in PROCESSORS[name].inputs]
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -173,6 +190,7 @@ def _decodable(records: list[ConsumerRecord[Any, Any]]) -> list[Envelope[m.Messa
     return batch
 
 
+@raw_counterpart("notifications")
 def notifications_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
     customers: dict[UUID, str] = {}
     outbox = Outbox(urls.database_url, Mailer(urls.smtp_url))
@@ -193,6 +211,7 @@ def notifications_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchD
     return decide_batch
 
 
+@raw_counterpart("projector")
 def projector_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
     stores: list[tuple[asyncpg.Pool, aioredis.Redis]] = []
     status_ttl = max(1, int(settings.state_retention_seconds))
@@ -208,20 +227,14 @@ def projector_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecid
     return decide_batch
 
 
-DECIDERS: dict[str, Callable[[ServiceUrls, WorkerSettings], BatchDecider]] = {
-    "orders": lambda urls, settings: orders_decider(),
-    "inventory": lambda urls, settings: inventory_decider(),
-    "payments": payments_decider,
-    "notifications": notifications_decider,
-    "projector": projector_decider,
-}
-
-
 @contextmanager
 def running_chain(urls: ServiceUrls, logs_dir: Path) -> Iterator[dict[str, int]]:
     """The five raw processes on ``urls``, once each is ready; yields their pids by name."""
     environment = {**os.environ, **urls.environment()}
     started: dict[str, subprocess.Popen[bytes]] = {}
+    missing = [name for name in PROCESSOR_NAMES if name not in DECIDERS]
+    if missing:
+        raise RuntimeError(f"the raw chain has no counterpart of {', '.join(missing)}")
     logs = {name: logs_dir / f"rawchain-{name}.log" for name in DECIDERS}
     try:
         for name in DECIDERS:

@@ -58,9 +58,10 @@ from benchmarks.orderload import (
     wait_terminal,
 )
 from benchmarks.rawchain import running_chain
-from conveyor.devstack.components import PROCESSORS, Components
+from conveyor.devstack.components import Components
 from conveyor.devstack.stack import LocalStack
 from conveyor.domain import messages as m
+from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.infra.publisher import Publisher
 
 PIPELINE = "pipeline"
@@ -83,7 +84,7 @@ SERVICE_LABELS = {
 }
 # What the cost goal adds up: the processors and the services they use, not the outside
 # parties (mail sink, payment gateway) or the load generator.
-COUNTED_LABELS = (*PROCESSORS, "Kafka", "PostgreSQL", "Redis")
+COUNTED_LABELS = (*PROCESSOR_NAMES, "Kafka", "PostgreSQL", "Redis")
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ class Throughput:
         # From the state files the stack keeps: asking for its status would run its health
         # checks, each an event loop of its own.
         running = self.components.state.load()
-        pids = {name: running[name].pid for name in PROCESSORS if name in running}
+        pids = {name: running[name].pid for name in PROCESSOR_NAMES if name in running}
         pids.update(self.baseline_pids)
         for name, record in self.stack.state.load().items():
             pids[SERVICE_LABELS[name]] = record.pid

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID, uuid4
@@ -26,6 +25,7 @@ from conveyor.domain.messages import (
     PlaceOrder,
     UpsertProduct,
 )
+from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.infra import dead_letters
 from conveyor.infra.database import apply_migrations, redact_dsn
 from conveyor.infra.errors import InfraError
@@ -164,16 +164,24 @@ def db_migrate() -> None:
 # -- processors ----------------------------------------------------------------------------
 
 
-class ProcessorChoice(StrEnum):
-    orders = "orders"
-    inventory = "inventory"
-    payments = "payments"
-    notifications = "notifications"
-    projector = "projector"
+def _known_processor(name: str) -> str:
+    if name not in PROCESSOR_NAMES:
+        raise typer.BadParameter(f"{name!r} is not one of {', '.join(PROCESSOR_NAMES)}.")
+    return name
 
 
 @app.command("worker")
-def worker(processor: Annotated[ProcessorChoice, typer.Argument(help="Which processor.")]) -> None:
+def worker(
+    processor: Annotated[
+        str,
+        typer.Argument(
+            callback=_known_processor,
+            metavar="PROCESSOR",
+            autocompletion=lambda: list(PROCESSOR_NAMES),
+            help=f"Which processor: {', '.join(PROCESSOR_NAMES)}.",
+        ),
+    ],
+) -> None:
     """Run one stream processor (its own consumer group, conveyor-<processor>) until stopped.
 
     Reads KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL, SMTP_URL, PAYMENT_GATEWAY_URL and
@@ -183,7 +191,7 @@ def worker(processor: Annotated[ProcessorChoice, typer.Argument(help="Which proc
     from conveyor.streams.processors import build
     from conveyor.streams.runtime import WorkerSettings
 
-    build(processor.value, get_service_urls(), WorkerSettings()).run()
+    build(processor, get_service_urls(), WorkerSettings()).run()
 
 
 @app.command("crds")

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conveyor.domain.processors import PROCESSOR_NAMES
 from dashboards.operator import operator_dashboard
 from dashboards.overview import overview
 from dashboards.panels import to_json
-from dashboards.processors import PROCESSORS, processor_dashboard
+from dashboards.processors import processor_dashboard
 
 OUTPUT = Path(__file__).parent / "grafana"
 
 
 def rendered() -> dict[str, str]:
     """File name -> JSON text of every dashboard."""
-    boards = [overview(), *(processor_dashboard(name) for name in PROCESSORS), operator_dashboard()]
+    boards = [
+        overview(),
+        *(processor_dashboard(name) for name in PROCESSOR_NAMES),
+        operator_dashboard(),
+    ]
     return {f"{board.uid}.json": to_json(board) for board in boards}
 
 

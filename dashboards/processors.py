@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
+from conveyor.domain.processors import processor_spec
 from dashboards.panels import (
     HALF,
     THIRD,
@@ -23,14 +24,27 @@ from dashboards.panels import (
 )
 from dashboards.panels import totals as totals_panel
 
-PROCESSORS = ("orders", "inventory", "payments", "notifications", "projector")
 TOPIC_VARIABLE = "topic"
+PanelsMaker = Callable[[], list[Panel]]
+# The row of its own a processor's dashboard shows after the common ones: title and panels.
+_OWN_ROWS: dict[str, tuple[str, PanelsMaker]] = {}
+
+
+def own_row(processor: str, title: str) -> Callable[[PanelsMaker], PanelsMaker]:
+    """Declare the panels below as ``processor``'s own row, titled ``title``."""
+
+    def declare(panels: PanelsMaker) -> PanelsMaker:
+        _OWN_ROWS[processor_spec(processor).name] = (title, panels)
+        return panels
+
+    return declare
 
 
 def uid(processor: str) -> str:
     return f"conveyor-processor-{processor}"
 
 
+@own_row("orders", "The saga")
 def _orders() -> list[Panel]:
     return [
         graph(
@@ -69,6 +83,7 @@ def _replies_received(title: str, description: str, types: str, *, span: int = H
     )
 
 
+@own_row("inventory", "Stock")
 def _inventory() -> list[Panel]:
     return [
         _replies_received(
@@ -80,6 +95,7 @@ def _inventory() -> list[Panel]:
     ]
 
 
+@own_row("payments", "The payment gateway")
 def _payments() -> list[Panel]:
     return [
         graph(
@@ -114,6 +130,7 @@ def _payments() -> list[Panel]:
     ]
 
 
+@own_row("notifications", "Emails")
 def _notifications() -> list[Panel]:
     return [
         graph(
@@ -142,6 +159,7 @@ def _notifications() -> list[Panel]:
     ]
 
 
+@own_row("projector", "Read models")
 def _projector() -> list[Panel]:
     return [
         graph(
@@ -177,10 +195,6 @@ def _projector() -> list[Panel]:
     ]
 
 
-# The processors that keep tables (each entry expires with the state retention).
-STATEFUL = ("orders", "inventory", "notifications")
-
-
 def _state(selector: str) -> list[Panel]:
     return [
         graph(
@@ -212,25 +226,6 @@ def _state(selector: str) -> list[Panel]:
             span=THIRD,
         ),
     ]
-
-
-SPECIFIC: dict[str, tuple[str, Callable[[], list[Panel]]]] = {
-    "orders": ("The saga", _orders),
-    "inventory": ("Stock", _inventory),
-    "payments": ("The payment gateway", _payments),
-    "notifications": ("Emails", _notifications),
-    "projector": ("Read models", _projector),
-}
-
-SUMMARIES = {
-    "orders": "the saga orchestrator: orders.commands and orders.replies in, commands to "
-    "inventory and payments and orders.events out",
-    "inventory": "stock per product: reserves, releases and commits lines, publishes "
-    "inventory.events",
-    "payments": "authorizes and refunds through the payment gateway, behind a circuit breaker",
-    "notifications": "emails the customer on every terminal order event",
-    "projector": "writes orders.events and inventory.events to PostgreSQL and Redis, in batches",
-}
 
 
 def processor_dashboard(processor: str) -> Dashboard:
@@ -375,11 +370,15 @@ def processor_dashboard(processor: str) -> Dashboard:
             ],
         ),
     ]
-    specific_title, specific_panels = SPECIFIC[processor]
+    spec = processor_spec(processor)
+    own: list[tuple[str, Sequence[Panel]]] = []
+    if processor in _OWN_ROWS:
+        title, panels = _OWN_ROWS[processor]
+        own.append((title, panels()))
     return dashboard(
         uid(processor),
         f"Conveyor: {processor} processor",
-        f"The {processor} processor, {SUMMARIES[processor]}.",
+        f"The {processor} processor, {spec.summary}.",
         [
             label_variable(
                 TOPIC_VARIABLE,
@@ -390,7 +389,8 @@ def processor_dashboard(processor: str) -> Dashboard:
         ],
         [
             *common,
-            (specific_title, specific_panels()),
-            *([("State", _state(selector))] if processor in STATEFUL else []),
+            *own,
+            # Each table entry expires with the state retention: the row shows they do.
+            *([("State", _state(selector))] if spec.stateful else []),
         ],
     )

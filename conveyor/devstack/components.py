@@ -20,13 +20,14 @@ from pathlib import Path
 
 from conveyor.devstack import processes, prometheus_server
 from conveyor.devstack.errors import ServiceDidNotStart
+from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack, ServiceStatus
+from conveyor.domain.processors import CATALOGUE, PROCESSOR_NAMES, processor_spec
 
-# The names `conveyor worker` accepts, in the order they start.
-PROCESSORS = ("orders", "inventory", "payments", "notifications", "projector")
 EDGE = "api"
 PROMETHEUS = "prometheus"
-COMPONENTS = (*PROCESSORS, EDGE, PROMETHEUS)
+# The processors start first, in the catalogue's order.
+COMPONENTS = (*PROCESSOR_NAMES, EDGE, PROMETHEUS)
 DEV_ADMIN_EMAIL = "admin@conveyor.example"
 
 
@@ -38,6 +39,11 @@ class Component:
     # Answers 200 once the component serves.
     health_path: str
     settings: dict[str, str]
+
+
+def metrics_port(settings: DevStackSettings, processor: str) -> int:
+    """Where a processor of the local stack serves its metrics."""
+    return settings.metrics_base_port + processor_spec(processor).metrics_port_offset
 
 
 def answers_ok(url: str, timeout: float = 2.0) -> bool:
@@ -57,17 +63,17 @@ class Components:
         settings = self.stack.settings
         processors = [
             Component(
-                name,
-                (sys.executable, "-m", "conveyor", "worker", name),
-                port=settings.metrics_base_port + i,
+                spec.name,
+                (sys.executable, "-m", "conveyor", "worker", spec.name),
+                port=metrics_port(settings, spec.name),
                 health_path="/metrics",
                 settings={
                     "CONVEYOR_DATA_DIR": str(settings.root / "workers"),
                     "CONVEYOR_METRICS_HOST": settings.host,
-                    "CONVEYOR_METRICS_PORT": str(settings.metrics_base_port + i),
+                    "CONVEYOR_METRICS_PORT": str(metrics_port(settings, spec.name)),
                 },
             )
-            for i, name in enumerate(PROCESSORS)
+            for spec in CATALOGUE
         ]
         edge = Component(
             EDGE,
@@ -96,7 +102,7 @@ class Components:
         host = self.stack.settings.host
         targets = []
         for component in self.declared():
-            if component.name in PROCESSORS:
+            if component.name in PROCESSOR_NAMES:
                 targets.append(
                     prometheus_server.ScrapeTarget(
                         prometheus_server.PROCESSOR_JOB,

@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from conveyor.domain.processors import CATALOGUE
+
 
 def _source_rules_dir() -> Path:
     # The clone's own rules; an installed wheel has none, and Prometheus then runs without.
@@ -90,7 +92,7 @@ class DevStackSettings(BaseSettings):
     redis_port: int = 16379
     smtp_port: int = 11025
     payments_port: int = 18080
-    # The processors' /metrics ports: this one and the next four.
+    # The processors' /metrics ports: this one plus each processor's offset in the catalogue.
     metrics_base_port: int = 19101
     # The REST edge (`conveyor api`).
     api_port: int = 18000
@@ -114,7 +116,9 @@ class DevStackSettings(BaseSettings):
         fields: dict[str, Any] = {
             "api_port": api,
             "prometheus_port": prometheus,
-            "metrics_base_port": free_port_run(5),
+            "metrics_base_port": free_port_run(
+                1 + max(spec.metrics_port_offset for spec in CATALOGUE)
+            ),
             "home": home,
             "kafka_port": kafka,
             "kafka_controller_port": controller,

@@ -9,11 +9,12 @@ to the models they constrain through ``x-kubernetes-validations``.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from conveyor.domain.processors import ProcessorName
 
 GROUP = "conveyor.dev"
 VERSION = "v1alpha1"
@@ -30,14 +31,6 @@ def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
     return {
         "x-kubernetes-validations": [{"rule": rule, "message": message} for rule, message in rules]
     }
-
-
-class ProcessorName(StrEnum):
-    ORDERS = "orders"
-    INVENTORY = "inventory"
-    PAYMENTS = "payments"
-    NOTIFICATIONS = "notifications"
-    PROJECTOR = "projector"
 
 
 class Autoscaling(_Resource):
@@ -169,7 +162,7 @@ class StreamProcessorStatus(_Resource):
     message: str | None = None
 
 
-class TopicSpec(_Resource):
+class TopicResourceSpec(_Resource):
     model_config = ConfigDict(
         json_schema_extra=_rules(
             ("self.topicName == oldSelf.topicName", "topicName cannot change"),

@@ -108,26 +108,3 @@ def source_topic(topic: str) -> str:
 def consumer_group(processor: str) -> str:
     """The Kafka consumer group of a processor: every replica of it joins this one."""
     return f"conveyor-{processor}"
-
-
-# The topics each processor consumes: its consumer lag is counted on these, and more
-# replicas than their largest partition count would sit idle.
-PROCESSOR_INPUTS: Mapping[str, tuple[TopicSpec, ...]] = {
-    "orders": (ORDERS_COMMANDS, ORDERS_REPLIES),
-    "inventory": (INVENTORY_COMMANDS,),
-    "payments": (PAYMENTS_COMMANDS,),
-    "notifications": (ORDERS_EVENTS,),
-    "projector": (ORDERS_EVENTS, INVENTORY_EVENTS),
-}
-
-# The inputs whose records a processor parks on ``<topic>.retry`` when carrying them out
-# fails transiently (a gateway, mail server or database down); it consumes those too. The
-# orders and inventory processors need no outside service, so they park nothing.
-PROCESSOR_RETRIES: Mapping[str, tuple[TopicSpec, ...]] = {
-    "payments": (PAYMENTS_COMMANDS,),
-    "notifications": (ORDERS_EVENTS,),
-    "projector": (ORDERS_EVENTS, INVENTORY_EVENTS),
-}
-RETRIED_TOPICS: tuple[TopicSpec, ...] = tuple(
-    {spec.name: spec for specs in PROCESSOR_RETRIES.values() for spec in specs}.values()
-)

@@ -10,13 +10,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError
 
-from conveyor.domain.topics import (
-    RETRIED_TOPICS,
-    TOPICS,
-    TopicSpec,
-    dead_letter_topic,
-    retry_topic,
-)
+from conveyor.domain.processors import RETRIED_TOPICS
+from conveyor.domain.topics import TOPICS, TopicSpec, dead_letter_topic, retry_topic
 from conveyor.infra.errors import KafkaUnavailable
 
 # A compacted topic (a table's changelog) keeps the newest record per key, and drops a key

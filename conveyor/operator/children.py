@@ -51,7 +51,7 @@ class Owner:
 def labels(owner: Owner, track: str | None = None) -> dict[str, str]:
     found = {
         "app.kubernetes.io/name": "conveyor",
-        "app.kubernetes.io/component": owner.spec.processor.value,
+        "app.kubernetes.io/component": owner.spec.processor,
         "app.kubernetes.io/instance": owner.name,
         "app.kubernetes.io/managed-by": MANAGED_BY,
     }
@@ -64,7 +64,7 @@ def selector(owner: Owner, track: str | None = None) -> dict[str, str]:
     """The labels that pick the processor's pods (of one track, or of both)."""
     picked = {
         "app.kubernetes.io/instance": owner.name,
-        "app.kubernetes.io/component": owner.spec.processor.value,
+        "app.kubernetes.io/component": owner.spec.processor,
     }
     if track is not None:
         picked["conveyor.dev/track"] = track
@@ -168,9 +168,9 @@ def _container(owner: Owner, image: str, stateful: bool) -> Object:
         )
     probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
     return {
-        "name": spec.processor.value,
+        "name": spec.processor,
         "image": image,
-        "command": ["conveyor", "worker", spec.processor.value],
+        "command": ["conveyor", "worker", spec.processor],
         # Later sources win: a Secret's keys override the ConfigMap's, env overrides both.
         "envFrom": [
             {"configMapRef": {"name": config_map_name(owner)}},

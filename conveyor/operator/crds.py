@@ -20,7 +20,7 @@ from conveyor.domain.resources import (
     VERSION,
     StreamProcessorSpec,
     StreamProcessorStatus,
-    TopicSpec,
+    TopicResourceSpec,
     TopicStatus,
 )
 
@@ -152,7 +152,7 @@ def definitions() -> dict[str, dict[str, Any]]:
             kind="Topic",
             plural="topics",
             short_name="tp",
-            spec=TopicSpec,
+            spec=TopicResourceSpec,
             status=TopicStatus,
             columns=[
                 {"name": "Topic", "type": "string", "jsonPath": ".spec.topicName"},

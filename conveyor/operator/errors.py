@@ -17,5 +17,5 @@ class KubernetesError(OperatorError):
         self.status = status
 
 
-class Conflict(KubernetesError):
+class KubeConflict(KubernetesError):
     """Someone else changed the object first (409); reconcile again from what is there now."""

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import aiohttp
 import kopf
 
-from conveyor.operator.errors import Conflict, KubernetesError
+from conveyor.operator.errors import KubeConflict, KubernetesError
 
 Object = dict[str, Any]
 
@@ -85,7 +85,7 @@ class Kube:
                 if response.status == 404 and missing_ok:
                     return None
                 if response.status >= 400:
-                    error = Conflict if response.status == 409 else KubernetesError
+                    error = KubeConflict if response.status == 409 else KubernetesError
                     raise error(
                         f"{method} {url_path}: {response.status} {_reason(text)}", response.status
                     )

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from conveyor.domain.processors import PROCESSORS
 from conveyor.domain.resources import API_VERSION, StreamProcessorSpec
-from conveyor.domain.topics import PROCESSOR_INPUTS, consumer_group
+from conveyor.domain.topics import consumer_group
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import consumer_group_lag
 from conveyor.operator import children, metrics
@@ -71,7 +72,7 @@ class ProcessorReconciler:
         previous: Mapping[str, Any] = body.get("status") or {}
         spec = StreamProcessorSpec.model_validate(body["spec"])
         owner = children.Owner(name, namespace, uid, spec)
-        processor = spec.processor.value
+        processor = spec.processor
 
         kafka = await self._read_kafka(owner)
         decision = self._decide_replicas(owner, kafka)
@@ -109,8 +110,8 @@ class ProcessorReconciler:
         await self._write_status(body, status, scaled=decision.direction is not None)
 
     async def _read_kafka(self, owner: children.Owner) -> KafkaView:
-        processor = owner.spec.processor.value
-        inputs = [topic.name for topic in PROCESSOR_INPUTS[processor]]
+        processor = owner.spec.processor
+        inputs = [topic.name for topic in PROCESSORS[processor].inputs]
         try:
             bootstrap = await self._bootstrap_servers(owner)
             # Given the inputs, the lag has an entry for every partition they have: it also

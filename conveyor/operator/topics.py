@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.domain.resources import TopicSpec
+from conveyor.domain.resources import TopicResourceSpec
 from conveyor.infra.errors import KafkaUnavailable, TopicRefused
 from conveyor.infra.topic_admin import TopicState, topic_admin
 from conveyor.operator import metrics
@@ -30,7 +30,7 @@ class TopicReconciler:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
 
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
-        spec = TopicSpec.model_validate(body["spec"])
+        spec = TopicResourceSpec.model_validate(body["spec"])
         name = spec.topic_name
         partitions: int | None = None
         try:
@@ -70,7 +70,7 @@ class TopicReconciler:
 
     async def delete(self, body: Mapping[str, Any]) -> None:
         """On deletion of the resource: delete the Kafka topic only if the policy says so."""
-        spec = TopicSpec.model_validate(body["spec"])
+        spec = TopicResourceSpec.model_validate(body["spec"])
         if spec.deletion_policy != "Delete":
             self.log.info("topic %s kept in Kafka (deletionPolicy Retain)", spec.topic_name)
             return
@@ -99,7 +99,7 @@ class TopicReconciler:
         )
 
 
-def _judge(spec: TopicSpec, partitions: int, state: TopicState) -> Condition:
+def _judge(spec: TopicResourceSpec, partitions: int, state: TopicState) -> Condition:
     if partitions > spec.partitions:
         return Condition(
             "Ready",

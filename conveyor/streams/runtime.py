@@ -8,10 +8,10 @@ processor's code, and sends any record it cannot decode or that the code refuses
 
 A record whose carrying out fails transiently (``TRANSIENT_ERRORS``: a gateway, mail server
 or database down) is not tried again in place, which would hold up its whole partition: the
-processors that talk to such services (``PROCESSOR_RETRIES``) park it on ``<topic>.retry``
-and move on, read their retry topics beside their inputs, and handle a parked record again
-once it is due (``CONVEYOR_RETRY_DELAYS_SECONDS`` apart); after the last try it goes to
-``<topic>.dlq`` with reason ``retries_exhausted``.
+processors that talk to such services (``parks`` in their catalogue entry) park it on
+``<topic>.retry`` and move on, read their retry topics beside their inputs, and handle a
+parked record again once it is due (``CONVEYOR_RETRY_DELAYS_SECONDS`` apart); after the last
+try it goes to ``<topic>.dlq`` with reason ``retries_exhausted``.
 """
 
 from __future__ import annotations
@@ -43,10 +43,9 @@ from conveyor.domain.codec import (
 from conveyor.domain.envelope import Envelope
 from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.messages import Message
+from conveyor.domain.processors import ProcessorName, processor_spec
 from conveyor.domain.topics import (
     DEFAULT_PARTITIONS,
-    PROCESSOR_INPUTS,
-    PROCESSOR_RETRIES,
     RETRY_SUFFIX,
     TopicSpec,
     consumer_group,
@@ -70,9 +69,6 @@ from conveyor.streams.retries import Origin, Parking, next_parking, without_park
 from conveyor.streams.state import Retention, StateFormatError, StateTable, V, acting_for
 
 log = logging.getLogger(__name__)
-
-PROCESSORS = ("orders", "inventory", "payments", "notifications", "projector")
-ProcessorName = Literal["orders", "inventory", "payments", "notifications", "projector"]
 
 
 class WorkerSettings(RetentionSettings):
@@ -210,6 +206,7 @@ class Processor:
     """One processor: a Faust app whose consumer group is ``conveyor-<name>``."""
 
     def __init__(self, name: ProcessorName, urls: ServiceUrls, settings: WorkerSettings) -> None:
+        self.spec = processor_spec(name)
         self.name = name
         self.urls = urls
         self.settings = settings
@@ -246,7 +243,7 @@ class Processor:
         # to flush), which takes the commit interval off every hop of the saga. Under
         # exactly_once the records must wait for their transaction.
         self._publish_at_once = settings.processing_guarantee == "at_least_once"
-        self._parks = bool(PROCESSOR_RETRIES.get(name))
+        self._parks = bool(self.spec.parks)
         self._lag_reader = LagReader(urls.kafka_bootstrap_servers)
         self.app.on_partitions_assigned.connect(self._count_rebalance)
         self.app.on_before_shutdown.connect(self._close_lag_reader)
@@ -268,6 +265,11 @@ class Processor:
 
     def state_table(self, name: str, model: type[V]) -> StateTable[V]:
         """A table of ``model`` values, co-partitioned with the processor's inputs."""
+        if name not in self.spec.tables:
+            raise ValueError(
+                f"{self.name} declares the tables {self.spec.tables} in the processor "
+                f"catalogue, not {name!r}"
+            )
         # Values are the bytes StateTable encodes (Faust stores bytes raw): serialized
         # once, and sized exactly.
         table = self.app.Table(name, partitions=DEFAULT_PARTITIONS, key_type=str, value_type=bytes)
@@ -428,7 +430,7 @@ class Processor:
         written, then ``act`` gets every decided record at once and returns what to send,
         which goes out before the records are acknowledged. When ``act`` fails, each record
         is acted on alone: one that fails transiently is parked on its topic's retry topic
-        (by the processors of ``PROCESSOR_RETRIES``; the others try it again in place), one
+        (by the processors that park records; the others try it again in place), one
         that fails otherwise goes to the DLQ. Records of any age are applied: ``act`` must
         recognize a redelivery by what it did outside (the tables may have forgotten it).
         """
@@ -501,9 +503,7 @@ class Processor:
                 self._count(event, record.envelope, started)
 
         self.app.agent(self._channel(sources), name=f"{self.name}-agent")(consume)
-        parked = [
-            retry_topic(spec) for spec in PROCESSOR_RETRIES.get(self.name, ()) if spec in sources
-        ]
+        parked = [retry_topic(spec) for spec in self.spec.parks if spec in sources]
         if parked:
             # An agent of its own: waiting for a parked record to be due holds up no input.
             self.app.agent(self._channel_named(parked), name=f"{self.name}-retry-agent")(
@@ -754,7 +754,7 @@ class Processor:
         await ensure_topics(bootstrap, replication_factor=self.settings.replication_factor)
         # A table is keyed and partitioned as the records it is written for (a hold's key
         # begins with its product's id), so its changelog names their key.
-        table_key = PROCESSOR_INPUTS[self.name][0].key_field
+        table_key = self.spec.inputs[0].key_field
         changelogs = [
             (
                 table.changelog_topic.get_topic_name(),

@@ -11,9 +11,9 @@ from typing import Any
 from prometheus_client.metrics import MetricWrapperBase
 
 from conveyor.api import metrics as edge_metrics
+from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.operator import metrics as operator_metrics
 from conveyor.streams import metrics as processor_metrics
-from conveyor.streams.runtime import PROCESSORS
 from dashboards.generate import rendered
 from dashboards.processors import uid
 from tests.dashboards.prometheus import (
@@ -61,7 +61,7 @@ def test_there_is_an_overview_a_dashboard_per_processor_and_one_for_the_operator
     assert {board["uid"] for board in dashboards()} == {
         "conveyor-overview",
         "conveyor-operator",
-        *(uid(processor) for processor in PROCESSORS),
+        *(uid(processor) for processor in PROCESSOR_NAMES),
     }
 
 

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.devstack.processes import wait_until
 from conveyor.devstack.prometheus_server import EDGE_JOB, PROCESSOR_JOB, ScrapeTarget
-from conveyor.streams.runtime import PROCESSORS
+from conveyor.domain.processors import CATALOGUE, PROCESSOR_NAMES
 from dashboards.operator import UID as OPERATOR_UID
 from dashboards.overview import UID as OVERVIEW_UID
 from dashboards.processors import uid
@@ -40,13 +40,7 @@ from tests.streams.workers import Workers
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # An input topic of each processor (notifications and the projector both read orders.events).
-INPUT_TOPIC = {
-    "orders": "orders.commands",
-    "inventory": "inventory.commands",
-    "payments": "payments.commands",
-    "notifications": "orders.events",
-    "projector": "orders.events",
-}
+INPUT_TOPIC = {spec.name: spec.inputs[0].name for spec in CATALOGUE}
 ROUNDS = 2
 CONFIRMED_PER_ROUND = 3
 
@@ -129,7 +123,7 @@ def wait_until_prometheus_saw_the_round(prometheus: PrometheusProcess, edge: Edg
         'conveyor_saga_outcomes_total{status="cancelled"}': 1,
         'conveyor_emails_sent_total{event="OrderCancelled"}': 1,
         'conveyor_order_end_to_end_seconds_count{status="cancelled"}': 1,
-        "count by (processor) (conveyor_dead_letters_total)": len(PROCESSORS),
+        "count by (processor) (conveyor_dead_letters_total)": len(PROCESSOR_NAMES),
     }
     answered = edge_orders_answered(edge)
     edge_expr = 'sum(conveyor_http_requests_total{route="/api/v1/orders", method="POST"})'
@@ -173,7 +167,7 @@ def test_every_query_of_the_overview_returns_data(
     assert_every_query_returns_data(prometheus, load_dashboard(OVERVIEW_UID))
 
 
-@pytest.mark.parametrize("processor", PROCESSORS)
+@pytest.mark.parametrize("processor", PROCESSOR_NAMES)
 def test_every_query_of_the_processor_dashboard_returns_data(
     prometheus: PrometheusProcess, load: Load, processor: str
 ) -> None:

@@ -16,11 +16,12 @@ import psutil
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from conveyor.devstack.components import COMPONENTS, PROCESSORS, Components, answers_ok
+from conveyor.devstack.components import COMPONENTS, Components, answers_ok
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
 from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
+from conveyor.domain.processors import CATALOGUE
 from conveyor.infra.kafka import declared_topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
@@ -84,10 +85,10 @@ def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared
     assert result.returncode == 0, result.stderr
     for service in ("postgres", "redis", "kafka", "smtp", "payments"):
         assert f"{service}: healthy" in result.stderr
-    for processor in PROCESSORS:
-        assert f"{processor}: running" in result.stderr
+    for spec in CATALOGUE:
+        assert f"{spec.name}: running" in result.stderr
         assert answers_ok(
-            f"http://127.0.0.1:{settings.metrics_base_port + PROCESSORS.index(processor)}/metrics"
+            f"http://127.0.0.1:{settings.metrics_base_port + spec.metrics_port_offset}/metrics"
         )
     assert "api: running" in result.stderr
     ready = f"http://127.0.0.1:{settings.api_port}/readyz"
@@ -103,7 +104,7 @@ def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared
 
     def every_component_scraped() -> bool:
         targets = httpx.get(f"{prometheus}/targets", timeout=5).json()["data"]["activeTargets"]
-        return len(targets) == len(PROCESSORS) + 1 and all(t["health"] == "up" for t in targets)
+        return len(targets) == len(CATALOGUE) + 1 and all(t["health"] == "up" for t in targets)
 
     assert wait_until(every_component_scraped, 60), httpx.get(f"{prometheus}/targets").text
     groups = httpx.get(f"{prometheus}/rules", timeout=5).json()["data"]["groups"]

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from conveyor.devstack import prometheus_server
-from conveyor.devstack.components import PROCESSORS, Components
+from conveyor.devstack.components import Components
 from conveyor.devstack.errors import PrerequisiteMissing
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
+from conveyor.domain.processors import CATALOGUE
 
 
 def local_stack(home: Path) -> LocalStack:
@@ -36,10 +37,10 @@ def test_it_scrapes_the_edge_and_each_processor_under_the_jobs_the_rules_expect(
     ]
     assert jobs["conveyor-processor"]["static_configs"] == [
         {
-            "targets": [f"127.0.0.1:{settings.metrics_base_port + position}"],
-            "labels": {"processor": name},
+            "targets": [f"127.0.0.1:{settings.metrics_base_port + spec.metrics_port_offset}"],
+            "labels": {"processor": spec.name},
         }
-        for position, name in enumerate(PROCESSORS)
+        for spec in CATALOGUE
     ]
     # The processors' metrics carry `processor` themselves; it must stay as they say it.
     assert jobs["conveyor-processor"]["honor_labels"] is True

@@ -10,14 +10,9 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from conveyor.api.settings import ApiSettings
-from conveyor.domain.resources import ProcessorName, StreamProcessorSpec, TopicSpec
-from conveyor.domain.topics import (
-    PROCESSOR_INPUTS,
-    RETRIED_TOPICS,
-    TOPICS,
-    dead_letter_topic,
-    retry_topic,
-)
+from conveyor.domain.processors import PROCESSOR_NAMES, PROCESSORS, RETRIED_TOPICS
+from conveyor.domain.resources import StreamProcessorSpec, TopicResourceSpec
+from conveyor.domain.topics import TOPICS, dead_letter_topic, retry_topic
 from conveyor.infra.settings import SERVICE_URL_VARIABLES
 from conveyor.operator.settings import OperatorSettings
 from tests.manifests.conftest import (
@@ -44,7 +39,7 @@ def test_every_custom_resource_is_valid_for_its_model(kustomize: Kustomize, tree
     for processor in processors:
         StreamProcessorSpec.model_validate(processor["spec"])
     for topic in topics:
-        TopicSpec.model_validate(topic["spec"])
+        TopicResourceSpec.model_validate(topic["spec"])
 
 
 def test_the_topics_are_exactly_the_declared_ones_their_dead_letters_and_retries(
@@ -62,7 +57,7 @@ def test_the_topics_are_exactly_the_declared_ones_their_dead_letters_and_retries
         declared[retry_topic(declaration)] = (declaration.partitions, {})
     found = {}
     for topic in of_kind(installation, "Topic"):
-        spec = TopicSpec.model_validate(topic["spec"])
+        spec = TopicResourceSpec.model_validate(topic["spec"])
         assert topic["metadata"]["name"] == spec.topic_name
         assert spec.deletion_policy == "Retain", spec.topic_name
         found[spec.topic_name] = (spec.partitions, spec.config)
@@ -71,7 +66,7 @@ def test_the_topics_are_exactly_the_declared_ones_their_dead_letters_and_retries
 
 def test_there_is_one_processor_resource_per_processor(installation: list[Document]) -> None:
     processors = of_kind(installation, "StreamProcessor")
-    assert sorted(item["metadata"]["name"] for item in processors) == sorted(ProcessorName)
+    assert sorted(item["metadata"]["name"] for item in processors) == sorted(PROCESSOR_NAMES)
     for item in processors:
         assert item["metadata"]["name"] == item["spec"]["processor"]
 
@@ -81,7 +76,7 @@ def test_no_processor_asks_for_more_replicas_than_its_inputs_have_partitions(
 ) -> None:
     for item in of_kind(installation, "StreamProcessor"):
         spec = StreamProcessorSpec.model_validate(item["spec"])
-        partitions = max(topic.partitions for topic in PROCESSOR_INPUTS[spec.processor.value])
+        partitions = max(topic.partitions for topic in PROCESSORS[spec.processor].inputs)
         assert spec.replicas <= partitions, spec.processor
         if spec.autoscaling.enabled:
             assert spec.autoscaling.max_replicas <= partitions, spec.processor

@@ -20,10 +20,10 @@ from conveyor.devstack.money import check_money
 from conveyor.devstack.smtp_sink import ReceivedMail, read_mailbox
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode
+from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.infra.kafka import consumer_group_lag
 from conveyor.infra.publisher import Publisher
 from conveyor.infra.settings import ServiceUrls
-from conveyor.streams.runtime import PROCESSORS
 
 UNIT_PRICE = Decimal("10.00")
 
@@ -219,7 +219,7 @@ class Shop:
                     ).items()
                     if records
                 }
-                for name in PROCESSORS
+                for name in PROCESSOR_NAMES
             }
             if not any(lags.values()):
                 return

@@ -31,6 +31,7 @@ from conveyor.devstack.payment_sandbox import create_app
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode, encode, message_key
 from conveyor.domain.envelope import Envelope
+from conveyor.domain.processors import ProcessorName
 from conveyor.domain.topics import topic_for
 from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.gateway import CircuitBreaker, PaymentGateway, ledger_path
@@ -42,7 +43,6 @@ from conveyor.streams.runtime import (
     TRANSIENT_ERRORS,
     Decided,
     Processor,
-    ProcessorName,
     Refused,
     Send,
     WorkerSettings,

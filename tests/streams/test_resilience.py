@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 
 from conveyor.domain import messages as m
+from conveyor.domain.processors import PROCESSOR_NAMES
 from tests.conftest import RunningStack
 from tests.streams.shop import Shop, assert_money_settled, assert_saga_invariants
 from tests.streams.workers import Workers
@@ -68,7 +69,7 @@ async def test_processors_killed_mid_stream_lose_and_duplicate_nothing(
     await asyncio.gather(*(shop.publisher.publish(order) for order in first))
     await asyncio.sleep(0.5)
 
-    for name in ("orders", "inventory", "payments", "notifications", "projector"):
+    for name in PROCESSOR_NAMES:
         workers.kill(name)
     # The saga and inventory tables must come back from their changelogs alone.
     for name in ("orders", "inventory"):

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.devstack.launched import terminate
 from conveyor.devstack.settings import free_ports
+from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.infra.settings import ServiceUrls
-from conveyor.streams.runtime import PROCESSORS
 
 READY_LINE = "[^Worker]: Ready"
 
@@ -62,7 +62,7 @@ class Workers:
         return env
 
     def start(self, *names: str) -> None:
-        for name in names or PROCESSORS:
+        for name in names or PROCESSOR_NAMES:
             self.runs += 1
             log_path = self.root / f"{name}-{self.runs}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ class Workers:
                     env=env,
                 )
             self.workers[name] = Worker(name, log_path, process, int(env["CONVEYOR_METRICS_PORT"]))
-        self.wait_ready(*(names or PROCESSORS))
+        self.wait_ready(*(names or PROCESSOR_NAMES))
 
     def start_with(self, name: str, env: dict[str, str]) -> None:
         """Start ``name`` with ``env`` added to its environment, for this start only."""

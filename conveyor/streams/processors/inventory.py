@@ -14,7 +14,6 @@ from uuid import UUID
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams.runtime import Processor, Refused, Send
 from conveyor.streams.state import StateTable
 from conveyor.streams.stock import (
@@ -34,7 +33,7 @@ def register(processor: Processor) -> None:
         processor.state_table("holds", Hold),
         retention_seconds=processor.settings.state_retention_seconds,
     )
-    processor.decide_in_batches(PROCESSOR_INPUTS["inventory"], stock.decide)
+    processor.decide_in_batches(processor.spec.inputs, stock.decide)
 
 
 class Inventory:

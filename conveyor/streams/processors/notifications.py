@@ -47,7 +47,6 @@ from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import mail, metrics
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
 from conveyor.streams.state import StateTable
@@ -225,9 +224,7 @@ def register(processor: Processor) -> None:
         retention_seconds=processor.settings.state_retention_seconds,
     )
     outbox = Outbox(processor.urls.database_url, mail.Mailer(processor.urls.smtp_url))
-    processor.decide_and_act_in_batches(
-        PROCESSOR_INPUTS["notifications"], recipients.decide, outbox.deliver
-    )
+    processor.decide_and_act_in_batches(processor.spec.inputs, recipients.decide, outbox.deliver)
 
     @processor.app.on_before_shutdown.connect
     async def close_outbox(*_: object, **__: object) -> None:

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict
 from conveyor.domain import messages as m
 from conveyor.domain.codec import MESSAGE_CLASSES, derived_event_id
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.streams import metrics
 from conveyor.streams.deadlines import OpenOrders
 from conveyor.streams.runtime import Processor, Send
@@ -70,7 +69,7 @@ def register(processor: Processor) -> None:
         retention_seconds=processor.settings.state_retention_seconds,
         deadline_seconds=processor.settings.order_deadline_seconds,
     )
-    processor.decide_in_batches(PROCESSOR_INPUTS["orders"], sagas.decide)
+    processor.decide_in_batches(processor.spec.inputs, sagas.decide)
 
     async def sweep_deadlines() -> None:
         app = processor.app

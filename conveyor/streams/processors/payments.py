@@ -28,7 +28,6 @@ from uuid import UUID
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.infra.settings import ServiceUrls
 from conveyor.streams.gateway import (
     CircuitBreaker,
@@ -53,7 +52,7 @@ def register(processor: Processor) -> None:
         reply,
         concurrency=processor.settings.payment_concurrency,
     )
-    processor.decide_and_act_in_batches(PROCESSOR_INPUTS["payments"], payment_command, payments.act)
+    processor.decide_and_act_in_batches(processor.spec.inputs, payment_command, payments.act)
 
     @processor.app.on_before_shutdown.connect
     async def close_gateway(*_: object, **__: object) -> None:

@@ -41,7 +41,6 @@ import redis.asyncio as aioredis
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.domain.topics import PROCESSOR_INPUTS
 from conveyor.infra import readmodel
 from conveyor.streams import metrics
 from conveyor.streams.runtime import Processor
@@ -73,7 +72,7 @@ def register(processor: Processor) -> None:
         processor.urls.redis_url,
         status_ttl=max(1, int(processor.settings.state_retention_seconds)),
     )
-    processor.handle_batches(PROCESSOR_INPUTS["projector"], projection.write)
+    processor.handle_batches(processor.spec.inputs, projection.write)
 
     @processor.app.on_before_shutdown.connect
     async def close_stores(*_: object, **__: object) -> None:
