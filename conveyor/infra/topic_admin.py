@@ -159,14 +159,22 @@ class TopicAdmin:
                 try:
                     await self.grow(name, topic.partitions)
                 except TopicRefused:
-                    # Another process starting beside this one grew it first.
-                    grown = await self.partition_counts([name])
-                    if grown.get(name, 0) < topic.partitions:
+                    # Kafka refuses to grow a topic to the count it already has: another
+                    # process starting beside this one may have grown it first.
+                    if not await self._has_partitions(name, topic.partitions):
                         raise
             else:
                 continue
             changed.append(name)
         return sorted(changed)
+
+    async def _has_partitions(self, name: str, partitions: int) -> bool:
+        # The broker's metadata can take a moment to show partitions just added.
+        for _ in range(10):
+            if (await self.partition_counts([name])).get(name, 0) >= partitions:
+                return True
+            await asyncio.sleep(0.5)
+        return False
 
     async def missing(self, wanted: Iterable[WantedTopic]) -> list[str]:
         """What keeps ``wanted`` from being there: each topic absent or with too few
@@ -252,7 +260,7 @@ async def topic_admin(
     except (KafkaError, OSError, TimeoutError) as exc:
         await admin.close()
         raise KafkaUnavailable(
-            f"no Kafka broker answered at {bootstrap_servers}: {exc!r}; check the operator's "
+            f"no Kafka broker answered at {bootstrap_servers}: {exc!r}; check "
             "KAFKA_BOOTSTRAP_SERVERS"
         ) from exc
     try:
@@ -288,7 +296,7 @@ async def verify_topics(
             return
         if time.monotonic() >= deadline:
             raise TopicsMissing(
-                f"after {wait_seconds:g} s, topics are still not as declared: "
+                f"after {wait_seconds:g} s, the topics are still not as declared: "
                 f"{'; '.join(problems)}. They are not created here (CONVEYOR_TOPICS=verify): "
                 "their Topic resources own them; see `kubectl get topics` and the operator's log"
             )

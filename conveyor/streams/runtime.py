@@ -99,7 +99,7 @@ class WorkerSettings(RetentionSettings):
     # (a local run). verify: their owner (in a cluster, the Topic resources) does; the
     # processor waits for them up to topics_wait_seconds, then exits naming what is
     # missing. The operator's pods say verify. The processor's table changelogs are its own
-    # either way (docs/architecture.md, "Who owns which topic").
+    # either way (docs/topics.md).
     topics: Literal["create", "verify"] = "create"
     # Under the operator's liveness probe (60 s, then 6 failures 10 s apart), so a pod
     # exits with its own message rather than being killed without one.
