@@ -778,8 +778,11 @@ class Processor:
         ]
         if self.settings.topics == "verify":
             await verify_topics(bootstrap, declared, self.settings.topics_wait_seconds)
-            declared = []
-        await ensure_topics(bootstrap, [*declared, *changelogs])
+            owned = changelogs
+        else:
+            owned = [*declared, *changelogs]
+        if owned:
+            await ensure_topics(bootstrap, owned)
 
     def run(self) -> None:
         """Provision the declared topics, expose metrics, and run the worker until stopped."""
