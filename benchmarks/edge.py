@@ -37,8 +37,8 @@ from benchmarks.orderload import MAX_IN_FLIGHT, PRICE, STOCK
 from benchmarks.producer import new_topic, sample_record
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
-from conveyor.infra.kafka import ensure_topics
 from conveyor.infra.settings import ServiceUrls
+from conveyor.infra.topic_admin import declared_topics, ensure_topics
 
 REQUESTS = 1500
 # Then one at a time: the latency a client sees when the edge is not queueing.
@@ -259,7 +259,7 @@ async def _edge(
 
 
 async def _measure(urls: ServiceUrls) -> dict[str, Figures]:
-    await ensure_topics(urls.kafka_bootstrap_servers)
+    await ensure_topics(urls.kafka_bootstrap_servers, declared_topics())
     admin_password = secrets.token_urlsafe(16)
     raw = await _raw_producer(urls)
     edge, edge_alone = await _edge(urls, admin_password, without_kafka=False)

@@ -191,7 +191,10 @@ def worker(
     from conveyor.streams.processors import build
     from conveyor.streams.runtime import WorkerSettings
 
-    build(processor, get_service_urls(), WorkerSettings()).run()
+    try:
+        build(processor, get_service_urls(), WorkerSettings()).run()
+    except InfraError as error:  # e.g. its topics never appeared (CONVEYOR_TOPICS=verify)
+        raise _fail(error) from error
 
 
 @app.command("crds")

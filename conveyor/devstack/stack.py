@@ -25,8 +25,8 @@ from conveyor.devstack import health, kafka_server, postgres_server, processes, 
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.infra.database import apply_migrations, create_database_if_missing
-from conveyor.infra.kafka import ensure_topics
 from conveyor.infra.settings import ServiceUrls
+from conveyor.infra.topic_admin import declared_topics, ensure_topics
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,9 @@ class LocalStack:
         self.console.print(
             f"[bold]postgres[/]: schema up to date ({len(applied)} migrations applied now)"
         )
-        created = asyncio.run(ensure_topics(urls.kafka_bootstrap_servers))
+        # Locally the stack owns the topics: made from the declarations the Topic resources
+        # of a cluster are made from.
+        created = asyncio.run(ensure_topics(urls.kafka_bootstrap_servers, declared_topics()))
         self.console.print(f"[bold]kafka[/]: topics ready ({len(created)} created or grown now)")
 
     def _write_env_file(self) -> None:

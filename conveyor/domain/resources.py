@@ -135,9 +135,15 @@ class StreamProcessorSpec(_Resource):
     canary: Canary | None = None
 
 
+ConditionType = Literal["Ready", "TopicsReady", "Progressing", "Degraded", "Suspended"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+# The one condition type of both kinds' statuses; the operator keeps lastTransitionTime
+# while the status holds (``conveyor.operator.conditions.settle``).
 class Condition(_Resource):
-    type: Literal["Ready", "TopicsReady", "Progressing", "Degraded", "Suspended"]
-    status: Literal["True", "False", "Unknown"]
+    type: ConditionType
+    status: ConditionStatus
     reason: str = Field(max_length=1024)
     message: str = Field(default="", max_length=32768)
     last_transition_time: datetime
@@ -149,8 +155,11 @@ class ConsumerLag(_Resource):
     per_topic: dict[str, int] = Field(default_factory=dict)
 
 
+Phase = Literal["Pending", "Running", "Degraded", "Suspended", "Failed"]
+
+
 class StreamProcessorStatus(_Resource):
-    phase: Literal["Pending", "Running", "Degraded", "Suspended", "Failed"] | None = None
+    phase: Phase | None = None
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
     replicas: int | None = None

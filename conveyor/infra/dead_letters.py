@@ -28,9 +28,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from conveyor.domain.codec import DeadLetter, decode_dead_letter
 from conveyor.domain.envelope import utc_now
 from conveyor.domain.errors import UndecodableMessage
-from conveyor.domain.topics import DEAD_LETTER_SUFFIX, TopicSpec
+from conveyor.domain.topics import DEAD_LETTER_SUFFIX
 from conveyor.infra.errors import DeadLetterNotFound, KafkaUnavailable
-from conveyor.infra.kafka import create_producer, ensure_topics
+from conveyor.infra.kafka import create_producer
+from conveyor.infra.topic_admin import compacted_topic, ensure_topics
 
 REPLAY_LEDGER_TOPIC = "conveyor.dlq-replays"
 # On a replayed record: "<dlq topic>:<partition>:<offset>" of the dead letter it came from,
@@ -305,10 +306,7 @@ async def _ensure_ledger(bootstrap_servers: str, like: str) -> None:
     """
     partitions, _ = await _describe(bootstrap_servers, like)
     replicas = max((len(partition["replicas"]) for partition in partitions), default=1)
-    ledger = TopicSpec(REPLAY_LEDGER_TOPIC, "order_id", (), partitions=1, compacted=True)
-    await ensure_topics(
-        bootstrap_servers, [(REPLAY_LEDGER_TOPIC, ledger)], replication_factor=replicas
-    )
+    await ensure_topics(bootstrap_servers, [compacted_topic(REPLAY_LEDGER_TOPIC, 1, replicas)])
 
 
 async def _describe(bootstrap_servers: str, topic: str) -> tuple[list[dict[str, Any]], set[str]]:

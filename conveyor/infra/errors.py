@@ -21,6 +21,11 @@ class TopicRefused(InfraError):
     is Kafka's own reason."""
 
 
+class TopicsMissing(InfraError):
+    """Topics a processor needs, and must not create itself, are absent or too small; the
+    message names them."""
+
+
 class DeadLetterNotFound(InfraError):
     """The dead-letter topic, or the dead letter asked for, is not in Kafka; the message
     says which exist."""

@@ -1,31 +1,19 @@
-"""The one way Conveyor talks to Kafka's brokers: producers, reachability and topic provisioning."""
+"""How Conveyor talks to Kafka's brokers: producers, reachability and consumer lag.
+
+Topics are made in ``topic_admin``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from conveyor.domain.processors import RETRIED_TOPICS
-from conveyor.domain.topics import TOPICS, TopicSpec, dead_letter_topic, retry_topic
 from conveyor.infra.errors import KafkaUnavailable
-
-# A compacted topic (a table's changelog) keeps the newest record per key, and drops a key
-# whose newest record is a tombstone. A restore reads the whole changelog, so what it reads
-# beyond the live entries is the part compaction has not reached: the active segment (never
-# compacted) and tombstones still kept. Segments roll every minute and tombstones stay a
-# minute: a restoring worker that misses one brings its entry back, and the entry's own
-# expiry has the sweeper delete it again.
-COMPACTED_TOPIC_CONFIG = {
-    "cleanup.policy": "compact",
-    "segment.ms": str(60 * 1000),
-    "delete.retention.ms": str(60 * 1000),
-    "min.cleanable.dirty.ratio": "0.25",
-}
 
 
 def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
@@ -61,66 +49,6 @@ async def describe_cluster(bootstrap_servers: str, timeout_seconds: float = 5.0)
         raise KafkaUnavailable(
             f"no Kafka broker answered at {bootstrap_servers}: {exc!r}; "
             "check KAFKA_BOOTSTRAP_SERVERS or start the local stack with `conveyor dev up`"
-        ) from exc
-    finally:
-        await admin.close()
-
-
-def declared_topics(include_dead_letter: bool = True) -> list[tuple[str, TopicSpec]]:
-    """Every topic Conveyor uses, with the declaration it is created from.
-
-    A dead-letter or retry topic is created from its source's declaration: same partitions,
-    so a record parked or dead-lettered keeps its partition number.
-    """
-    topics: list[tuple[str, TopicSpec]] = []
-    for spec in TOPICS.values():
-        topics.append((spec.name, spec))
-        if include_dead_letter:
-            topics.append((dead_letter_topic(spec), spec))
-    topics.extend((retry_topic(spec), spec) for spec in RETRIED_TOPICS)
-    return topics
-
-
-async def ensure_topics(
-    bootstrap_servers: str,
-    topics: Iterable[tuple[str, TopicSpec]] | None = None,
-    replication_factor: int = 1,
-) -> list[str]:
-    """Create the missing topics and grow any with too few partitions; returns what changed.
-
-    Topics are made explicitly, never by broker auto-creation, because a table's changelog
-    and its source topic must have the same partition count.
-    """
-    wanted = dict(declared_topics() if topics is None else topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                name=name,
-                num_partitions=spec.partitions,
-                replication_factor=replication_factor,
-                topic_configs=COMPACTED_TOPIC_CONFIG if spec.compacted else {},
-            )
-            for name, spec in wanted.items()
-            if name not in existing
-        ]
-        if missing:
-            await admin.create_topics(missing)
-        grown: dict[str, NewPartitions] = {}
-        present = [name for name in wanted if name in existing]
-        if present:
-            for description in await admin.describe_topics(present):
-                name = description["topic"]
-                if len(description["partitions"]) < wanted[name].partitions:
-                    grown[name] = NewPartitions(total_count=wanted[name].partitions)
-        if grown:
-            await admin.create_partitions(grown)
-        return sorted([topic.name for topic in missing] + list(grown))
-    except (KafkaError, OSError) as exc:
-        raise KafkaUnavailable(
-            f"could not provision topics at {bootstrap_servers}: {exc!r}"
         ) from exc
     finally:
         await admin.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.domain.resources import StreamProcessorSpec
+from conveyor.operator.kinds import STREAM_PROCESSOR
 
 METRICS_PORT = 9100
 DATA_DIR = "/var/lib/conveyor"
@@ -39,8 +40,8 @@ class Owner:
     @property
     def reference(self) -> Object:
         return {
-            "apiVersion": "conveyor.dev/v1alpha1",
-            "kind": "StreamProcessor",
+            "apiVersion": STREAM_PROCESSOR.api_version,
+            "kind": STREAM_PROCESSOR.kind,
             "name": self.name,
             "uid": self.uid,
             "controller": True,
@@ -97,6 +98,9 @@ def settings(owner: Owner) -> dict[str, str]:
         "CONVEYOR_DATA_DIR": DATA_DIR,
         "CONVEYOR_METRICS_HOST": "0.0.0.0",  # noqa: S104 - the pod's own network namespace
         "CONVEYOR_METRICS_PORT": str(METRICS_PORT),
+        # In a cluster the Topic resources own the topics: a pod waits for them, and never
+        # creates one the operator would then have to reconcile.
+        "CONVEYOR_TOPICS": "verify",
     }
     if spec.kafka.bootstrap_servers:
         found["KAFKA_BOOTSTRAP_SERVERS"] = spec.kafka.bootstrap_servers

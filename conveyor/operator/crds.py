@@ -16,13 +16,12 @@ import yaml
 from pydantic import BaseModel
 
 from conveyor.domain.resources import (
-    GROUP,
-    VERSION,
     StreamProcessorSpec,
     StreamProcessorStatus,
     TopicResourceSpec,
     TopicStatus,
 )
+from conveyor.operator.kinds import STREAM_PROCESSOR, TOPIC, Kind
 
 _DROPPED = ("title", "$defs")
 
@@ -67,8 +66,7 @@ def structural(model: type[BaseModel]) -> dict[str, Any]:
 
 def _definition(
     *,
-    kind: str,
-    plural: str,
+    kind: Kind,
     short_name: str,
     spec: type[BaseModel],
     status: type[BaseModel],
@@ -85,21 +83,21 @@ def _definition(
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
+        "metadata": {"name": f"{kind.plural}.{kind.group}"},
         "spec": {
-            "group": GROUP,
+            "group": kind.group,
             "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.kind.lower(),
                 "shortNames": [short_name],
                 "categories": ["conveyor"],
             },
             "scope": "Namespaced",
             "versions": [
                 {
-                    "name": VERSION,
+                    "name": kind.version,
                     "served": True,
                     "storage": True,
                     "subresources": subresources,
@@ -134,8 +132,7 @@ def definitions() -> dict[str, dict[str, Any]]:
     """Every CRD, by the file name it is written to."""
     return {
         "streamprocessors.yaml": _definition(
-            kind="StreamProcessor",
-            plural="streamprocessors",
+            kind=STREAM_PROCESSOR,
             short_name="sp",
             spec=StreamProcessorSpec,
             status=StreamProcessorStatus,
@@ -149,8 +146,7 @@ def definitions() -> dict[str, dict[str, Any]]:
             scale=True,
         ),
         "topics.yaml": _definition(
-            kind="Topic",
-            plural="topics",
+            kind=TOPIC,
             short_name="tp",
             spec=TopicResourceSpec,
             status=TopicStatus,

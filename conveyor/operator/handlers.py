@@ -17,29 +17,19 @@ from typing import Any
 
 import kopf
 
-from conveyor.domain.resources import GROUP, VERSION
+from conveyor.domain.resources import GROUP
 from conveyor.infra.errors import InfraError
 from conveyor.infra.settings import get_service_urls
 from conveyor.operator import metrics
 from conveyor.operator.children import MANAGED_BY
 from conveyor.operator.errors import OperatorError
+from conveyor.operator.kinds import OWNED_KINDS, STREAM_PROCESSOR, TOPIC
 from conveyor.operator.kube import Kube
-from conveyor.operator.processors import KIND as PROCESSOR_KIND
 from conveyor.operator.processors import EventPoster, KafkaSecretMissing, ProcessorReconciler
 from conveyor.operator.settings import OperatorSettings, get_operator_settings
-from conveyor.operator.topics import KIND as TOPIC_KIND
 from conveyor.operator.topics import TopicReconciler
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
-# The children whose edits and deletions the operator undoes.
-CHILD_RESOURCES = (
-    ("v1", "configmaps"),
-    ("v1", "services"),
-    ("apps/v1", "statefulsets"),
-    ("apps/v1", "deployments"),
-    ("policy/v1", "poddisruptionbudgets"),
-    ("monitoring.coreos.com/v1", "servicemonitors"),
-)
 
 
 @dataclass
@@ -143,7 +133,12 @@ def _poster(body: kopf.Body) -> EventPoster:
     return post
 
 
-@kopf.daemon(GROUP, VERSION, "streamprocessors", cancellation_timeout=5.0)
+@kopf.daemon(
+    STREAM_PROCESSOR.group,
+    STREAM_PROCESSOR.version,
+    STREAM_PROCESSOR.plural,
+    cancellation_timeout=5.0,
+)
 async def keep_processor(
     body: kopf.Body,
     memo: kopf.Memo,
@@ -155,12 +150,14 @@ async def keep_processor(
     every = runtime.settings.resync_seconds
     reconcile = runtime.processors.reconcile
     try:
-        await _keep_reconciling(runtime, PROCESSOR_KIND, body, reconcile, every, logger, stopped)
+        await _keep_reconciling(
+            runtime, STREAM_PROCESSOR.kind, body, reconcile, every, logger, stopped
+        )
     finally:
         runtime.processors.forget(body)
 
 
-@kopf.daemon(GROUP, VERSION, "topics", cancellation_timeout=5.0)
+@kopf.daemon(TOPIC.group, TOPIC.version, TOPIC.plural, cancellation_timeout=5.0)
 async def keep_topic(
     body: kopf.Body,
     memo: kopf.Memo,
@@ -171,10 +168,10 @@ async def keep_topic(
     runtime = _runtime(memo)
     every = runtime.settings.topic_resync_seconds
     reconcile = runtime.topics.reconcile
-    await _keep_reconciling(runtime, TOPIC_KIND, body, reconcile, every, logger, stopped)
+    await _keep_reconciling(runtime, TOPIC.kind, body, reconcile, every, logger, stopped)
 
 
-@kopf.on.delete(GROUP, VERSION, "topics")
+@kopf.on.delete(TOPIC.group, TOPIC.version, TOPIC.plural)
 async def delete_topic(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
         await _runtime(memo).topics.delete(body)
@@ -182,22 +179,23 @@ async def delete_topic(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(f"{exc}; retrying", delay=10) from exc
 
 
-@kopf.on.event(GROUP, VERSION, "streamprocessors")
+@kopf.on.event(STREAM_PROCESSOR.group, STREAM_PROCESSOR.version, STREAM_PROCESSOR.plural)
 def processor_changed(namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any) -> None:
-    _runtime(memo).wake(PROCESSOR_KIND, namespace, name)
+    _runtime(memo).wake(STREAM_PROCESSOR.kind, namespace, name)
 
 
-@kopf.on.event(GROUP, VERSION, "topics")
+@kopf.on.event(TOPIC.group, TOPIC.version, TOPIC.plural)
 def topic_changed(namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any) -> None:
-    _runtime(memo).wake(TOPIC_KIND, namespace, name)
+    _runtime(memo).wake(TOPIC.kind, namespace, name)
 
 
 def _child_changed(meta: kopf.Meta, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     for owner in meta.get("ownerReferences", []):
-        if owner.get("kind") == PROCESSOR_KIND and owner.get("apiVersion", "").startswith(GROUP):
-            _runtime(memo).wake(PROCESSOR_KIND, namespace, owner.get("name"))
+        ours = owner.get("apiVersion", "").startswith(STREAM_PROCESSOR.group)
+        if owner.get("kind") == STREAM_PROCESSOR.kind and ours:
+            _runtime(memo).wake(STREAM_PROCESSOR.kind, namespace, owner.get("name"))
 
 
-for _api_version, _plural in CHILD_RESOURCES:
-    _group, _, _version = _api_version.rpartition("/")
-    kopf.on.event(_group, _version, _plural, labels=MANAGED)(_child_changed)
+# The children whose edits and deletions the operator undoes.
+for _owned in OWNED_KINDS:
+    kopf.on.event(_owned.group, _owned.version, _owned.plural, labels=MANAGED)(_child_changed)

@@ -15,29 +15,18 @@ from urllib.parse import quote
 
 import aiohttp
 import kopf
+from pydantic import BaseModel
 
 from conveyor.operator.errors import KubeConflict, KubernetesError
+from conveyor.operator.kinds import kind_of
 
 Object = dict[str, Any]
 
 FIELD_MANAGER = "conveyor-operator"
 
-# The kinds the operator reads or writes, with their resource names in the API's paths.
-PLURALS: Mapping[tuple[str, str], str] = {
-    ("v1", "ConfigMap"): "configmaps",
-    ("v1", "Service"): "services",
-    ("v1", "Secret"): "secrets",
-    ("apps/v1", "StatefulSet"): "statefulsets",
-    ("apps/v1", "Deployment"): "deployments",
-    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
-    ("conveyor.dev/v1alpha1", "StreamProcessor"): "streamprocessors",
-    ("conveyor.dev/v1alpha1", "Topic"): "topics",
-}
-
 
 def path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
-    plural = PLURALS[(api_version, kind)]
+    plural = kind_of(api_version, kind).plural
     root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     scoped = f"{root}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{root}/{plural}"
     return f"{scoped}/{quote(name)}" if name else scoped
@@ -135,21 +124,24 @@ class Kube:
         )
         return gone is not None
 
-    async def write_status(self, body: Mapping[str, Any], status: Object) -> None:
-        """Merges ``status`` into the resource's status, unless the resource says it already.
+    async def write_status(self, body: Mapping[str, Any], status: BaseModel) -> None:
+        """Makes ``status`` (a status model) the resource's status, unless it is already.
 
-        An unchanged status is not written: no new resourceVersion, hence no watch event
-        that would wake another reconcile of the same resource.
+        A merge patch of the whole model: a field the model leaves empty is sent as null,
+        which removes it, so what is stored is the model without its empty fields. An
+        unchanged status is not written: no new resourceVersion, hence no watch event that
+        would wake another reconcile of the same resource.
         """
+        written = status.model_dump(by_alias=True, mode="json")
         before = body.get("status") or {}
-        if all(before.get(key) == value for key, value in status.items()):
+        if all(before.get(key) == value for key, value in written.items()):
             return
         metadata = body["metadata"]
         await self._request(
             "PATCH",
             path(body["apiVersion"], body["kind"], metadata.get("namespace"), metadata["name"])
             + "/status",
-            body={"status": status},
+            body={"status": written},
             content_type="application/merge-patch+json",
             missing_ok=True,
         )

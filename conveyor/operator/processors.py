@@ -13,34 +13,30 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.domain.processors import PROCESSORS
-from conveyor.domain.resources import API_VERSION, StreamProcessorSpec
+from conveyor.domain.resources import (
+    Condition,
+    ConsumerLag,
+    Phase,
+    StreamProcessorSpec,
+    StreamProcessorStatus,
+)
 from conveyor.domain.topics import consumer_group
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import consumer_group_lag
 from conveyor.operator import children, metrics
-from conveyor.operator.conditions import Condition, merge, truth
+from conveyor.operator.conditions import Observation, previous_status, settle, truth
 from conveyor.operator.errors import KubernetesError
+from conveyor.operator.kinds import OWNED_KINDS, SERVICE_MONITOR, STREAM_PROCESSOR
 from conveyor.operator.kube import Kube, Object
 from conveyor.operator.scaling import Stabilizer, ceiling, recommend
 
-KIND = "StreamProcessor"
 # As a Deployment's default progressDeadlineSeconds: a rollout this slow is reported Degraded.
 PROGRESS_DEADLINE_SECONDS = 600
 # Posts a Kubernetes event (type, reason, message) about the resource being reconciled.
 EventPoster = Callable[[str, str, str], None]
-# Every kind a StreamProcessor may own; what it owns but no longer wants is deleted.
-OWNED_KINDS = (
-    ("v1", "ConfigMap"),
-    ("v1", "Service"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("apps/v1", "StatefulSet"),
-    ("apps/v1", "Deployment"),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-)
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,8 @@ class ProcessorReconciler:
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
         metadata = body["metadata"]
         name, namespace, uid = metadata["name"], metadata["namespace"], metadata["uid"]
-        previous: Mapping[str, Any] = body.get("status") or {}
+        previous = previous_status(body, StreamProcessorStatus)
+        observation = Observation.now(metadata.get("generation"))
         spec = StreamProcessorSpec.model_validate(body["spec"])
         owner = children.Owner(name, namespace, uid, spec)
         processor = spec.processor
@@ -77,7 +74,13 @@ class ProcessorReconciler:
         kafka = await self._read_kafka(owner)
         decision = self._decide_replicas(owner, kafka)
         if decision.direction is not None:
-            await self.kube.scale(API_VERSION, KIND, namespace, name, decision.replicas)
+            await self.kube.scale(
+                STREAM_PROCESSOR.api_version,
+                STREAM_PROCESSOR.kind,
+                namespace,
+                name,
+                decision.replicas,
+            )
             metrics.SCALE_DECISIONS.labels(namespace, name, processor, decision.direction).inc()
             post_event("Normal", f"Scaled{decision.direction.title()}", decision.reason)
         wanted_replicas = 0 if spec.suspend else decision.replicas
@@ -86,7 +89,7 @@ class ProcessorReconciler:
             metrics.CONSUMER_LAG.labels(namespace, name, processor).set(sum(kafka.lag.values()))
 
         wanted = children.owned_objects(owner, decision.replicas)
-        monitored = await self.kube.serves("monitoring.coreos.com/v1", "ServiceMonitor")
+        monitored = await self.kube.serves(SERVICE_MONITOR.api_version, SERVICE_MONITOR.kind)
         if monitored:
             wanted.append(children.service_monitor(owner))
         try:
@@ -97,7 +100,8 @@ class ProcessorReconciler:
                 raise
             # The API server refused what the spec asks for (e.g. malformed resources):
             # nothing more is applied until the spec changes.
-            await self._write_status(body, _refused(spec, str(exc)), scaled=False)
+            refused = _refused(observation, previous, spec, str(exc))
+            await self.kube.write_status(body, refused)
             post_event("Warning", "InvalidSpec", str(exc))
             return
         stable = children.workload_name(owner, children.STABLE)
@@ -106,8 +110,9 @@ class ProcessorReconciler:
             for item in applied
             if item["kind"] in ("StatefulSet", "Deployment") and item["metadata"]["name"] == stable
         ]
-        status = _status(previous, spec, workload, kafka, decision.replicas, owner)
-        await self._write_status(body, status, scaled=decision.direction is not None)
+        scaled = decision.direction is not None
+        status = _status(observation, previous, workload, kafka, decision.replicas, owner, scaled)
+        await self.kube.write_status(body, status)
 
     async def _read_kafka(self, owner: children.Owner) -> KafkaView:
         processor = owner.spec.processor
@@ -188,81 +193,57 @@ class ProcessorReconciler:
         selector = f"app.kubernetes.io/instance={owner.name},app.kubernetes.io/managed-by=" + (
             children.MANAGED_BY
         )
-        for api_version, kind in OWNED_KINDS:
-            if kind == "ServiceMonitor" and not monitored:
+        for kind in OWNED_KINDS:
+            if kind == SERVICE_MONITOR and not monitored:
                 continue
-            for found in await self.kube.list(api_version, kind, owner.namespace, selector):
+            for found in await self.kube.list(
+                kind.api_version, kind.kind, owner.namespace, selector
+            ):
                 found_name = found["metadata"]["name"]
                 owners = found["metadata"].get("ownerReferences", [])
                 ours = any(reference.get("uid") == owner.uid for reference in owners)
-                if ours and (api_version, kind, found_name) not in keep:
-                    await self.kube.delete(api_version, kind, owner.namespace, found_name)
-
-    async def _write_status(self, body: Mapping[str, Any], status: Status, scaled: bool) -> None:
-        previous: Mapping[str, Any] = body.get("status") or {}
-        generation = body["metadata"].get("generation")
-        await self.kube.write_status(
-            body,
-            {
-                "phase": status.phase,
-                "conditions": merge(previous.get("conditions", []), status.conditions, generation),
-                "observedGeneration": generation,
-                "replicas": status.replicas,
-                "readyReplicas": status.ready_replicas,
-                "selector": status.selector,
-                "consumerLag": status.consumer_lag,
-                "lastScaleTime": _now() if scaled else previous.get("lastScaleTime"),
-                "message": status.message,
-            },
-        )
+                if ours and (kind.api_version, kind.kind, found_name) not in keep:
+                    await self.kube.delete(kind.api_version, kind.kind, owner.namespace, found_name)
 
 
 class KafkaSecretMissing(Exception):
     """The Secret a StreamProcessor names for its Kafka address is missing or lacks the key."""
 
 
-@dataclass(frozen=True)
-class Status:
-    phase: str
-    conditions: list[Condition]
-    replicas: int | None = None
-    ready_replicas: int | None = None
-    selector: str | None = None
-    consumer_lag: dict[str, Any] | None = None
-    message: str = ""
-
-
 def _status(
-    previous: Mapping[str, Any],
-    spec: StreamProcessorSpec,
+    observation: Observation,
+    previous: StreamProcessorStatus,
     workload: Object,
     kafka: KafkaView,
     replicas: int,
     owner: children.Owner,
-) -> Status:
+    scaled: bool,
+) -> StreamProcessorStatus:
+    spec = owner.spec
+    condition = observation.condition
     wanted = 0 if spec.suspend else replicas
     observed = workload.get("status", {})
     ready = int(observed.get("readyReplicas", 0))
     rolled_out = _rolled_out(workload, wanted) and ready >= wanted
     topics_ready: Condition
     if kafka.problem:
-        topics_ready = Condition("TopicsReady", "Unknown", "KafkaUnreachable", kafka.problem)
+        topics_ready = condition("TopicsReady", "Unknown", "KafkaUnreachable", kafka.problem)
     elif kafka.missing_topics:
-        topics_ready = Condition(
+        topics_ready = condition(
             "TopicsReady",
             "False",
             "TopicsMissing",
             f"input topics not found in Kafka: {', '.join(kafka.missing_topics)}",
         )
     else:
-        topics_ready = Condition("TopicsReady", "True", "TopicsFound")
-    progressing = Condition(
+        topics_ready = condition("TopicsReady", "True", "TopicsFound")
+    progressing = condition(
         "Progressing",
         truth(not rolled_out),
         "RollingOut" if not rolled_out else "RolloutComplete",
         f"{ready}/{wanted} replicas ready" if not rolled_out else "",
     )
-    suspended = Condition(
+    suspended = condition(
         "Suspended",
         truth(spec.suspend),
         "Suspended" if spec.suspend else "Running",
@@ -271,12 +252,12 @@ def _status(
     degraded_reason = ""
     if kafka.problem:
         degraded_reason = kafka.problem
-    elif not rolled_out and _progressing_for(previous) > PROGRESS_DEADLINE_SECONDS:
+    elif not rolled_out and _progressing_for(observation, previous) > PROGRESS_DEADLINE_SECONDS:
         degraded_reason = (
             f"only {ready} of {wanted} replicas ready after {PROGRESS_DEADLINE_SECONDS} s; "
             "see `kubectl describe pods` for why (image, volumes, scheduling)"
         )
-    degraded = Condition(
+    degraded = condition(
         "Degraded",
         truth(bool(degraded_reason)),
         _degraded_reason(kafka, degraded_reason),
@@ -285,36 +266,39 @@ def _status(
     is_ready = (
         not spec.suspend and rolled_out and ready >= wanted and topics_ready.status != "False"
     )
+    phase: Phase
     if spec.suspend:
-        ready_condition = Condition("Ready", "False", "Suspended", "spec.suspend is true")
+        ready_condition = condition("Ready", "False", "Suspended", "spec.suspend is true")
         phase = "Suspended"
     elif is_ready:
-        ready_condition = Condition("Ready", "True", "ReplicasReady", f"{ready}/{wanted} ready")
+        ready_condition = condition("Ready", "True", "ReplicasReady", f"{ready}/{wanted} ready")
         phase = "Degraded" if degraded_reason else "Running"
     else:
         why = topics_ready.message if topics_ready.status == "False" else f"{ready}/{wanted} ready"
-        ready_condition = Condition("Ready", "False", "NotReady", why)
+        ready_condition = condition("Ready", "False", "NotReady", why)
         phase = "Degraded" if degraded_reason else "Pending"
     lag = None
     if kafka.lag is not None:
-        lag = {"total": sum(kafka.lag.values()), "perTopic": kafka.lag}
-    return Status(
+        lag = ConsumerLag(total=sum(kafka.lag.values()), per_topic=kafka.lag)
+    current = [ready_condition, topics_ready, progressing, degraded, suspended]
+    return StreamProcessorStatus(
         phase=phase,
-        conditions=[ready_condition, topics_ready, progressing, degraded, suspended],
+        conditions=settle(previous.conditions, current),
+        observed_generation=observation.generation,
         replicas=wanted,
         ready_replicas=ready,
         selector=children.selector_string(owner),
         consumer_lag=lag,
+        last_scale_time=observation.at if scaled else previous.last_scale_time,
         message=ready_condition.message if not is_ready else "",
     )
 
 
-def _progressing_for(previous: Mapping[str, Any]) -> float:
+def _progressing_for(observation: Observation, previous: StreamProcessorStatus) -> float:
     """Seconds the previous status has said Progressing=True (0 when it did not)."""
-    for condition in previous.get("conditions", []):
-        if condition.get("type") == "Progressing" and condition.get("status") == "True":
-            since = datetime.strptime(condition["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ")
-            return (datetime.now(UTC) - since.replace(tzinfo=UTC)).total_seconds()
+    for condition in previous.conditions:
+        if condition.type == "Progressing" and condition.status == "True":
+            return (observation.at - condition.last_transition_time).total_seconds()
     return 0.0
 
 
@@ -341,17 +325,22 @@ def _rolled_out(workload: Object, wanted: int) -> bool:
     )
 
 
-def _refused(spec: StreamProcessorSpec, reason: str) -> Status:
-    return Status(
+def _refused(
+    observation: Observation,
+    previous: StreamProcessorStatus,
+    spec: StreamProcessorSpec,
+    reason: str,
+) -> StreamProcessorStatus:
+    condition = observation.condition
+    current = [
+        condition("Ready", "False", "InvalidSpec", reason),
+        condition("Progressing", "False", "InvalidSpec", reason),
+        condition("Suspended", truth(spec.suspend), "Suspended" if spec.suspend else "Running"),
+    ]
+    return StreamProcessorStatus(
         phase="Failed",
-        conditions=[
-            Condition("Ready", "False", "InvalidSpec", reason),
-            Condition("Progressing", "False", "InvalidSpec", reason),
-            Condition("Suspended", truth(spec.suspend), "Suspended" if spec.suspend else "Running"),
-        ],
+        conditions=settle(previous.conditions, current),
+        observed_generation=observation.generation,
+        last_scale_time=previous.last_scale_time,
         message=reason,
     )
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -12,15 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.domain.resources import TopicResourceSpec
+from conveyor.domain.resources import Condition, TopicResourceSpec, TopicStatus
 from conveyor.infra.errors import KafkaUnavailable, TopicRefused
 from conveyor.infra.topic_admin import TopicState, topic_admin
 from conveyor.operator import metrics
-from conveyor.operator.conditions import Condition, merge
+from conveyor.operator.conditions import Observation, previous_status, settle
 from conveyor.operator.kube import Kube
 from conveyor.operator.processors import EventPoster
-
-KIND = "Topic"
 
 
 @dataclass
@@ -32,6 +30,7 @@ class TopicReconciler:
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
         spec = TopicResourceSpec.model_validate(body["spec"])
         name = spec.topic_name
+        observation = Observation.now(body["metadata"].get("generation"))
         partitions: int | None = None
         try:
             async with topic_admin(self.bootstrap_servers) as admin:
@@ -60,13 +59,20 @@ class TopicReconciler:
                         post_event,
                         f"set the config of {name} to {spec.config} (was {dict(state.config)})",
                     )
-            ready = _judge(spec, partitions, state)
+            ready = _judge(observation, spec, partitions, state)
         except TopicRefused as exc:
-            ready = Condition("Ready", "False", "KafkaRefused", str(exc))
+            ready = observation.condition("Ready", "False", "KafkaRefused", str(exc))
             post_event("Warning", "KafkaRefused", str(exc))
         except KafkaUnavailable as exc:
-            ready = Condition("Ready", "Unknown", "KafkaUnreachable", str(exc))
-        await self._write_status(body, ready, partitions)
+            ready = observation.condition("Ready", "Unknown", "KafkaUnreachable", str(exc))
+        previous = previous_status(body, TopicStatus)
+        status = TopicStatus(
+            conditions=settle(previous.conditions, [ready]),
+            observed_generation=observation.generation,
+            partitions=partitions,
+            message=ready.message,
+        )
+        await self.kube.write_status(body, status)
 
     async def delete(self, body: Mapping[str, Any]) -> None:
         """On deletion of the resource: delete the Kafka topic only if the policy says so."""
@@ -83,25 +89,12 @@ class TopicReconciler:
         post_event("Normal", f"Topic{what.title()}", message)
         self.log.info("%s", message)
 
-    async def _write_status(
-        self, body: Mapping[str, Any], ready: Condition, partitions: int | None
-    ) -> None:
-        previous: Mapping[str, Any] = body.get("status") or {}
-        generation = body["metadata"].get("generation")
-        await self.kube.write_status(
-            body,
-            {
-                "conditions": merge(previous.get("conditions", []), [ready], generation),
-                "observedGeneration": generation,
-                "partitions": partitions,
-                "message": ready.message,
-            },
-        )
 
-
-def _judge(spec: TopicResourceSpec, partitions: int, state: TopicState) -> Condition:
+def _judge(
+    observation: Observation, spec: TopicResourceSpec, partitions: int, state: TopicState
+) -> Condition:
     if partitions > spec.partitions:
-        return Condition(
+        return observation.condition(
             "Ready",
             "False",
             "ShrinkRefused",
@@ -110,11 +103,13 @@ def _judge(spec: TopicResourceSpec, partitions: int, state: TopicState) -> Condi
             f"{partitions} or create a new topic",
         )
     if state.replication_factor != spec.replication_factor:
-        return Condition(
+        return observation.condition(
             "Ready",
             "False",
             "ReplicationFactorDiffers",
             f"the topic has replication factor {state.replication_factor}, spec asks "
             f"{spec.replication_factor}; Kafka's replica reassignment is not done by the operator",
         )
-    return Condition("Ready", "True", "InSync", f"{partitions} partitions, config in sync")
+    return observation.condition(
+        "Ready", "True", "InSync", f"{partitions} partitions, config in sync"
+    )

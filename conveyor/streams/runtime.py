@@ -56,8 +56,14 @@ from conveyor.domain.topics import (
 )
 from conveyor.infra.dead_letters import record_headers, replayed_from
 from conveyor.infra.errors import InfraError
-from conveyor.infra.kafka import LagReader, ensure_topics
+from conveyor.infra.kafka import LagReader
 from conveyor.infra.settings import RetentionSettings, ServiceUrls
+from conveyor.infra.topic_admin import (
+    compacted_topic,
+    declared_topics,
+    ensure_topics,
+    verify_topics,
+)
 from conveyor.streams import metrics
 from conveyor.streams.commits import (
     WATCHDOG_INTERVAL_SECONDS,
@@ -86,6 +92,15 @@ class WorkerSettings(RetentionSettings):
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Path(".conveyor/workers")
     replication_factor: int = 1
+    # Who makes the declared topics. create: the processor creates and grows them at start
+    # (a local run). verify: their owner (in a cluster, the Topic resources) does; the
+    # processor waits for them up to topics_wait_seconds, then exits naming what is
+    # missing. The operator's pods say verify. The processor's table changelogs are its own
+    # either way (docs/topics.md).
+    topics: Literal["create", "verify"] = "create"
+    # Under the operator's liveness probe (60 s, then 6 failures 10 s apart), so a pod
+    # exits with its own message rather than being killed without one.
+    topics_wait_seconds: float = 90.0
     # Static group membership (Kubernetes gives each StatefulSet pod a stable one), so a
     # restarting pod gets its partitions back without a rebalance of the whole group.
     group_instance_id: str | None = None
@@ -745,33 +760,30 @@ class Processor:
     # -- running ---------------------------------------------------------------------------
 
     async def _provision_topics(self) -> None:
-        """The declared topics and this processor's table changelogs, before Faust subscribes.
+        """The declared topics, made or waited for, and this processor's table changelogs,
+        made, before Faust subscribes.
 
         Faust would create the changelogs itself, but after its consumer has fetched metadata,
         and then refuses the first write with PartitionsMismatch; made here, they exist first.
         """
         bootstrap = self.urls.kafka_bootstrap_servers
-        await ensure_topics(bootstrap, replication_factor=self.settings.replication_factor)
-        # A table is keyed and partitioned as the records it is written for (a hold's key
-        # begins with its product's id), so its changelog names their key.
-        table_key = self.spec.inputs[0].key_field
+        replication = self.settings.replication_factor
+        declared = declared_topics(replication)
         changelogs = [
-            (
+            compacted_topic(
                 table.changelog_topic.get_topic_name(),
-                TopicSpec(
-                    table.changelog_topic.get_topic_name(),
-                    table_key,
-                    (),
-                    partitions=table.partitions or DEFAULT_PARTITIONS,
-                    compacted=True,
-                ),
+                table.partitions or DEFAULT_PARTITIONS,
+                replication,
             )
             for table in self.app.tables.values()
         ]
-        if changelogs:
-            await ensure_topics(
-                bootstrap, changelogs, replication_factor=self.settings.replication_factor
-            )
+        if self.settings.topics == "verify":
+            await verify_topics(bootstrap, declared, self.settings.topics_wait_seconds)
+            owned = changelogs
+        else:
+            owned = [*declared, *changelogs]
+        if owned:
+            await ensure_topics(bootstrap, owned)
 
     def run(self) -> None:
         """Provision the declared topics, expose metrics, and run the worker until stopped."""

@@ -22,7 +22,7 @@ from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 from conveyor.domain.processors import CATALOGUE
-from conveyor.infra.kafka import declared_topics
+from conveyor.infra.topic_admin import declared_topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
@@ -95,7 +95,7 @@ def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared
     log = settings.home / "logs" / "api.log"
     assert wait_until(lambda: answers_ok(ready), 30), log.read_text()[-3000:]
     assert f"http://127.0.0.1:{settings.api_port}/api/v1" in result.stderr
-    assert {name for name, _ in declared_topics()} <= topic_names(settings)
+    assert {topic.name for topic in declared_topics()} <= topic_names(settings)
     env_file = (settings.home / "stack.env").read_text()
     assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{settings.kafka_port}" in env_file
     assert "prometheus: running" in result.stderr
@@ -147,7 +147,7 @@ def test_a_killed_kafka_is_reported_and_up_brings_it_back_with_its_topics(
     result = conveyor(settings, "dev", "up")
     assert result.returncode == 0, result.stderr
     assert stack_pids(settings)["kafka"] != kafka_pid
-    assert {name for name, _ in declared_topics()} <= topic_names(settings)
+    assert {topic.name for topic in declared_topics()} <= topic_names(settings)
     assert conveyor(settings, "dev", "status").returncode == 0
 
 

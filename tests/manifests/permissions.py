@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from conveyor.operator.kinds import OWNED_KINDS
+
 
 class Access(NamedTuple):
     verb: str
@@ -18,13 +20,9 @@ class Access(NamedTuple):
         return f"{self.verb} {self.resource}" + (f"/{self.subresource}" if self.subresource else "")
 
 
-OWNED_CHILDREN = (
-    "configmaps",
-    "services",
-    "statefulsets.apps",
-    "deployments.apps",
-    "poddisruptionbudgets.policy",
-    "servicemonitors.monitoring.coreos.com",
+# Whatever kind a StreamProcessor owns, the operator must be allowed to manage.
+OWNED_CHILDREN = tuple(
+    f"{kind.plural}.{kind.group}" if kind.group else kind.plural for kind in OWNED_KINDS
 )
 
 NEEDED: tuple[Access, ...] = (

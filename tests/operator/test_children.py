@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conveyor.devstack.settings import free_ports
 from conveyor.domain.messages import UpsertProduct
 from conveyor.domain.resources import StreamProcessorSpec
 from conveyor.infra.publisher import Publisher
@@ -148,6 +150,8 @@ async def run_generated_pod(stack: RunningStack, tmp_path: Path) -> None:
         spec_owner, "inventory-0", {"kafka": {"bootstrap": stack.urls.kafka_bootstrap_servers}}
     )
     assert environment["CONVEYOR_DATA_DIR"] == DATA_DIR
+    # The Topic resources own the topics in a cluster: the pod only checks they are there.
+    assert environment["CONVEYOR_TOPICS"] == "verify"
     # The volume mounted at DATA_DIR is this test's directory.
     environment["CONVEYOR_DATA_DIR"] = str(tmp_path / "data")
     executable = Path(sys.executable).with_name(container["command"][0])
@@ -187,6 +191,31 @@ async def run_generated_pod(stack: RunningStack, tmp_path: Path) -> None:
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 60)
+
+
+def test_a_generated_pod_whose_topics_never_appear_exits_saying_who_owns_them(
+    tmp_path: Path,
+) -> None:
+    [nothing_listens] = free_ports(1)
+    spec_owner = owner(kafka={"bootstrapServers": f"127.0.0.1:{nothing_listens}"})
+    container = workload(spec_owner, 1)["spec"]["template"]["spec"]["containers"][0]
+    environment = container_environment(spec_owner, "inventory-0", {})
+    environment["CONVEYOR_DATA_DIR"] = str(tmp_path / "data")
+    environment["CONVEYOR_TOPICS_WAIT_SECONDS"] = "2"
+    executable = Path(sys.executable).with_name(container["command"][0])
+    finished = subprocess.run(
+        [str(executable), *container["command"][1:]],
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    told = " ".join((finished.stdout + finished.stderr).split())
+    assert finished.returncode == 1, told
+    assert "the topics are still not as declared" in told
+    assert "their Topic resources own them" in told
+    assert "Traceback" not in told
 
 
 def test_secrets_named_by_the_spec_reach_the_pods_environment_after_the_config_map() -> None:

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from conveyor.devstack.prometheus_server import OPERATOR_JOB, ScrapeTarget
 from conveyor.domain.messages import UpsertProduct
+from conveyor.domain.resources import StreamProcessorStatus, TopicStatus
 from conveyor.infra.publisher import Publisher
 from conveyor.infra.topic_admin import TopicState, topic_admin
 from tests.cluster import Cluster
@@ -97,6 +99,11 @@ def running_processor(namespace: Namespace, bootstrap: str, **spec: Any) -> dict
     )
 
 
+def topic_in_sync(namespace: Namespace, name: str) -> dict[str, Any] | None:
+    found = namespace.get("topic", name)
+    return found if condition(found, "Ready") == ("True", "InSync") else None
+
+
 def kafka_topic(bootstrap: str, name: str) -> TopicState | None:
     async def describe() -> TopicState | None:
         async with topic_admin(bootstrap) as admin:
@@ -165,6 +172,33 @@ def test_a_stream_processor_becomes_ready_with_the_children_it_owns(
         )
         > 0
     )
+
+
+def test_the_status_written_is_exactly_what_the_status_models_describe(
+    namespace: Namespace, operator: OperatorProcess, stack: RunningStack
+) -> None:
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    processor = running_processor(namespace, bootstrap)
+    namespace.apply(topic("modelled", f"test.{namespace.name}.modelled", 2))
+    found_topic = eventually(lambda: topic_in_sync(namespace, "modelled"), "the Topic is Ready")
+    models: list[tuple[type[BaseModel], dict[str, Any]]] = [
+        (StreamProcessorStatus, processor["status"]),
+        (TopicStatus, found_topic["status"]),
+    ]
+    for model, written in models:
+        # Through the model and back unchanged: every field the operator wrote is the model's,
+        # spelled as the model spells it, and nothing the model holds was left out.
+        assert (
+            model.model_validate(written).model_dump(by_alias=True, mode="json", exclude_none=True)
+            == written
+        )
+    assert [item["type"] for item in processor["status"]["conditions"]] == [
+        "Ready",
+        "TopicsReady",
+        "Progressing",
+        "Degraded",
+        "Suspended",
+    ]
 
 
 def test_an_edited_or_deleted_child_is_restored(
