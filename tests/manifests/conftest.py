@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.devstack.control_plane import SCRIPTS
-from tests.cluster import ROOT
+from conveyor.devstack.control_plane import REPOSITORY, SCRIPTS
 
-MANIFESTS = ROOT / "manifests"
+MANIFESTS = REPOSITORY / "manifests"
 INSTALL = MANIFESTS / "install.yaml"
 SECRETS_EXAMPLE = MANIFESTS / "secrets.example.yaml"
 KIND = MANIFESTS / "overlays" / "kind"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster import ROOT
+from conveyor.devstack.control_plane import REPOSITORY
 from tests.manifests.conftest import (
     INSTALL,
     INSTALL_HEADER,
@@ -30,7 +30,7 @@ def test_install_yaml_is_a_fresh_render_of_the_tree(kustomize: Kustomize) -> Non
 
 
 def test_the_crds_in_manifests_are_the_generated_crds_byte_for_byte() -> None:
-    generated = {path.name: path.read_bytes() for path in (ROOT / "crds").glob("*.yaml")}
+    generated = {path.name: path.read_bytes() for path in (REPOSITORY / "crds").glob("*.yaml")}
     copied = {
         path.name: path.read_bytes()
         for path in (MANIFESTS / "crds").glob("*.yaml")
