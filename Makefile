@@ -30,8 +30,15 @@ lint: install ## ruff, ruff format --check, mypy --strict and the import-linter 
 typecheck: install ## mypy --strict alone
 	$(RUN) mypy
 
-test: lint control-plane ## Lint, then every test against a real local stack and control plane (started and stopped by the tests)
-	$(RUN) pytest $(PYTEST_ARGS)
+# Coverage's data file by absolute path, so processes started in other folders (the stack's
+# services run in its home) write theirs beside the tests' own.
+COVERAGE_DATA := $(CURDIR)/.coverage
+
+test: lint control-plane ## Lint, then every test against a real local stack and control plane (started and stopped by the tests), with coverage of every process; fails below the floor
+	@rm -f $(COVERAGE_DATA) $(COVERAGE_DATA).*
+	COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage run -m pytest $(PYTEST_ARGS)
+	@COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage combine --quiet
+	COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage report
 
 test-contract-deep: install ## Schemathesis on the edge with many examples and a new seed (EXAMPLES=300)
 	CONVEYOR_SCHEMATHESIS_EXAMPLES=$${EXAMPLES:-300} CONVEYOR_SCHEMATHESIS_SEED= \

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -29,7 +28,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from conveyor.devstack.launched import terminate
+from conveyor.devstack.launched import Launched
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode, derived_event_id, encode
 from conveyor.domain.envelope import Envelope
@@ -231,33 +230,29 @@ def projector_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecid
 def running_chain(urls: ServiceUrls, logs_dir: Path) -> Iterator[dict[str, int]]:
     """The five raw processes on ``urls``, once each is ready; yields their pids by name."""
     environment = {**os.environ, **urls.environment()}
-    started: dict[str, subprocess.Popen[bytes]] = {}
     missing = [name for name in PROCESSOR_NAMES if name not in DECIDERS]
     if missing:
         raise RuntimeError(f"the raw chain has no counterpart of {', '.join(missing)}")
-    logs = {name: logs_dir / f"rawchain-{name}.log" for name in DECIDERS}
+    started = {
+        name: Launched(
+            f"the raw chain's {name}",
+            [sys.executable, "-m", "benchmarks.rawchain", name],
+            logs_dir / f"rawchain-{name}.log",
+            environment,
+        )
+        for name in DECIDERS
+    }
     try:
-        for name in DECIDERS:
-            with logs[name].open("wb") as log:
-                started[name] = subprocess.Popen(
-                    [sys.executable, "-m", "benchmarks.rawchain", name],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=environment,
-                )
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        for name, process in started.items():
-            while READY not in logs[name].read_text(errors="replace"):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the raw chain's {name} is not ready; the end of {logs[name]}:\n"
-                        + logs[name].read_text(errors="replace")[-3000:]
-                    )
-                time.sleep(0.1)
-        yield {name: process.pid for name, process in started.items()}
+        for launched in started.values():
+            launched.launch()
+        for launched in started.values():
+            launched.wait_logged(READY, READY_TIMEOUT_SECONDS)
+        yield {name: launched.process.pid for name, launched in started.items() if launched.process}
     finally:
-        for process in started.values():
-            terminate(process, grace_seconds=10)
+        for launched in started.values():
+            launched.ask_to_stop()
+        for launched in started.values():
+            launched.stop(grace_seconds=10)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.api.edge import ADMIN_EMAIL, Account, Api, bearer
+from tests.support.edge import ADMIN_EMAIL, Account, Api, bearer
 
 pytestmark = pytest.mark.e2e
 

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
 import pytest
 
-from tests.api.edge import Account, Api
-from tests.streams.workers import Workers
+from tests.support.edge import Account, Api
+from tests.support.waiting import eventually_async
+from tests.support.workers import Workers
 
 pytestmark = pytest.mark.e2e
 
 
 async def available(api: Api, product_id: str, expected: int, within: float = 30) -> int:
-    """The product's available stock once it reads ``expected`` (or the last figure seen)."""
-    deadline = time.monotonic() + within
-    while True:
+    """The product's available stock once it reads ``expected``."""
+
+    async def figure() -> int:
         product = (await api.http.get(f"/products/{product_id}")).json()
-        figure: int = product["stock"]["available"]
-        if figure == expected or time.monotonic() > deadline:
-            return figure
-        await asyncio.sleep(0.2)
+        available: int = product["stock"]["available"]
+        return available
+
+    return await eventually_async(
+        figure,
+        f"product {product_id} has {expected} available",
+        until=lambda available: available == expected,
+        within=within,
+    )
 
 
 async def test_a_new_product_is_listed_with_its_stock_from_the_inventory(

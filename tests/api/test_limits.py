@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from conveyor.devstack.settings import free_ports
-from tests.api.edge import Account, Api, EdgeProcess
-from tests.conftest import RunningStack
+from tests.support.edge import Account, Api, EdgeProcess
+from tests.support.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

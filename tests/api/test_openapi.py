@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.edge import Account, Api
+from tests.support.edge import Account, Api
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.edge import Account, Api
+from tests.support.edge import Account, Api
 
 pytestmark = pytest.mark.e2e
 

@@ -6,14 +6,16 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.api.edge import API, Account, Api, EdgeProcess
-from tests.conftest import RunningStack
-from tests.streams.workers import Workers
+from tests.support.edge import API, Account, Api, EdgeProcess
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
+from tests.support.workers import Workers
 
 pytestmark = pytest.mark.e2e
 
@@ -267,13 +269,13 @@ async def test_notifications_list_the_emails_sent_for_the_callers_orders(
 ) -> None:
     order_id = (await api.place(account, [(product, 1)])).json()["id"]
     await api.wait_for(account, order_id, "confirmed")
-    deadline = time.monotonic() + 30
-    while True:
+
+    async def notifications() -> list[dict[str, Any]]:
         page = (await api.http.get("/users/me/notifications", headers=account.auth)).json()
-        if page["items"] or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
-    [sent] = page["items"]
+        items: list[dict[str, Any]] = page["items"]
+        return items
+
+    [sent] = await eventually_async(notifications, "the order's email is listed", within=30)
     assert sent["order_id"] == order_id
     assert sent["event"] == "OrderConfirmed"
     intruder = await api.new_account()

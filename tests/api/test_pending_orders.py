@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.api.edge import Account, Api, EdgeProcess
-from tests.conftest import RunningStack
-from tests.streams.shop import read_records
-from tests.streams.workers import Workers
+from tests.support.edge import Account, Api, EdgeProcess
+from tests.support.shop import read_records
+from tests.support.stack import RunningStack
+from tests.support.workers import Workers
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.api.edge import Account, Api, bearer
+from tests.support.edge import Account, Api, bearer
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.api.edge import Account, Api
+from tests.support.edge import Account, Api
 
 pytestmark = pytest.mark.e2e
 

@@ -27,6 +27,7 @@ from conveyor.devstack import prometheus_server
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.prometheus_server import ScrapeTarget
 from conveyor.devstack.settings import free_ports
+from tests.support.waiting import eventually
 
 DASHBOARDS = Path(__file__).parents[2] / "dashboards"
 RULES_DIR = DASHBOARDS / "rules"
@@ -129,11 +130,13 @@ class PrometheusProcess:
 
     def wait_until_scraped(self, within: float = 120.0) -> None:
         """Until every target has answered a scrape."""
-        deadline = time.monotonic() + within
-        while down := self.targets_down():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"targets still down after {within} s: {down}")
-            time.sleep(0.5)
+        eventually(
+            self.targets_down,
+            "every target answered a scrape",
+            until=lambda down: not down,
+            within=within,
+            interval=0.5,
+        )
 
 
 @contextmanager
@@ -247,25 +250,24 @@ def assert_every_query_returns_data(
     """Poll until each of the dashboard's queries, variables expanded, returns data."""
     queries = dashboard_queries(dashboard)
     assert queries, f"{dashboard['uid']} has no queries"
-    deadline = time.monotonic() + within
-    while True:
+
+    def without_data() -> dict[str, str]:
         try:
             values = variable_values(prometheus, dashboard)
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-            continue
+        except AssertionError as unexpanded:
+            # The variables' series are not scraped yet: every query still waits.
+            return {"(variables)": str(unexpanded)}
         missing = queries_without_data(prometheus, queries, values)
-        if not missing:
-            return
-        if time.monotonic() > deadline:
-            listed = "\n".join(f"- {query}\n    {why}" for query, why in missing.items())
-            raise AssertionError(
-                f"queries without data after {within} s:\n{listed}\n"
-                f"targets: {prometheus.target_health()}"
-            )
-        time.sleep(1)
+        return {str(query): why for query, why in missing.items()}
+
+    eventually(
+        without_data,
+        f"each query of {dashboard['uid']} returns data",
+        until=lambda missing: not missing,
+        within=within,
+        interval=1,
+        context=lambda: f"targets: {prometheus.target_health()}",
+    )
 
 
 def assert_every_query_is_valid(
@@ -291,16 +293,15 @@ def recording_rules(rules_dir: Path = RULES_DIR) -> list[str]:
 def assert_every_recording_rule_returns_data(
     prometheus: PrometheusProcess, within: float = 120.0
 ) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        missing = [
-            name for name in recording_rules() if not _has_finite_value(prometheus.query(name))
-        ]
-        if not missing:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"recording rules without data after {within} s: {missing}; "
-                f"targets: {prometheus.target_health()}"
-            )
-        time.sleep(1)
+
+    def without_data() -> list[str]:
+        return [name for name in recording_rules() if not _has_finite_value(prometheus.query(name))]
+
+    eventually(
+        without_data,
+        "every recording rule returns data",
+        until=lambda missing: not missing,
+        within=within,
+        interval=1,
+        context=lambda: f"targets: {prometheus.target_health()}",
+    )

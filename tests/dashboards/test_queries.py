@@ -17,14 +17,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from conveyor.devstack.processes import wait_until
 from conveyor.devstack.prometheus_server import EDGE_JOB, PROCESSOR_JOB, ScrapeTarget
 from conveyor.domain.processors import CATALOGUE, PROCESSOR_NAMES
 from dashboards.operator import UID as OPERATOR_UID
 from dashboards.overview import UID as OVERVIEW_UID
 from dashboards.processors import uid
-from tests.api.edge import Account, Api, EdgeProcess
-from tests.conftest import RunningStack
 from tests.dashboards.prometheus import (
     PrometheusProcess,
     assert_every_query_is_valid,
@@ -35,7 +32,10 @@ from tests.dashboards.prometheus import (
     query_variables,
     running_prometheus,
 )
-from tests.streams.workers import Workers
+from tests.support.edge import Account, Api, EdgeProcess
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually
+from tests.support.workers import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -135,8 +135,12 @@ def wait_until_prometheus_saw_the_round(prometheus: PrometheusProcess, edge: Edg
             missing.append(f"{edge_expr} >= {answered}")
         return missing
 
-    assert wait_until(lambda: not unseen(), timeout_seconds=120), (
-        f"never scraped: {unseen()}; targets: {prometheus.target_health()}"
+    eventually(
+        unseen,
+        "Prometheus scraped the round's series",
+        until=lambda missing: not missing,
+        within=120,
+        context=lambda: f"targets: {prometheus.target_health()}",
     )
 
 
@@ -190,7 +194,12 @@ def test_the_funnel_shows_each_rejection_reason_apart(
     def reasons() -> set[str]:
         return {sample["metric"]["reason"] for sample in prometheus.query(rejected.expr)}
 
-    assert wait_until(lambda: reasons() >= set(load.reasons), timeout_seconds=120), reasons()
+    eventually(
+        reasons,
+        f"the funnel shows the reasons {sorted(load.reasons)}",
+        until=lambda shown: shown >= set(load.reasons),
+        within=120,
+    )
 
 
 def test_the_dead_letter_alert_fires_for_each_processor_that_dead_lettered(
@@ -200,7 +209,12 @@ def test_the_dead_letter_alert_fires_for_each_processor_that_dead_lettered(
         alerts = prometheus.query('ALERTS{alertname="ConveyorDeadLetters", alertstate="firing"}')
         return {(alert["metric"]["processor"], alert["metric"]["topic"]) for alert in alerts}
 
-    assert wait_until(lambda: firing() >= set(INPUT_TOPIC.items()), timeout_seconds=120), firing()
+    eventually(
+        firing,
+        "the dead-letter alert fires for every processor",
+        until=lambda alerts: alerts >= set(INPUT_TOPIC.items()),
+        within=120,
+    )
 
 
 def test_every_query_of_the_operator_dashboard_is_valid_promql(

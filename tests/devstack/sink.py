@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conveyor.devstack.processes import wait_until
 from conveyor.devstack.smtp_sink import smtp_is_healthy
+from tests.support.waiting import eventually
 
 
 def start_sink(port: int, maildir: Path) -> subprocess.Popen[bytes]:
@@ -17,10 +17,15 @@ def start_sink(port: int, maildir: Path) -> subprocess.Popen[bytes]:
          "--port", str(port), "--maildir", str(maildir)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    if not wait_until(lambda: smtp_is_healthy("127.0.0.1", port), timeout_seconds=20):
-        process.terminate()
-        process.wait(timeout=10)
-        raise RuntimeError(f"the SMTP sink did not answer on port {port} within 20 s")
+    try:
+        eventually(
+            lambda: smtp_is_healthy("127.0.0.1", port),
+            f"the SMTP sink answers on port {port}",
+            within=20,
+        )
+    except AssertionError:
+        stop_sink(process)
+        raise
     return process
 
 

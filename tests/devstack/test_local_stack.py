@@ -18,11 +18,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from conveyor.devstack.components import COMPONENTS, Components, answers_ok
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
-from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 from conveyor.domain.processors import CATALOGUE
 from conveyor.infra.topic_admin import declared_topics
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
@@ -93,7 +93,12 @@ def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared
     assert "api: running" in result.stderr
     ready = f"http://127.0.0.1:{settings.api_port}/readyz"
     log = settings.home / "logs" / "api.log"
-    assert wait_until(lambda: answers_ok(ready), 30), log.read_text()[-3000:]
+    eventually(
+        lambda: answers_ok(ready),
+        f"{ready} answers",
+        within=30,
+        context=lambda: log.read_text()[-3000:],
+    )
     assert f"http://127.0.0.1:{settings.api_port}/api/v1" in result.stderr
     assert {topic.name for topic in declared_topics()} <= topic_names(settings)
     env_file = (settings.home / "stack.env").read_text()
@@ -106,7 +111,12 @@ def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared
         targets = httpx.get(f"{prometheus}/targets", timeout=5).json()["data"]["activeTargets"]
         return len(targets) == len(CATALOGUE) + 1 and all(t["health"] == "up" for t in targets)
 
-    assert wait_until(every_component_scraped, 60), httpx.get(f"{prometheus}/targets").text
+    eventually(
+        every_component_scraped,
+        "Prometheus scrapes every component",
+        within=60,
+        context=lambda: httpx.get(f"{prometheus}/targets").text,
+    )
     groups = httpx.get(f"{prometheus}/rules", timeout=5).json()["data"]["groups"]
     assert {"conveyor-recording", "conveyor-alerts"} <= {group["name"] for group in groups}
 
@@ -136,7 +146,7 @@ def test_a_killed_kafka_is_reported_and_up_brings_it_back_with_its_topics(
     kafka_pid = stack_pids(settings)["kafka"]
     kafka = LocalStack(settings, environ={}).state.load()["kafka"]
     os.kill(kafka_pid, signal.SIGKILL)
-    assert wait_until(lambda: not kafka.is_alive(), timeout_seconds=10)
+    eventually(lambda: not kafka.is_alive(), "the killed Kafka has exited", within=10)
 
     status = conveyor(settings, "dev", "status")
     assert status.returncode == 1

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from conveyor.devstack.payment_sandbox import payment_gateway_is_healthy
-from conveyor.devstack.processes import wait_until
 from conveyor.devstack.settings import free_ports
+from tests.support.waiting import eventually
 
 TIMEOUT_DELAY = 5
 
@@ -35,7 +35,7 @@ def sandbox(*options: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        assert wait_until(lambda: payment_gateway_is_healthy(url), timeout_seconds=20)
+        eventually(lambda: payment_gateway_is_healthy(url), f"the sandbox serves {url}", within=20)
         yield url, process
     finally:
         if process.poll() is None:

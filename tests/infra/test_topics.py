@@ -4,7 +4,6 @@ processor that must not create them."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import pytest
@@ -21,23 +20,25 @@ from conveyor.infra.topic_admin import (
     topic_admin,
     verify_topics,
 )
-from tests.conftest import RunningStack
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
 
 
 def unique(what: str) -> str:
     return f"test.topics.{what}.{uuid.uuid4().hex[:8]}"
 
 
-async def described(bootstrap: str, name: str, listed_within: float = 0.0) -> TopicState | None:
-    """The topic as Kafka describes it; a topic just made may take a moment to be listed,
-    so with ``listed_within`` it is asked again until then."""
-    deadline = time.monotonic() + listed_within
+async def described(bootstrap: str, name: str) -> TopicState | None:
+    """The topic as Kafka describes it now (None when it does not exist)."""
     async with topic_admin(bootstrap) as admin:
-        while True:
-            found = await admin.describe(name)
-            if found is not None or time.monotonic() >= deadline:
-                return found
-            await asyncio.sleep(0.2)
+        return await admin.describe(name)
+
+
+async def listed(bootstrap: str, name: str) -> TopicState:
+    """The topic once Kafka lists it: a topic just made may take a moment to be."""
+    return await eventually_async(
+        lambda: described(bootstrap, name), f"topic {name} listed by Kafka", within=30
+    )
 
 
 def test_the_declared_topics_are_every_topic_with_its_dead_letters_at_their_partitions() -> None:
@@ -55,7 +56,7 @@ async def test_missing_topics_are_created_short_ones_grown_and_nothing_else_chan
     short, missing, changelog = unique("short"), unique("missing"), unique("changelog")
     async with topic_admin(bootstrap) as admin:
         await admin.create(short, 2, 1, {"retention.ms": "3600000"})
-    assert await described(bootstrap, short, listed_within=30) is not None
+    await listed(bootstrap, short)
 
     changed = await ensure_topics(
         bootstrap,
@@ -67,15 +68,12 @@ async def test_missing_topics_are_created_short_ones_grown_and_nothing_else_chan
     )
 
     assert changed == sorted([short, missing, changelog])
-    grown = await described(bootstrap, short, listed_within=30)
-    assert grown is not None
+    grown = await listed(bootstrap, short)
     # Grown, and its config (owned by whoever made it) left as it was.
     assert (grown.partitions, dict(grown.config)) == (4, {"retention.ms": "3600000"})
-    created = await described(bootstrap, missing, listed_within=30)
-    assert created is not None
+    created = await listed(bootstrap, missing)
     assert (created.partitions, dict(created.config)) == (3, {"retention.ms": "60000"})
-    compacted = await described(bootstrap, changelog, listed_within=30)
-    assert compacted is not None
+    compacted = await listed(bootstrap, changelog)
     assert dict(compacted.config) == COMPACTED_TOPIC_CONFIG
 
     # Asked again, or for fewer partitions than there are, nothing changes: never a shrink.
@@ -91,12 +89,11 @@ async def test_processes_starting_together_each_ensure_the_same_topics_without_f
     name = unique("raced")
     async with topic_admin(bootstrap) as admin:
         await admin.create(name, 1, 1, {})
-    assert await described(bootstrap, name, listed_within=30) is not None
+    await listed(bootstrap, name)
     wanted = [WantedTopic(name, 5), WantedTopic(unique("raced-new"), 2)]
     await asyncio.gather(*(ensure_topics(bootstrap, wanted) for _ in range(4)))
     for topic in wanted:
-        found = await described(bootstrap, topic.name, listed_within=30)
-        assert found is not None
+        found = await listed(bootstrap, topic.name)
         assert found.partitions == topic.partitions
 
 
@@ -111,8 +108,7 @@ async def test_verifying_waits_for_topics_their_owner_makes_later(stack: Running
     making = asyncio.create_task(owner_makes_it())
     await verify_topics(bootstrap, [WantedTopic(late, 3)], wait_seconds=60, check_every_seconds=0.2)
     await making
-    found = await described(bootstrap, late, listed_within=30)
-    assert found is not None
+    found = await listed(bootstrap, late)
     assert found.partitions == 3
 
 
@@ -122,7 +118,7 @@ async def test_verifying_never_creates_and_names_what_is_missing_or_too_small(
     bootstrap = stack.urls.kafka_bootstrap_servers
     absent, small = unique("absent"), unique("small")
     await ensure_topics(bootstrap, [WantedTopic(small, 2)])
-    assert await described(bootstrap, small, listed_within=30) is not None
+    await listed(bootstrap, small)
     with pytest.raises(TopicsMissing) as refused:
         await verify_topics(
             bootstrap,

@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from conveyor.devstack.control_plane import SCRIPTS
-from tests.cluster import ROOT
+from conveyor.devstack.control_plane import REPOSITORY, SCRIPTS
 
-MANIFESTS = ROOT / "manifests"
-CRDS = ROOT / "crds"
+MANIFESTS = REPOSITORY / "manifests"
+CRDS = REPOSITORY / "crds"
 INSTALL = MANIFESTS / "install.yaml"
 SECRETS_EXAMPLE = MANIFESTS / "secrets.example.yaml"
 KIND = MANIFESTS / "overlays" / "kind"
@@ -35,7 +34,7 @@ def kustomizations() -> list[Path]:
 
 
 def label(directory: Path) -> str:
-    return str(directory.relative_to(ROOT))
+    return str(directory.relative_to(REPOSITORY))
 
 
 def documents(text: str) -> list[Document]:

@@ -10,7 +10,6 @@ CRD) and stay, as other tests use them too.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster
+from conveyor.devstack.control_plane import ControlPlane
 from tests.manifests.conftest import (
     INSTALL,
     MANIFESTS,
@@ -31,6 +30,7 @@ from tests.manifests.conftest import (
     label,
 )
 from tests.manifests.permissions import NEEDED, REFUSED, Access
+from tests.support.waiting import eventually
 
 ELSEWHERE = "somewhere-else"
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
@@ -40,7 +40,7 @@ CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "Clust
 class Sandbox:
     """A namespace of these tests; the manifests' namespace is moved into it."""
 
-    cluster: Cluster
+    cluster: ControlPlane
     namespace: str
     suffix: str
 
@@ -60,7 +60,7 @@ class Sandbox:
 
 
 @pytest.fixture(scope="module")
-def sandbox(crds_installed: Cluster) -> Iterator[Sandbox]:
+def sandbox(crds_installed: ControlPlane) -> Iterator[Sandbox]:
     # manifests/ installs the CRDs of crds/, which the session installed.
     cluster = crds_installed
     suffix = uuid.uuid4().hex[:8]
@@ -107,7 +107,7 @@ def test_every_manifest_passes_server_side_dry_run(
 class Operator:
     """The rbac folder applied for real, and who its ServiceAccount is."""
 
-    cluster: Cluster
+    cluster: ControlPlane
     namespace: str
     name: str
 
@@ -178,9 +178,12 @@ def operator_account(sandbox: Sandbox, kustomize: Kustomize) -> Iterator[Operato
     operator = Operator(sandbox.cluster, sandbox.namespace, account["metadata"]["name"])
     try:
         # The authorizer learns of a new binding through a watch, a moment later.
-        deadline = time.monotonic() + 30
-        while not operator.can(NEEDED[0]) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        eventually(
+            lambda: operator.can(NEEDED[0]),
+            "the operator's account is granted what it needs",
+            within=30,
+            interval=0.2,
+        )
         yield operator
     finally:
         names = [f"conveyor-operator-{sandbox.suffix}"]

@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,9 @@ from conveyor.operator.children import (
     owned_objects,
     workload,
 )
-from tests.conftest import RunningStack
-from tests.streams.workers import Workers
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
+from tests.support.workers import Workers
 
 
 def owner(**spec: Any) -> Owner:
@@ -166,15 +166,20 @@ async def run_generated_pod(stack: RunningStack, tmp_path: Path) -> None:
     metrics_url = f"http://127.0.0.1:{METRICS_PORT}{container['readinessProbe']['httpGet']['path']}"
     try:
         async with httpx.AsyncClient() as http:
-            deadline = time.monotonic() + 120
-            ready = False
-            while not ready and time.monotonic() < deadline:
-                assert process.returncode is None, (tmp_path / "pod.log").read_text()[-3000:]
+
+            async def pod_log() -> str:
+                return (tmp_path / "pod.log").read_text()[-3000:]
+
+            async def serving() -> bool:
+                assert process.returncode is None, await pod_log()
                 try:
-                    ready = (await http.get(metrics_url)).status_code == 200
+                    return (await http.get(metrics_url)).status_code == 200
                 except httpx.TransportError:
-                    await asyncio.sleep(0.5)
-            assert ready, (tmp_path / "pod.log").read_text()[-3000:]
+                    return False
+
+            await eventually_async(
+                serving, f"the pod serves {metrics_url}", within=120, context=pod_log
+            )
             async with Publisher(stack.urls.kafka_bootstrap_servers) as publisher:
                 for _ in range(6):
                     product = uuid.uuid4()
@@ -183,11 +188,13 @@ async def run_generated_pod(stack: RunningStack, tmp_path: Path) -> None:
                             product_id=product, sku=product.hex[:8], name="Pod", initial_stock=1
                         )
                     )
-            processed = 0.0
-            while processed == 0 and time.monotonic() < deadline:
-                processed = processed_upserts((await http.get(metrics_url)).text)
-                await asyncio.sleep(0.5)
-        assert processed > 0, (tmp_path / "pod.log").read_text()[-3000:]
+
+            async def processed() -> float:
+                return processed_upserts((await http.get(metrics_url)).text)
+
+            await eventually_async(
+                processed, "the pod processed the upserts", within=120, context=pod_log
+            )
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 60)

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 import kopf
 import pytest
 
+from conveyor.devstack.control_plane import ControlPlane
 from conveyor.operator.errors import KubernetesError
 from conveyor.operator.kube import Kube
-from tests.cluster import Cluster
 
 
 @pytest.fixture
-async def kube(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kube]:
+async def kube(cluster: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kube]:
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
     info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
     assert info is not None

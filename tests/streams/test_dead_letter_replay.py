@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from uuid import UUID
@@ -25,9 +24,10 @@ from conveyor.infra.dead_letters import (
     DeadLetterRecord,
     read_dead_letters,
 )
-from tests.conftest import RunningStack
-from tests.streams.shop import Shop, StockFigures, read_records
-from tests.streams.workers import Workers
+from tests.support.shop import Shop, StockFigures, read_records
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
+from tests.support.workers import Workers
 
 pytestmark = pytest.mark.e2e
 
@@ -59,20 +59,18 @@ async def refused_adjustment(stack: RunningStack, product: UUID) -> DeadLetterRe
     """`conveyor inventory adjust` of a product nobody created, once it is dead-lettered."""
     adjusted = await conveyor(stack, "inventory", "adjust", str(product), "5")
     assert adjusted.code == 0, adjusted.err
-    deadline = time.monotonic() + 60
-    while True:
+
+    async def mine() -> list[DeadLetterRecord]:
         letters = await read_dead_letters(stack.urls.kafka_bootstrap_servers, "inventory.commands")
-        mine = [
+        return [
             dead
             for dead in letters
             if dead.letter is not None
             and str(product).encode() in (dead.letter.original_value or b"")
         ]
-        if mine:
-            [dead] = mine
-            return dead
-        assert time.monotonic() < deadline, "the refused adjustment was not dead-lettered in 60 s"
-        await asyncio.sleep(0.25)
+
+    [dead] = await eventually_async(mine, "the refused adjustment is dead-lettered", within=60)
+    return dead
 
 
 def listed_row(out: str, position: str) -> list[str]:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
@@ -21,9 +20,10 @@ import pytest
 
 from conveyor.devstack.money import gateway_ledger
 from conveyor.streams.processors.orders import DEADLINE_SWEEP_SECONDS
-from tests.conftest import RunningStack
-from tests.streams.shop import Shop, StockFigures, read_records
-from tests.streams.workers import Workers
+from tests.support.shop import Shop, StockFigures, read_records
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
+from tests.support.workers import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -68,13 +68,13 @@ async def wait_sent(
     bootstrap: str, topic: str, order_id: UUID, message_type: str, times: int = 1
 ) -> list[tuple[int, str]]:
     """Until ``topic`` holds ``times`` records of ``message_type`` about the order."""
-    deadline = time.monotonic() + DEADLINE_SECONDS * times + 60
-    while True:
-        sent = await sent_about(bootstrap, topic, order_id)
-        if sum(1 for _, kind in sent if kind == message_type) >= times:
-            return sent
-        assert time.monotonic() < deadline, f"{message_type} x{times} not on {topic}: {sent}"
-        await asyncio.sleep(0.5)
+    return await eventually_async(
+        lambda: sent_about(bootstrap, topic, order_id),
+        f"{message_type} x{times} on {topic}",
+        until=lambda sent: sum(1 for _, kind in sent if kind == message_type) >= times,
+        within=DEADLINE_SECONDS * times + 60,
+        interval=0.5,
+    )
 
 
 async def saga_versions(bootstrap: str, order_id: UUID) -> list[dict[str, Any]]:
@@ -205,23 +205,33 @@ def pending_orders(workers: Workers) -> dict[str, float]:
 async def settled_pending_total(workers: Workers) -> float:
     """The pending orders' total once two sweeps agree (the gauge is set once a sweep, so
     an order that just ended may still be counted by the last one)."""
-    last = None
-    while True:
-        total = sum(pending_orders(workers).values())
-        if total == last:
-            return total
-        last = total
-        await asyncio.sleep(2 * DEADLINE_SWEEP_SECONDS)
+    totals: list[float] = []
+
+    async def sweeps_agree() -> list[float]:
+        totals.append(sum(pending_orders(workers).values()))
+        return totals
+
+    await eventually_async(
+        sweeps_agree,
+        "two sweeps agree on the pending orders' total",
+        until=lambda totals: len(totals) > 1 and totals[-1] == totals[-2],
+        interval=2 * DEADLINE_SWEEP_SECONDS,
+    )
+    return totals[-1]
 
 
 async def wait_pending_total(workers: Workers, total: float) -> dict[str, float]:
-    deadline = time.monotonic() + 30
-    while True:
-        pending = pending_orders(workers)
-        if sum(pending.values()) == total:
-            return pending
-        assert time.monotonic() < deadline, (pending, total)
-        await asyncio.sleep(0.5)
+
+    async def pending() -> dict[str, float]:
+        return pending_orders(workers)
+
+    return await eventually_async(
+        pending,
+        f"the pending orders' total is {total}",
+        until=lambda pending: sum(pending.values()) == total,
+        within=30,
+        interval=0.5,
+    )
 
 
 async def test_pending_orders_are_counted_by_age_until_they_end(

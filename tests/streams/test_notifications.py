@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -20,9 +19,10 @@ from conveyor.domain import messages as m
 from conveyor.domain.codec import decode, decode_dead_letter
 from conveyor.infra.kafka import consumer_group_lag
 from conveyor.streams.processors.notifications import notification_id_for
-from tests.conftest import RunningStack
-from tests.streams.shop import Shop, read_all, read_records, replay
-from tests.streams.workers import Workers
+from tests.support.shop import Shop, read_all, read_records, replay
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
+from tests.support.workers import Workers
 
 pytestmark = pytest.mark.e2e
 
@@ -120,24 +120,30 @@ async def test_a_mail_server_that_goes_away_delays_the_emails_and_loses_none(
     events = await terminal_events(shop, orders)
     ids = [order.order_id for order in orders]
     # The processor reached the server while it was away: its claims wait, unsent.
-    deadline = time.monotonic() + 60
-    while not await shop.pool.fetchval(
-        "SELECT count(*) FROM notifications WHERE order_id = ANY($1) AND sent_at IS NULL", ids
-    ):
-        assert time.monotonic() < deadline, "no email was claimed while the server was away"
-        await asyncio.sleep(0.1)
+
+    async def claimed_unsent() -> int:
+        count: int = await shop.pool.fetchval(
+            "SELECT count(*) FROM notifications WHERE order_id = ANY($1) AND sent_at IS NULL", ids
+        )
+        return count
+
+    await eventually_async(
+        claimed_unsent, "an email claimed while the server is away", within=60, interval=0.1
+    )
     assert all(shop.emails(order_id) == [] for order_id in ids)
     # Parked, not retried in place: the processor's input partitions move on meanwhile.
-    deadline = time.monotonic() + 60
-    while any(
-        records
-        for (topic, _), records in (
-            await consumer_group_lag(bootstrap, "conveyor-notifications")
-        ).items()
-        if topic == "orders.events"
-    ):
-        assert time.monotonic() < deadline, "orders.events held up while the server was away"
-        await asyncio.sleep(0.2)
+
+    async def orders_events_lag() -> dict[tuple[str, int], int]:
+        lags = await consumer_group_lag(bootstrap, "conveyor-notifications")
+        return {at: records for at, records in lags.items() if at[0] == "orders.events" and records}
+
+    await eventually_async(
+        orders_events_lag,
+        "orders.events consumed while the server is away",
+        until=lambda lag: not lag,
+        within=60,
+        interval=0.2,
+    )
     assert counter(workers, "conveyor_records_parked_total") > parked
     await asyncio.to_thread(stack.local.up)
 

@@ -15,7 +15,6 @@ import asyncio
 import os
 import random
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -30,14 +29,15 @@ from conveyor.devstack.money import gateway_ledger
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode
 from conveyor.domain.topics import DEFAULT_PARTITIONS
-from tests.conftest import RunningStack
-from tests.streams.shop import (
+from tests.support.shop import (
     Shop,
     assert_money_settled,
     key_in_partition_of,
     read_records,
 )
-from tests.streams.workers import Workers
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
+from tests.support.workers import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -57,18 +57,23 @@ async def wait_authorizations_queued(
 ) -> None:
     """Until the saga has asked payments to authorize each of ``orders``."""
     wanted = {str(order.order_id) for order in orders}
-    deadline = time.monotonic() + within
-    while True:
+
+    async def not_asked() -> set[str]:
         # Keys only: other tests leave records on the topic that are not JSON on purpose.
         asked = {
             record.key.decode()
             for record in await read_records(bootstrap, "payments.commands")
             if record.key is not None
         }
-        if wanted <= asked:
-            return
-        assert time.monotonic() < deadline, f"not asked to authorize: {wanted - asked}"
-        await asyncio.sleep(0.2)
+        return wanted - asked
+
+    await eventually_async(
+        not_asked,
+        "payments asked to authorize every order",
+        until=lambda missing: not missing,
+        within=within,
+        interval=0.2,
+    )
 
 
 async def test_a_card_that_never_answers_holds_up_only_its_own_order(
@@ -148,11 +153,13 @@ async def wait_replies(
     stack: RunningStack, order_id: UUID, kind: type[m.Message], count: int = 1,
     within: float = 90.0,
 ) -> list[m.Message]:  # fmt: skip
-    deadline = time.monotonic() + within
-    while len(found := await replies_of(stack, order_id, kind)) < count:
-        assert time.monotonic() < deadline, f"{count} {kind.__name__} for {order_id} not seen"
-        await asyncio.sleep(0.5)
-    return found
+    return await eventually_async(
+        lambda: replies_of(stack, order_id, kind),
+        f"{count} {kind.__name__} for {order_id}",
+        until=lambda found: len(found) >= count,
+        within=within,
+        interval=0.5,
+    )
 
 
 async def test_a_late_authorization_is_found_by_its_reference_and_the_order_confirmed(
@@ -195,10 +202,12 @@ async def test_a_late_authorization_the_gateway_cannot_be_asked_about_is_voided(
     sandbox = stack.local.state.load()["payments"]
     product = await shop.add_product(1)
     order = await shop.place([(product, 1)], token="tok_lateAuthorize")
-    deadline = time.monotonic() + 60
-    while not await ledger_of(stack, order.order_id):
-        assert time.monotonic() < deadline, "the sandbox never took the charge"
-        await asyncio.sleep(0.05)
+    await eventually_async(
+        lambda: ledger_of(stack, order.order_id),
+        "the sandbox took the charge",
+        within=60,
+        interval=0.05,
+    )
     os.kill(sandbox.pid, signal.SIGSTOP)
     try:
         [declined] = await wait_replies(stack, order.order_id, m.PaymentDeclined)

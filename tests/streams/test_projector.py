@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,8 +25,9 @@ from conveyor.domain import messages as m
 from conveyor.domain.codec import EncodedRecord, decode_dead_letter, encode
 from conveyor.domain.topics import DEFAULT_PARTITIONS, topic_for
 from conveyor.infra import readmodel
-from tests.conftest import RunningStack
-from tests.streams.shop import Shop, key_in_partition_of, read_all
+from tests.support.shop import Shop, key_in_partition_of, read_all
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
 
 pytestmark = pytest.mark.e2e
 
@@ -142,24 +142,40 @@ async def stock_read_model(shop: Shop, cache: aioredis.Redis, product: UUID) -> 
 
 
 async def wait_stock_version(shop: Shop, product: UUID, version: int, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while (
-        await shop.pool.fetchval("SELECT version FROM stock WHERE product_id = $1", product)
-    ) != version:
-        assert time.monotonic() < deadline, f"stock of {product} not at version {version}"
-        await asyncio.sleep(0.1)
+
+    async def stored_version() -> int | None:
+        stored: int | None = await shop.pool.fetchval(
+            "SELECT version FROM stock WHERE product_id = $1", product
+        )
+        return stored
+
+    await eventually_async(
+        stored_version,
+        f"the stock of {product} is at version {version}",
+        until=lambda stored: stored == version,
+        within=within,
+        interval=0.1,
+    )
 
 
 async def announcements(pubsub: Any, until_status: str, within: float = 60) -> list[Any]:
     """What the subscription heard, up to the first announcement of ``until_status``."""
     heard: list[Any] = []
-    deadline = time.monotonic() + within
-    while not heard or heard[-1]["status"] != until_status:
-        assert time.monotonic() < deadline, f"no {until_status} announced; heard {heard}"
+
+    async def listen() -> list[Any]:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
         if message is not None:
             heard.append(json.loads(message["data"]))
-    return heard
+        return heard
+
+    return await eventually_async(
+        listen,
+        f"{until_status} announced",
+        until=lambda heard: bool(heard) and heard[-1]["status"] == until_status,
+        within=within,
+        # Each read waits up to a second for the next message.
+        interval=0,
+    )
 
 
 def cached_status(order_id: UUID, status: str, reason: str, at: datetime) -> dict[str, str]:

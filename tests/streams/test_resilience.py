@@ -12,9 +12,9 @@ import pytest
 
 from conveyor.domain import messages as m
 from conveyor.domain.processors import PROCESSOR_NAMES
-from tests.conftest import RunningStack
-from tests.streams.shop import Shop, assert_money_settled, assert_saga_invariants
-from tests.streams.workers import Workers
+from tests.support.shop import Shop, assert_money_settled, assert_saga_invariants
+from tests.support.stack import RunningStack
+from tests.support.workers import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -19,8 +19,7 @@ import redis.asyncio as aioredis
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode_dead_letter
 from conveyor.infra import readmodel
-from tests.conftest import RunningStack
-from tests.streams.shop import (
+from tests.support.shop import (
     Shop,
     StockFigures,
     assert_saga_invariants,
@@ -28,7 +27,8 @@ from tests.streams.shop import (
     read_records,
     replay,
 )
-from tests.streams.workers import Workers
+from tests.support.stack import RunningStack
+from tests.support.workers import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

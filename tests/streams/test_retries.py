@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import aiohttp
@@ -23,9 +22,10 @@ from conveyor.domain import messages as m
 from conveyor.domain.codec import decode_dead_letter
 from conveyor.domain.topics import DEFAULT_PARTITIONS
 from conveyor.infra import readmodel
-from tests.conftest import RunningStack
-from tests.streams.shop import Shop, key_in_partition_of, read_all
-from tests.streams.workers import Workers
+from tests.support.shop import Shop, key_in_partition_of, read_all
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
+from tests.support.workers import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,13 +36,6 @@ def parked(workers: Workers, processor: str, topic: str) -> float:
         for labels, value in workers.samples(processor, "conveyor_records_parked_total")
         if labels["topic"] == topic
     )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, f"not after {within} s: {what}"
-        await asyncio.sleep(0.2)
 
 
 async def refunds_failing(stack: RunningStack, count: int) -> None:
@@ -88,7 +81,7 @@ async def test_a_refund_the_gateway_keeps_failing_is_parked_while_its_partition_
         async def refund_parked() -> bool:
             return parked(workers, "payments", "payments.commands") > before
 
-        await eventually(refund_parked, "the refund parked")
+        await eventually_async(refund_parked, "the refund parked")
         # Orders whose payment commands share the refund's partition go through meanwhile.
         others = [
             shop.order([(product, 1)]).model_copy(
@@ -140,7 +133,7 @@ async def test_a_record_whose_tries_run_out_lands_in_its_dead_letter_topic_with_
                 for k, _ in await read_all(stack.urls.kafka_bootstrap_servers, "orders.events.dlq")
             )
 
-        await eventually(dead_lettered, "the email's event dead-lettered")
+        await eventually_async(dead_lettered, "the email's event dead-lettered")
         [letter] = [
             decode_dead_letter(value)
             for k, value in await read_all(stack.urls.kafka_bootstrap_servers, "orders.events.dlq")
@@ -204,7 +197,7 @@ async def test_projections_parked_while_postgresql_is_down_are_applied_after_and
         async def confirmation_parked() -> bool:
             return parked(workers, "projector", "orders.events") > before
 
-        await eventually(confirmation_parked, "the confirmation parked")
+        await eventually_async(confirmation_parked, "the confirmation parked")
         await asyncio.to_thread(stack.local.up)
         await shop.pool.expire_connections()
         # The cancellation goes straight through while the confirmation may still wait.

@@ -1,9 +1,8 @@
-"""Drives the processors the way the edge would, and reads what they made of it."""
+"""Drives the processors the way the edge would, and reads what they made of it (PostgreSQL,
+Redis, the topics, the mail sink)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pathlib import Path
 from uuid import UUID
 
 import asyncpg
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
@@ -21,9 +21,11 @@ from conveyor.devstack.smtp_sink import ReceivedMail, read_mailbox
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode
 from conveyor.domain.processors import PROCESSOR_NAMES
+from conveyor.infra import readmodel
 from conveyor.infra.kafka import consumer_group_lag
 from conveyor.infra.publisher import Publisher
 from conveyor.infra.settings import ServiceUrls
+from tests.support.waiting import eventually_async
 
 UNIT_PRICE = Decimal("10.00")
 
@@ -37,10 +39,16 @@ class StockFigures:
 
 class Shop:
     def __init__(
-        self, publisher: Publisher, pool: asyncpg.Pool, maildir: Path, bootstrap: str
+        self,
+        publisher: Publisher,
+        pool: asyncpg.Pool,
+        cache: aioredis.Redis,
+        maildir: Path,
+        bootstrap: str,
     ) -> None:
         self.publisher = publisher
         self.pool = pool
+        self.cache = cache
         self.maildir = maildir
         self.bootstrap = bootstrap
 
@@ -107,18 +115,18 @@ class Shop:
     ) -> asyncpg.Record:
         """The order's row once its status is in ``wanted`` (default: any terminal one)."""
         wanted = wanted or {"confirmed", "rejected", "cancelled"}
-        deadline = time.monotonic() + within
-        while True:
-            row = await self.order_row(order_id)
-            if row is not None and row["status"] in wanted:
-                return row
-            if time.monotonic() > deadline:
-                history = "\n".join(await self.order_history(order_id))
-                raise AssertionError(
-                    f"order {order_id} is {None if row is None else row['status']} after "
-                    f"{within} s, expected one of {sorted(wanted)}; its records:\n{history}"
-                )
-            await asyncio.sleep(0.1)
+
+        async def history() -> str:
+            return "its records:\n" + "\n".join(await self.order_history(order_id))
+
+        return await eventually_async(
+            lambda: self.order_row(order_id),
+            f"order {order_id} has a status in {sorted(wanted)}",
+            until=lambda row: row is not None and row["status"] in wanted,
+            within=within,
+            interval=0.1,
+            context=history,
+        )
 
     async def stock(self, product: UUID) -> StockFigures | None:
         row = await self.pool.fetchrow(
@@ -126,30 +134,39 @@ class Shop:
         )
         return None if row is None else StockFigures(row[0], row[1], row[2])
 
+    async def cached_stock(self, product: UUID) -> StockFigures | None:
+        """The product's figures in Redis, where the edge reads them."""
+        cached = await self.cache.hgetall(readmodel.stock_key(product))
+        if not cached:
+            return None
+        return StockFigures(int(cached["available"]), int(cached["reserved"]), int(cached["sold"]))
+
     async def wait_stock(
         self, product: UUID, wanted: StockFigures, within: float = 60.0
     ) -> StockFigures:
-        deadline = time.monotonic() + within
-        while True:
-            figures = await self.stock(product)
-            if figures == wanted:
-                return figures
-            if time.monotonic() > deadline:
-                raise AssertionError(f"stock of {product} is {figures}, expected {wanted}")
-            await asyncio.sleep(0.1)
+        return await eventually_async(
+            lambda: self.stock(product),
+            f"the stock of {product} is {wanted}",
+            until=lambda figures: figures == wanted,
+            within=within,
+            interval=0.1,
+        )
 
     async def wait_notified(self, order_id: UUID, event: str, within: float = 60.0) -> None:
         """Until the order's email for ``event`` is recorded sent (not only claimed)."""
-        deadline = time.monotonic() + within
-        while not await self.pool.fetchval(
-            "SELECT count(*) FROM notifications "
-            "WHERE order_id = $1 AND event = $2 AND sent_at IS NOT NULL",
-            order_id,
-            event,
-        ):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {event} email recorded for {order_id} after {within} s")
-            await asyncio.sleep(0.1)
+
+        async def sent() -> int:
+            count: int = await self.pool.fetchval(
+                "SELECT count(*) FROM notifications "
+                "WHERE order_id = $1 AND event = $2 AND sent_at IS NOT NULL",
+                order_id,
+                event,
+            )
+            return count
+
+        await eventually_async(
+            sent, f"the {event} email of {order_id} recorded sent", within=within, interval=0.1
+        )
 
     def emails(self, order_id: UUID) -> list[ReceivedMail]:
         return [mail for mail in read_mailbox(self.maildir) if str(order_id) in mail.body]
@@ -209,9 +226,9 @@ class Shop:
 
     async def drain(self, within: float = 90.0) -> None:
         """Wait until every processor has committed everything on its topics."""
-        deadline = time.monotonic() + within
-        while True:
-            lags = {
+
+        async def behind() -> dict[str, dict[str, int]]:
+            return {
                 name: {
                     f"{topic}[{partition}]": records
                     for (topic, partition), records in (
@@ -221,11 +238,13 @@ class Shop:
                 }
                 for name in PROCESSOR_NAMES
             }
-            if not any(lags.values()):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"processors still behind after {within} s: {lags}")
-            await asyncio.sleep(0.25)
+
+        await eventually_async(
+            behind,
+            "every processor has committed everything on its topics",
+            until=lambda lags: not any(lags.values()),
+            within=within,
+        )
 
 
 async def assert_saga_invariants(
@@ -257,6 +276,7 @@ async def assert_saga_invariants(
     last_published = await shop.last_stock_events(set(initial))
     for product in initial:
         assert last_published[product] == await shop.stock(product)
+        assert last_published[product] == await shop.cached_stock(product)
     for order in orders:
         event = {"confirmed": "OrderConfirmed", "rejected": "OrderRejected"}[
             statuses[order.order_id]

@@ -1,9 +1,5 @@
-"""The operator as users run it: `conveyor operator` as a process against a real control plane.
-
-The CRDs are applied once. The control plane's default StorageClass provisions volumes, so
-StatefulSet pods get their claims bound and run on the kwok node. Each test works in a
-namespace of its own.
-"""
+"""The operator as users run it (``conveyor operator``, a process against a real control plane),
+and a namespace of one test with kubectl scoped to it."""
 
 from __future__ import annotations
 
@@ -11,47 +7,21 @@ import json
 import os
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conveyor.devstack.control_plane import ControlPlane
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
-from tests.cluster import Cluster
-from tests.conftest import RunningStack
-
-T = TypeVar("T")
-
-
-def eventually(
-    check: Callable[[], T | None],
-    what: str,
-    timeout: float = 90.0,
-    context: Callable[[], str] | None = None,
-) -> T:
-    """Polls ``check`` until it returns something other than None/False; fails saying what
-    (and what ``context`` tells of the state then)."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last is not None and last is not False:
-            return last
-        time.sleep(0.5)
-    told = f"\n{context()}" if context is not None else ""
-    raise AssertionError(f"not true after {timeout} s: {what} (last seen: {last!r}){told}")
 
 
 @dataclass
 class OperatorProcess:
-    cluster: Cluster
+    cluster: ControlPlane
     bootstrap_servers: str
     log_path: Path
     metrics_port: int = 0
@@ -102,28 +72,12 @@ class OperatorProcess:
         return "" if self.launched is None else self.launched.log(characters)
 
 
-@pytest.fixture(scope="session")
-def operator(
-    crds_installed: Cluster, stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    running = OperatorProcess(
-        crds_installed,
-        stack.urls.kafka_bootstrap_servers,
-        tmp_path_factory.mktemp("operator") / "operator.log",
-    )
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @dataclass(frozen=True)
 class Namespace:
     """A namespace of one test, with kubectl scoped to it."""
 
     name: str
-    cluster: Cluster
+    cluster: ControlPlane
 
     def kubectl(
         self, *args: str, input_text: str | None = None, check: bool = True
@@ -160,11 +114,3 @@ class Namespace:
         )
         items: list[dict[str, Any]] = found["items"]
         return items
-
-
-@pytest.fixture
-def namespace(crds_installed: Cluster) -> Iterator[Namespace]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    crds_installed.kubectl("create", "namespace", name)
-    yield Namespace(name, crds_installed)
-    crds_installed.kubectl("delete", "namespace", name, "--wait=false")

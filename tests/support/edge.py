@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import httpx
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from conveyor.infra.settings import ServiceUrls
+from tests.support.waiting import eventually_async
 
 ADMIN_EMAIL = "root@conveyor.example"
 API = "/api/v1"
@@ -176,13 +176,20 @@ class Api:
         self, account: Account, order_id: str, status: str, within: float = 30
     ) -> dict[str, Any]:
         """Long-poll the order until it has ``status`` (it may pass through others first)."""
-        deadline = time.monotonic() + within
-        while True:
+
+        async def current() -> dict[str, Any]:
             response = await self.http.get(
                 f"/orders/{order_id}", params={"wait": 10}, headers=account.auth
             )
             assert response.status_code == 200, response.text
             order: dict[str, Any] = response.json()
-            if order["status"] == status or time.monotonic() > deadline:
-                assert order["status"] == status, order
-                return order
+            return order
+
+        return await eventually_async(
+            current,
+            f"order {order_id} is {status}",
+            until=lambda order: order["status"] == status,
+            within=within,
+            # Each read is a long poll that returns at the next change.
+            interval=0,
+        )

@@ -1,13 +1,11 @@
-"""The five processors as real worker processes (``conveyor worker <name>``) for the tests."""
+"""The five processors as real worker processes (``conveyor worker <name>``) for the tests,
+each started through ``conveyor.devstack.launched`` like every other process the tests run."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,25 +13,25 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conveyor.devstack.launched import terminate
+from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.infra.settings import ServiceUrls
 
+# What a Faust worker logs once it has joined its group and serves its partitions.
 READY_LINE = "[^Worker]: Ready"
+READY_TIMEOUT_SECONDS = 120.0
+STOP_GRACE_SECONDS = 30.0
 
 
 @dataclass
 class Worker:
     name: str
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    metrics_port: int = 0
+    launched: Launched
+    metrics_port: int
 
     def log_tail(self, characters: int = 4000) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return self.log_path.read_text(errors="replace")[-characters:]
+        return self.launched.log(characters)
 
 
 @dataclass
@@ -46,9 +44,8 @@ class Workers:
     workers: dict[str, Worker] = field(default_factory=dict)
     runs: int = 0
 
-    def environment(self, name: str) -> dict[str, str]:
-        [metrics_port] = free_ports(1)
-        env = {
+    def environment(self, metrics_port: int) -> dict[str, str]:
+        return {
             **os.environ,
             **self.urls.environment(),
             "CONVEYOR_DATA_DIR": str(self.root / "data"),
@@ -57,25 +54,25 @@ class Workers:
             # Several tests take the gateway down on purpose; the breaker's own behaviour is
             # tested on its own, so here it must not spill one test's failures into another.
             "CONVEYOR_CIRCUIT_FAILURE_THRESHOLD": "1000",
+            **self.extra_env,
         }
-        env.update(self.extra_env)
-        return env
 
     def start(self, *names: str) -> None:
-        for name in names or PROCESSOR_NAMES:
+        """Start ``names`` (default: all five) side by side, and return once each is ready."""
+        names = names or PROCESSOR_NAMES
+        for name in names:
             self.runs += 1
-            log_path = self.root / f"{name}-{self.runs}.log"
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            env = self.environment(name)
-            with log_path.open("wb") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "conveyor", "worker", name],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-            self.workers[name] = Worker(name, log_path, process, int(env["CONVEYOR_METRICS_PORT"]))
-        self.wait_ready(*(names or PROCESSOR_NAMES))
+            [metrics_port] = free_ports(1)
+            launched = Launched(
+                f"worker {name} (run {self.runs})",
+                [sys.executable, "-m", "conveyor", "worker", name],
+                self.root / f"{name}-{self.runs}.log",
+                self.environment(metrics_port),
+            )
+            launched.launch()
+            self.workers[name] = Worker(name, launched, metrics_port)
+        for name in names:
+            self.workers[name].launched.wait_logged(READY_LINE, READY_TIMEOUT_SECONDS)
 
     def start_with(self, name: str, env: dict[str, str]) -> None:
         """Start ``name`` with ``env`` added to its environment, for this start only."""
@@ -102,47 +99,20 @@ class Workers:
             self.extra_env.update(saved)
             self.start()
 
-    def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        pending = set(names)
-        while pending:
-            for name in list(pending):
-                worker = self.workers[name]
-                assert worker.process is not None
-                if worker.process.poll() is not None:
-                    raise RuntimeError(f"worker {name} exited:\n{worker.log_tail()}")
-                if READY_LINE in worker.log_path.read_text(errors="replace"):
-                    pending.discard(name)
-            if time.monotonic() > deadline:
-                tails = "\n".join(f"--- {n}\n{self.workers[n].log_tail()}" for n in pending)
-                raise RuntimeError(f"workers not ready after {timeout} s:\n{tails}")
-            time.sleep(0.2)
-
     def kill(self, name: str) -> None:
         """SIGKILL: no shutdown, no final commit, nothing flushed."""
-        worker = self.workers[name]
-        assert worker.process is not None
-        worker.process.send_signal(signal.SIGKILL)
-        worker.process.wait()
+        self.workers[name].launched.kill()
 
     def stop(self, name: str) -> None:
         """SIGTERM: a clean leave of the consumer group, offsets committed."""
-        worker = self.workers[name]
-        assert worker.process is not None
-        terminate(worker.process, grace_seconds=60)
+        self.workers[name].launched.stop(grace_seconds=60)
 
     def stop_all(self) -> None:
+        """SIGTERM to every processor at once, then each is waited for (killed if it hangs)."""
         for worker in self.workers.values():
-            if worker.process is not None and worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGTERM)
+            worker.launched.ask_to_stop()
         for worker in self.workers.values():
-            if worker.process is None:
-                continue
-            try:
-                worker.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait()
+            worker.launched.stop(grace_seconds=STOP_GRACE_SECONDS)
 
     def samples(self, name: str, metric: str) -> list[tuple[dict[str, str], float]]:
         """The samples of one metric on a worker's /metrics, each with its labels."""
