@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
@@ -31,7 +30,7 @@ from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.topics import DEAD_LETTER_SUFFIX
 from conveyor.infra.errors import DeadLetterNotFound, KafkaUnavailable
 from conveyor.infra.kafka import create_producer
-from conveyor.infra.topic_admin import compacted_topic, ensure_topics
+from conveyor.infra.topic_admin import compacted_topic, topic_admin
 
 REPLAY_LEDGER_TOPIC = "conveyor.dlq-replays"
 # On a replayed record: "<dlq topic>:<partition>:<offset>" of the dead letter it came from,
@@ -304,47 +303,31 @@ async def _ensure_ledger(bootstrap_servers: str, like: str) -> None:
     One partition keeps the ledger in the order it was written; compaction keeps one record
     per dead letter, so it grows with the letters ever replayed, not with time.
     """
-    partitions, _ = await _describe(bootstrap_servers, like)
-    replicas = max((len(partition["replicas"]) for partition in partitions), default=1)
-    await ensure_topics(bootstrap_servers, [compacted_topic(REPLAY_LEDGER_TOPIC, 1, replicas)])
-
-
-async def _describe(bootstrap_servers: str, topic: str) -> tuple[list[dict[str, Any]], set[str]]:
-    """The partitions of ``topic`` as Kafka describes them (none when it does not exist), and
-    the names of every topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        if topic not in existing:
-            return [], existing
-        [description] = await admin.describe_topics([topic])
-        partitions: list[dict[str, Any]] = description["partitions"]
-        return partitions, existing
-    except (KafkaError, OSError) as exc:
-        raise KafkaUnavailable(
-            f"could not describe {topic} at {bootstrap_servers}: {exc!r}"
-        ) from exc
-    finally:
-        await admin.close()
+    async with topic_admin(bootstrap_servers) as admin:
+        state = await admin.describe(like)
+        replicas = 1 if state is None else state.replication_factor
+        await admin.ensure([compacted_topic(REPLAY_LEDGER_TOPIC, 1, replicas)])
 
 
 async def _read_to_end(
     bootstrap_servers: str, topic: str, *, missing_ok: bool
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record ``topic`` holds up to its end as of now, partition by partition."""
-    described, existing = await _describe(bootstrap_servers, topic)
-    if topic not in existing:
-        if missing_ok:
-            return []
-        sources = sorted(
-            t.removesuffix(DEAD_LETTER_SUFFIX) for t in existing if t.endswith(DEAD_LETTER_SUFFIX)
-        )
-        raise DeadLetterNotFound(
-            f"there is no topic {topic} at {bootstrap_servers}; the topics with dead "
-            f"letters are {', '.join(sources)}"
-        )
-    partitions = sorted(TopicPartition(topic, partition["partition"]) for partition in described)
+    async with topic_admin(bootstrap_servers) as admin:
+        count = (await admin.partition_counts([topic])).get(topic)
+        if count is None:
+            if missing_ok:
+                return []
+            sources = sorted(
+                name.removesuffix(DEAD_LETTER_SUFFIX)
+                for name in await admin.names()
+                if name.endswith(DEAD_LETTER_SUFFIX)
+            )
+            raise DeadLetterNotFound(
+                f"there is no topic {topic} at {bootstrap_servers}; the topics with dead "
+                f"letters are {', '.join(sources)}"
+            )
+    partitions = [TopicPartition(topic, partition) for partition in range(count)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,

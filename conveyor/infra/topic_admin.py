@@ -125,6 +125,13 @@ class TopicAdmin:
         replicas = {len(partition["replicas"]) for partition in found["partitions"]}
         return TopicState(name, len(found["partitions"]), max(replicas), config)
 
+    async def names(self) -> set[str]:
+        """The name of every topic Kafka has."""
+        try:
+            return set(await self._admin.list_topics())
+        except KafkaError as exc:
+            raise self._unavailable("listing the topics", exc) from exc
+
     async def partition_counts(self, names: Sequence[str]) -> dict[str, int]:
         """How many partitions each of ``names`` has, in one request; a missing one is left out."""
         if not names:
