@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import json
-import logging
 import time
 import weakref
 from collections.abc import Iterator
@@ -34,8 +33,6 @@ from faust.types import TP, EventT, TableT
 from pydantic import BaseModel
 
 from conveyor.streams import metrics
-
-log = logging.getLogger(__name__)
 
 V = TypeVar("V", bound=BaseModel)
 

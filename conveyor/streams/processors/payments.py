@@ -22,7 +22,6 @@ its partition.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
 
@@ -35,8 +34,6 @@ from conveyor.streams.gateway import (
     PaymentGateway,
 )
 from conveyor.streams.runtime import Decided, Processor, Refused, Sends, WorkerSettings
-
-log = logging.getLogger(__name__)
 
 PaymentCommand = m.AuthorizePayment | m.RefundPayment | m.VoidPayment
 
