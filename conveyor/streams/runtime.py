@@ -1,10 +1,10 @@
 """What every processor shares: its Faust app, settings, decoding, dead letters and metrics.
 
-A processor registers its handling with ``Processor.handle`` (one record at a time) or one of
-the batch forms (``decide_in_batches``, ``decide_and_act_in_batches``, ``handle_batches``, all
-one loop); the runtime reads the raw records, decodes each with the shared codec, calls the
-processor's code, and sends any record it cannot decode or that the code refuses to
-``<topic>.dlq`` with the error and the source offset, then carries on with the next record.
+A processor registers its handling with one of the batch forms (``decide_in_batches``,
+``decide_and_act_in_batches``, ``handle_batches``, all one loop); the runtime reads the raw
+records, decodes each with the shared codec, calls the processor's code, and sends any record
+it cannot decode or that the code refuses to ``<topic>.dlq`` with the error and the source
+offset, then carries on with the next record.
 
 A record whose carrying out fails transiently (``TRANSIENT_ERRORS``: a gateway, mail server
 or database down) is not tried again in place, which would hold up its whole partition: the
@@ -181,8 +181,6 @@ async def retrying(what: str, attempt: Callable[..., Awaitable[R]], *args: Any) 
 
 
 Event = EventT[bytes]
-# A handler gets the decoded envelope and the record's key (the message's natural key).
-Handler = Callable[[Envelope[Message], str], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Envelope[Message]]], Awaitable[None]]
 
 
@@ -296,10 +294,6 @@ class Processor:
         for table in self._state_tables:
             table.flush()
 
-    def _discard_state(self) -> None:
-        for table in self._state_tables:
-            table.discard()
-
     # -- sending ---------------------------------------------------------------------------
 
     async def emit(
@@ -388,40 +382,6 @@ class Processor:
         metrics.RECORDS_PARKED.labels(self.name, origin.topic, str(parking.attempt)).inc()
 
     # -- receiving -------------------------------------------------------------------------
-
-    def handle(self, sources: Sequence[TopicSpec], handler: Handler) -> None:
-        """Call ``handler`` with every decodable record of ``sources``, one at a time."""
-
-        async def consume(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                envelope = await self._decode(event)
-                if envelope is None:
-                    continue
-                started = time.perf_counter()
-                try:
-                    await retrying(
-                        f"{self.name}: {envelope.type} {envelope.event_id}",
-                        self._handle_one,
-                        handler,
-                        envelope,
-                        message_key(event.message.topic, envelope.payload),
-                    )
-                except StateFormatError:
-                    raise  # the table, not the record, is at fault: stop, say why
-                except Exception as exc:
-                    await self.dead_letter(event, *self._failure(envelope, exc))
-                    continue
-                self._count(event, envelope, started)
-
-        self.app.agent(self._channel(sources), name=f"{self.name}-agent")(consume)
-
-    async def _handle_one(self, handler: Handler, envelope: Envelope[Message], key: str) -> None:
-        try:
-            await handler(envelope, key)
-        except BaseException:
-            self._discard_state()
-            raise
-        self._flush_state()
 
     def decide_in_batches(self, sources: Sequence[TopicSpec], decide: Decider) -> None:
         """Apply ``decide`` to each decodable record of ``sources``, a batch at a time.

@@ -1,7 +1,7 @@
 """Processor state that stays bounded: table entries that expire, written once per batch.
 
 A ``StateTable`` wraps one Faust table. Handlers read and write through it; writes are held
-until the runtime flushes the table after a batch (or after a single record), so a key that
+until the runtime flushes the table after a batch, so a key that
 many records of one batch touch is read once and written to the changelog once.
 
 An entry may carry an expiry time. The ``Retention`` sweeper deletes expired entries and
@@ -149,11 +149,6 @@ class StateTable(Generic[V]):
             if change.expires_at is not None:
                 heapq.heappush(self.expiries, (change.expires_at, key))
             self._count(old_size, len(raw))
-        self._loaded.clear()
-
-    def discard(self) -> None:
-        """Drop what the current batch changed and read (it will be read again)."""
-        self._pending.clear()
         self._loaded.clear()
 
     def expire(self, now: float, active_partitions: set[int]) -> int:
