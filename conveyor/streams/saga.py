@@ -114,8 +114,9 @@ def decide(saga: OrderSaga | None, message: m.Message | DeadlinePassed, timing: 
         return _place(saga, message, timing)
     if saga is None:
         return Decision(None, ignored=f"{message.type} for an order this saga never placed")
-    # Work on a copy: the caller's state stays as it was until it stores the decision.
-    saga = saga.model_copy(deep=True)
+    # Work on a copy: the caller's state stays as it was until it stores the decision. The
+    # order itself is never changed, so only the lists the steps append to are copied.
+    saga = saga.model_copy(update={"reserved": [*saga.reserved], "released": [*saga.released]})
     match message:
         case DeadlinePassed():
             return _deadline_passed(saga, timing)

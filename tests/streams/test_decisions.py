@@ -95,6 +95,18 @@ def test_the_happy_path_confirms_after_the_last_reservation_and_the_payment() ->
     assert saga.status == m.OrderStatus.CONFIRMED
 
 
+def test_a_decision_leaves_the_stored_saga_as_it_was() -> None:
+    # The processor keeps the stored saga until it writes the decision's: a decision that
+    # changed it in place would leak into a batch's view of a record that then failed.
+    a, b = uuid.uuid4(), uuid.uuid4()
+    order = place(a, b)
+    stored, _ = run(None, order, m.StockReserved(order_id=order.order_id, product_id=a, quantity=1))
+    before = stored.model_dump()
+    decided, _ = run(stored, m.StockReserved(order_id=order.order_id, product_id=b, quantity=1))
+    assert decided.reserved == [a, b]
+    assert stored.model_dump() == before
+
+
 def test_an_order_is_rejected_only_once_every_line_came_back() -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     order = place(a, b)
