@@ -24,6 +24,7 @@ import heapq
 import json
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -105,8 +106,17 @@ class _Loaded:
     size: int
 
 
+# Decoded values kept per table for the keys used most recently: a key that comes back in a
+# later batch (a hot product, an order's next reply) is not parsed and validated again.
+DECODED_KEPT = 10_000
+
+
 class StateTable(Generic[V]):
-    """A Faust table of pydantic values, with expiry and write-once-per-batch semantics."""
+    """A Faust table of pydantic values, with expiry and write-once-per-batch semantics.
+
+    Handlers treat the values they read as immutable (they store new ones), which is what
+    lets a decoded value be kept and handed out again.
+    """
 
     def __init__(self, processor: str, table: TableT[str, bytes], model: type[V]) -> None:
         self.processor = processor
@@ -115,6 +125,10 @@ class StateTable(Generic[V]):
         self.name = table.name
         self._loaded: dict[str, _Loaded] = {}
         self._pending: dict[str, _Pending] = {}
+        # key -> the stored bytes and their decoded value. Checked against what the table
+        # holds on every read, so a write it did not see (a restore after a rebalance, the
+        # sweeper's delete) is never answered from here.
+        self._decoded: OrderedDict[str, tuple[bytes, BaseModel]] = OrderedDict()
         # A heap of (expiry, key); a key written again appears again, with its new expiry.
         self.expiries: list[tuple[float, str]] = []
         self.entries = 0
@@ -145,6 +159,7 @@ class StateTable(Generic[V]):
                 old_size = self._load(key).size
                 raw = encode_entry(change.value, change.expires_at, partition)
                 self.table[key] = raw
+            self._keep_decoded(key, raw, change.value)
             self._record_written(len(raw))
             if change.expires_at is not None:
                 heapq.heappush(self.expiries, (change.expires_at, key))
@@ -195,13 +210,24 @@ class StateTable(Generic[V]):
         loaded = self._loaded.get(key)
         if loaded is None:
             raw = self.table.get(key)
-            if raw is None:
-                loaded = _Loaded(None, 0)
-            else:
-                value, _, _ = decode_entry(self.model, raw, self.name)
-                loaded = _Loaded(value, len(raw))
+            loaded = _Loaded(None, 0) if raw is None else _Loaded(self._decode(key, raw), len(raw))
             self._loaded[key] = loaded
         return loaded
+
+    def _decode(self, key: str, raw: bytes) -> BaseModel:
+        kept = self._decoded.get(key)
+        if kept is not None and kept[0] == raw:
+            self._decoded.move_to_end(key)
+            return kept[1]
+        value, _, _ = decode_entry(self.model, raw, self.name)
+        self._keep_decoded(key, raw, value)
+        return value
+
+    def _keep_decoded(self, key: str, raw: bytes, value: BaseModel) -> None:
+        self._decoded[key] = (raw, value)
+        self._decoded.move_to_end(key)
+        if len(self._decoded) > DECODED_KEPT:
+            self._decoded.popitem(last=False)
 
     def _writing_event(self) -> EventT[Any]:
         event = current_event()

@@ -223,6 +223,27 @@ def test_a_redelivered_place_order_sends_the_same_records_again_and_writes_nothi
     assert orders.worker.changelog_writes(orders.sagas.table) == []
 
 
+def test_a_saga_restored_beneath_the_table_is_the_one_decided_on(orders: Orders) -> None:
+    # Decoded values are kept between batches; a restore after a rebalance writes the
+    # table's store without the processor, and must win over what it remembers.
+    a, b = uuid.uuid4(), uuid.uuid4()
+    order = place(a, b)
+    orders.deliver(orders.worker.record(order, partition=2))
+    key = str(order.order_id)
+    placed_only = orders.sagas.table.table.data[key]
+    reserved_a = m.StockReserved(order_id=order.order_id, product_id=a, quantity=1)
+    assert orders.deliver(orders.worker.record(reserved_a, partition=2)) == []
+    # The restore brings back the entry from before StockReserved(a) was counted.
+    orders.sagas.table.table.data[key] = placed_only
+
+    reserved_b = m.StockReserved(order_id=order.order_id, product_id=b, quantity=1)
+    sends = orders.deliver(orders.worker.record(reserved_b, partition=2))
+
+    # Counted from the restored saga: b alone is reserved, so no payment is asked for yet.
+    assert sends == []
+    assert orders.saga(order)[0].saga.reserved == [b]
+
+
 def test_a_deadline_while_reserving_releases_the_stock_then_rejects_the_order_timed_out(
     orders: Orders,
 ) -> None:

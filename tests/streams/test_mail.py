@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,7 @@ def connections_opened() -> float:
     return REGISTRY.get_sample_value("conveyor_smtp_connections_total") or 0.0
 
 
-def email() -> EmailMessage:
+def email() -> Message:
     return compose(uuid.uuid4(), "ada@example.com", "Your order", "It is confirmed.")
 
 
@@ -87,6 +87,25 @@ async def test_a_server_that_went_away_fails_a_send_then_a_new_connection_works(
         await mailer.close()
     assert connections_opened() - opened == 2
     assert len(read_mailbox(server.maildir)) == 3
+
+
+async def test_an_email_arrives_as_composed_whatever_the_characters_of_its_body(
+    server: Server,
+) -> None:
+    notification = uuid.uuid4()
+    body = "Thank you, Zoë! Your order of 2 × mug (5.00 €) is confirmed."
+    mailer = Mailer(f"smtp://127.0.0.1:{server.port}")
+    try:
+        await mailer.send(compose(notification, "zoe@example.com", "Your order 1f2e", body))
+    finally:
+        await mailer.close()
+    [received] = read_mailbox(server.maildir)
+    assert received.envelope_to == ("zoe@example.com",)
+    assert (received.subject, received.message_id) == (
+        "Your order 1f2e",
+        f"<{notification}@conveyor.local>",
+    )
+    assert received.body.strip() == body
 
 
 @pytest.mark.parametrize("url", ["http://mail:25", "smtp://", "mail:25"])

@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import Message
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict
@@ -118,7 +118,7 @@ class Email:
             body=_BODIES[event.type].format(order=event.order_id, reason=reason.replace("_", " ")),
         )
 
-    def message(self) -> EmailMessage:
+    def message(self) -> Message:
         return mail.compose(self.notification_id, self.recipient, self.subject, self.body)
 
     def sent(self, sent_at: datetime) -> m.NotificationSent:
