@@ -35,6 +35,12 @@ class Service:
     url_variable: str
     # PostgreSQL's fast shutdown is SIGINT; its SIGTERM waits for every client to leave.
     stop_signal: int = signal.SIGTERM
+    # Its log's name in the logs folder, when the service's own name is a processor's too.
+    log_name: str = ""
+
+    @property
+    def log_file_name(self) -> str:
+        return f"{self.log_name or self.name}.log"
 
 
 # Started in this order and stopped in the reverse one.
@@ -43,7 +49,8 @@ SERVICES = (
     Service("redis", "REDIS_URL"),
     Service("kafka", "KAFKA_BOOTSTRAP_SERVERS"),
     Service("smtp", "SMTP_URL"),
-    Service("payments", "PAYMENT_GATEWAY_URL"),
+    # The payments processor writes payments.log.
+    Service("payments", "PAYMENT_GATEWAY_URL", log_name="payment-gateway"),
 )
 
 
@@ -141,7 +148,7 @@ class LocalStack:
         return self.service_urls()
 
     def _start(self, service: Service) -> processes.ProcessRecord:
-        log_file = self.settings.logs_dir / f"{service.name}.log"
+        log_file = self.settings.logs_dir / service.log_file_name
         user: str | None = None
         s = self.settings
         if service.name == "kafka":

@@ -119,6 +119,10 @@ def test_up_starts_every_service_processor_and_the_edge_and_creates_the_declared
     )
     groups = httpx.get(f"{prometheus}/rules", timeout=5).json()["data"]["groups"]
     assert {"conveyor-recording", "conveyor-alerts"} <= {group["name"] for group in groups}
+    # Each process its own log, the payment gateway's apart from the payments processor's.
+    logs = settings.home / "logs"
+    assert "Running on" in (logs / "payment-gateway.log").read_text()
+    assert "Running on" not in (logs / "payments.log").read_text()
 
 
 def test_up_twice_in_a_row_leaves_the_running_services_alone(
