@@ -5,7 +5,9 @@ two lines over ``PRODUCTS`` products arrive open-loop at a fixed offered rate, n
 for earlier ones, one step of ``--step-seconds`` per rate of ``--rates``, rising:
 
 - **pipeline**: PlaceOrder records sent by a raw producer onto orders.commands;
-- **through the edge**: POST /api/v1/orders on an edge process of the benchmark's own.
+- **through the edge**: POST /api/v1/orders on an edge process of the benchmark's own;
+- **the raw chain** (``benchmarks.rawchain``): the same rates with the processors replaced
+  by bare aiokafka loops, and on past them (``BASELINE_BEYOND``) until it too fails.
 
 A rate is *sustained* when the p95 from acceptance to the terminal status stays within
 ``P95_GOAL_MS`` and every order of the step is terminal within ``DRAIN_SECONDS`` of its last
@@ -72,6 +74,8 @@ EDGE_RATES = (20.0, 50.0, 100.0, 150.0, 200.0, 300.0)
 STEP_SECONDS = 60.0
 PRODUCTS = 20
 P95_GOAL_MS = 250.0
+# The raw chain's climb goes on past the rates given, at these multiples of the highest.
+BASELINE_BEYOND = (1.5, 2.0, 3.0, 4.0)
 DRAIN_SECONDS = 5.0
 SEED = 20_261_201
 # The stack's own services, named apart from the processors (one of which is "payments").
@@ -230,7 +234,7 @@ class Throughput:
             # Its inventory starts empty: products of its own.
             products = await self._create_products(publisher, pool)
             return await self._climb(
-                pool, BASELINE, self.rates, self._raw_sender(publisher, products)
+                pool, BASELINE, _beyond(self.rates), self._raw_sender(publisher, products)
             )
 
     async def _create_products(self, publisher: Publisher, pool: asyncpg.Pool) -> list[UUID]:
@@ -440,6 +444,13 @@ class Throughput:
                 f"[bold]{pipeline.rate / baseline.rate:.2f}[/] (goal ≥ 0.5); CPU per order: "
                 f"{pipeline.counted_cpu_ms() / baseline.counted_cpu_ms():.2f} times the chain's"
             )
+
+
+def _beyond(rates: Sequence[float]) -> list[float]:
+    """``rates``, then higher ones: the chain climbs until it fails, else a ratio against the
+    highest rate offered would flatter the pipeline."""
+    highest = max(rates)
+    return [*rates, *(highest * factor for factor in BASELINE_BEYOND)]
 
 
 def run(
