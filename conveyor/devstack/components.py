@@ -13,13 +13,12 @@ import secrets
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.devstack import processes, prometheus_server
 from conveyor.devstack.errors import ServiceDidNotStart
+from conveyor.devstack.launched import answers_ok
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack, ServiceStatus
 from conveyor.domain.processors import CATALOGUE, PROCESSOR_NAMES, processor_spec
@@ -44,14 +43,6 @@ class Component:
 def metrics_port(settings: DevStackSettings, processor: str) -> int:
     """Where a processor of the local stack serves its metrics."""
     return settings.metrics_base_port + processor_spec(processor).metrics_port_offset
-
-
-def answers_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 class Components:

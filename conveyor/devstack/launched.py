@@ -11,19 +11,21 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from conveyor.devstack.errors import ServiceDidNotStart
 
 
-def _answers_ok(url: str) -> bool:
+def answers_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``url`` answers 200 within ``timeout`` seconds."""
     try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
         return False
 
 
@@ -52,7 +54,7 @@ class Launched:
     def start(self, ready_url: str, timeout: float = 60.0) -> None:
         """Starts the command and returns once ``ready_url`` answers 200."""
         self.launch()
-        self.wait_ready(lambda: _answers_ok(ready_url), f"serve {ready_url}", timeout)
+        self.wait_ready(lambda: answers_ok(ready_url, timeout=1), f"serve {ready_url}", timeout)
 
     def launch(self) -> None:
         """Starts the command without waiting; ``wait_ready`` or ``wait_logged`` then wait.

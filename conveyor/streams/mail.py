@@ -41,22 +41,18 @@ def compose(notification_id: UUID, recipient: str, subject: str, body: str) -> M
     everything else a notification takes, about 45 times the plain class. Only an address
     or subject beyond ASCII needs it (the plain class cannot ask for SMTPUTF8).
     """
-    message_id = f"<{notification_id}@conveyor.local>"
-    if not (recipient.isascii() and subject.isascii()):
-        international = EmailMessage()
-        international["From"] = SENDER
-        international["To"] = recipient
-        international["Subject"] = subject
-        international["Message-ID"] = message_id
-        international.set_content(body)
-        return international
-    email = Message()
-    # Sets the MIME version, text/plain in UTF-8 and the transfer encoding too.
-    email.set_payload(body, _UTF8)
+    email: Message
+    if recipient.isascii() and subject.isascii():
+        email = Message()
+        # Sets the MIME version, text/plain in UTF-8 and the transfer encoding too.
+        email.set_payload(body, _UTF8)
+    else:
+        email = EmailMessage()
+        email.set_content(body)
     email["From"] = SENDER
     email["To"] = recipient
     email["Subject"] = subject
-    email["Message-ID"] = message_id
+    email["Message-ID"] = f"<{notification_id}@conveyor.local>"
     return email
 
 

@@ -253,10 +253,9 @@ class Processor:
         self._topics: dict[str, faust.TopicT] = {}
         self._state_tables: list[StateTable[Any]] = []
         self._retention = Retention(name, self._state_tables)
-        # Faust holds what a handler sends until the next offset commit; under
-        # at_least_once it can go at once instead (the commit still waits for the producer
-        # to flush), which takes the commit interval off every hop of the saga. Under
-        # exactly_once the records must wait for their transaction.
+        # Under at_least_once what a handler sends goes to the producer at once (`_send`;
+        # the commit still waits for the producer to flush), which takes the commit interval
+        # off every hop of the saga. Under exactly_once it must wait for its transaction.
         self._publish_at_once = settings.processing_guarantee == "at_least_once"
         self._parks = bool(self.spec.parks)
         self._lag_reader = LagReader(urls.kafka_bootstrap_servers)

@@ -16,8 +16,9 @@ import psutil
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from conveyor.devstack.components import COMPONENTS, Components, answers_ok
+from conveyor.devstack.components import COMPONENTS, Components
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
+from conveyor.devstack.launched import answers_ok
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 from conveyor.domain.processors import CATALOGUE
