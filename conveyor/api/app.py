@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 
 from conveyor import __version__
 from conveyor.api import problems, security
+from conveyor.api.caching import SESSION_ENTRIES, CatalogCache, Expiring
 from conveyor.api.commands import CommandSender, Sends
 from conveyor.api.data import users
 from conveyor.api.deps import Resources, limit_auth_attempts, limit_requests
@@ -102,7 +103,15 @@ def create_app(
         pruning = asyncio.create_task(_prune_sessions(pool), name="prune-expired-sessions")
         try:
             await _first_admin(pool, settings)
-            app.state.resources = Resources(urls, pool, cache, commands, watcher)
+            app.state.resources = Resources(
+                urls,
+                pool,
+                cache,
+                commands,
+                watcher,
+                CatalogCache(settings.catalog_cache_seconds),
+                Expiring("session", settings.session_cache_seconds, SESSION_ENTRIES),
+            )
             yield
         finally:
             pruning.cancel()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from uuid import UUID
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -19,6 +20,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from conveyor.api import ratelimit, security
+from conveyor.api.caching import CatalogCache, Expiring
 from conveyor.api.commands import Sends
 from conveyor.api.data import users
 from conveyor.api.errors import Forbidden, Unauthorized
@@ -37,6 +39,9 @@ class Resources:
     cache: aioredis.Redis
     sender: Sends
     watcher: OrderStatusWatcher
+    catalog: CatalogCache
+    # Whether a login (its session family) is live, with its account, for a few seconds.
+    sessions: Expiring[UUID, users.Authenticated]
 
 
 async def resources(request: Request) -> Resources:
@@ -69,10 +74,15 @@ async def _watcher(held: Held) -> OrderStatusWatcher:
     return held.watcher
 
 
+async def _catalog(held: Held) -> CatalogCache:
+    return held.catalog
+
+
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Cache = Annotated[aioredis.Redis, Depends(_cache)]
 Sender = Annotated[Sends, Depends(command_sender)]
 Watcher = Annotated[OrderStatusWatcher, Depends(_watcher)]
+Catalog = Annotated[CatalogCache, Depends(_catalog)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")
 
@@ -114,14 +124,21 @@ async def limit_auth_attempts(request: Request, settings: Settings, cache: Cache
 
 async def current_user(
     settings: Settings,
-    db: Db,
+    held: Held,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> UserPublic:
-    """The caller, from a valid access token of a live login of an active account."""
+    """The caller, from a valid access token of a live login of an active account.
+
+    The login's check is kept for CONVEYOR_SESSION_CACHE_SECONDS: the routes that end a
+    login or change an account clear what this worker kept (``KeptLogins``).
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
     claims = security.read_access_token(settings, credentials.credentials)
-    caller = await users.find_caller(db, claims.user_id, claims.session_family)
+    caller = await held.sessions.fetch(
+        claims.session_family,
+        lambda: users.find_caller(held.pool, claims.user_id, claims.session_family),
+    )
     if caller is None or not caller.session_live:
         raise Unauthorized("this login has ended; sign in again")
     if caller.user.status is not UserStatus.ACTIVE:
@@ -130,6 +147,17 @@ async def current_user(
 
 
 CurrentUser = Annotated[UserPublic, Depends(current_user)]
+
+
+async def _logins(held: Held) -> Expiring[UUID, users.Authenticated]:
+    return held.sessions
+
+
+# For the routes that end logins or change accounts: after the change they clear what this
+# worker kept, so it checks every login anew (the other workers within
+# CONVEYOR_SESSION_CACHE_SECONDS). Such changes are rare, so all of the worker's checks go
+# rather than an index of logins per account being kept.
+KeptLogins = Annotated[Expiring[UUID, users.Authenticated], Depends(_logins)]
 
 
 async def admin_user(user: CurrentUser) -> UserPublic:

@@ -31,3 +31,8 @@ RATE_LIMIT_DECISIONS = Counter(
     "Requests refused (429) or let through unchecked (limiter unavailable), by scope.",
     ["scope", "decision"],
 )
+EDGE_CACHE_LOOKUPS = Counter(
+    "conveyor_edge_cache_lookups_total",
+    "Lookups in an edge worker's own caches (catalog answers, session checks), hit or miss.",
+    ["cache", "result"],
+)

@@ -46,6 +46,12 @@ class ApiSettings(RetentionSettings):
     # behind slow payments. Counted from the orders the edge recorded, so an order accepted
     # a moment ago counts before the projector has seen it.
     max_pending_orders_per_user: int = Field(default=10, ge=1)
+    # How stale an edge worker's answers may be (0 keeps nothing): a catalog page, a search
+    # or a product with its price and stock; and whether a login is still live and its
+    # account active and in its role (a logout or a disabled account is refused within this
+    # on every worker, at once on the worker that handled it). See docs/edge.md.
+    catalog_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    session_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @property
     def uses_ephemeral_secret(self) -> bool:

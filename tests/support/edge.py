@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from conveyor.api.settings import ApiSettings
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from conveyor.infra.settings import ServiceUrls
@@ -67,6 +68,34 @@ class EdgeProcess:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def _default_seconds(setting: str) -> float:
+    seconds = ApiSettings.model_fields[setting].default
+    assert isinstance(seconds, float)
+    return seconds
+
+
+# How stale an edge worker's answers may be by default (the edge's settings), and the margin
+# a test allows on top for a loaded machine: a change must show within the sum.
+CATALOG_BOUND_SECONDS = _default_seconds("catalog_cache_seconds")
+SESSION_BOUND_SECONDS = _default_seconds("session_cache_seconds")
+MARGIN_SECONDS = 3.0
+
+
+async def refused_within_bound(api: Api, headers: dict[str, str], what: str) -> None:
+    """The request with ``headers`` is refused (401) on every worker of the edge within the
+    session bound: the workers that did not end the login keep its check that long."""
+
+    async def status() -> int:
+        return (await api.http.get("/users/me", headers=headers)).status_code
+
+    await eventually_async(
+        status,
+        f"{what}: refused",
+        until=lambda code: code == 401,
+        within=SESSION_BOUND_SECONDS + MARGIN_SECONDS,
+    )
 
 
 @dataclass

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from conveyor.api import security
 from conveyor.api.data import users
-from conveyor.api.deps import Db, Settings
+from conveyor.api.deps import Db, KeptLogins, Settings
 from conveyor.api.errors import Unauthorized
 from conveyor.api.routes import problems
 from conveyor.api.settings import ApiSettings
@@ -68,15 +68,21 @@ async def login(body: Credentials, db: Db, settings: Settings) -> TokenPair:
 
 
 @router.post("/refresh", operation_id="refreshTokens", responses=problems(401))
-async def refresh(body: RefreshRequest, db: Db, settings: Settings) -> TokenPair:
+async def refresh(
+    body: RefreshRequest, db: Db, settings: Settings, kept_logins: KeptLogins
+) -> TokenPair:
     """A new token pair; the refresh token sent stops working. Sending it again ends the login."""
     new_token = security.new_refresh_token()
-    user_id, family = await users.rotate_session(
-        db,
-        security.refresh_token_digest(body.refresh_token),
-        security.refresh_token_digest(new_token),
-        timedelta(seconds=settings.refresh_token_seconds),
-    )
+    try:
+        user_id, family = await users.rotate_session(
+            db,
+            security.refresh_token_digest(body.refresh_token),
+            security.refresh_token_digest(new_token),
+            timedelta(seconds=settings.refresh_token_seconds),
+        )
+    except Unauthorized:
+        kept_logins.clear()  # a token sent again has just ended its login
+        raise
     caller = await users.find_user(db, user_id)
     if caller is None or caller.status is not UserStatus.ACTIVE:
         raise Unauthorized("this account is disabled")
@@ -84,7 +90,9 @@ async def refresh(body: RefreshRequest, db: Db, settings: Settings) -> TokenPair
 
 
 @router.post("/logout", operation_id="logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(body: RefreshRequest, db: Db) -> Response:
-    """End the login the refresh token belongs to; its access tokens stop working too."""
+async def logout(body: RefreshRequest, db: Db, kept_logins: KeptLogins) -> Response:
+    """End the login the refresh token belongs to; its access tokens stop working too (at once
+    on this edge worker, within CONVEYOR_SESSION_CACHE_SECONDS on the others)."""
     await users.end_session(db, security.refresh_token_digest(body.refresh_token))
+    kept_logins.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

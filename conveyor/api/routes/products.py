@@ -7,13 +7,13 @@ commands to Kafka (UpsertProduct, AdjustStock), answered once Kafka has them.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from conveyor.api.data import products
-from conveyor.api.deps import AdminUser, Cache, Cursor, Db, Limit, Sender
+from conveyor.api.deps import AdminUser, Cache, Catalog, Cursor, Db, Limit, Sender
 from conveyor.api.errors import NotFound
 from conveyor.api.routes import problems
 from conveyor.domain.messages import AdjustStock, UpsertProduct
@@ -43,35 +43,67 @@ SearchText = Annotated[
 PriceBound = Annotated[Price | None, Query()]
 
 
-@router.get("", operation_id="listProducts", responses=problems(422))
+# The catalog's reads answer from the worker's catalog cache (``conveyor.api.caching``), as
+# bytes with an ETag; the response model still documents what they hold.
+CACHED_ANSWER: dict[int | str, dict[str, Any]] = {
+    304: {"description": "The ETag sent in If-None-Match is still the answer's."},
+}
+
+
+@router.get(
+    "",
+    operation_id="listProducts",
+    response_model=Page[ProductPublic],
+    responses={**problems(422), **CACHED_ANSWER},
+)
 async def list_products(
+    request: Request,
     db: Db,
     cache: Cache,
+    catalog: Catalog,
     q: SearchText = None,
     category: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
     min_price: PriceBound = None,
     max_price: PriceBound = None,
     limit: Limit = 20,
     cursor: Cursor = None,
-) -> Page[ProductPublic]:
-    """The catalog, newest first, filtered by text, category and price."""
-    items, next_cursor = await products.list_products(
-        db,
-        cache,
-        products.CatalogFilter(q, category, min_price, max_price),
-        limit,
-        cursor,
-    )
-    return Page(items=items, next_cursor=next_cursor)
+) -> Response:
+    """The catalog, newest first, filtered by text, category and price.
+
+    Prices and stock are at most CONVEYOR_CATALOG_CACHE_SECONDS old (1 s by default).
+    """
+
+    async def page() -> Page[ProductPublic]:
+        items, next_cursor = await products.list_products(
+            db,
+            cache,
+            products.CatalogFilter(q, category, min_price, max_price),
+            limit,
+            cursor,
+        )
+        return Page(items=items, next_cursor=next_cursor)
+
+    return await catalog.answer(request, page)
 
 
-@router.get("/{product_id:uuid}", operation_id="getProduct", responses=problems(404))
-async def get_product(product_id: UUID, db: Db, cache: Cache) -> ProductPublic:
-    """One product with the units available now."""
-    found = await products.get_product(db, cache, product_id)
-    if found is None:
-        raise NotFound(f"no product {product_id}")
-    return found
+@router.get(
+    "/{product_id:uuid}",
+    operation_id="getProduct",
+    response_model=ProductPublic,
+    responses={**problems(404), **CACHED_ANSWER},
+)
+async def get_product(
+    request: Request, product_id: UUID, db: Db, cache: Cache, catalog: Catalog
+) -> Response:
+    """One product with the units available now (at most CONVEYOR_CATALOG_CACHE_SECONDS old)."""
+
+    async def product() -> ProductPublic:
+        found = await products.get_product(db, cache, product_id)
+        if found is None:
+            raise NotFound(f"no product {product_id}")
+        return found
+
+    return await catalog.answer(request, product)
 
 
 @router.post(
@@ -81,7 +113,7 @@ async def get_product(product_id: UUID, db: Db, cache: Cache) -> ProductPublic:
     responses=problems(401, 403, 409, 422, 503),
 )
 async def create_product(
-    body: ProductCreate, _: AdminUser, db: Db, sender: Sender, response: Response
+    body: ProductCreate, _: AdminUser, db: Db, sender: Sender, catalog: Catalog, response: Response
 ) -> ProductPublic:
     """Add a product with its initial stock (admins only)."""
     product_id = uuid.uuid4()
@@ -97,6 +129,7 @@ async def create_product(
         )
 
     row = await products.create_product(db, product_id, body, tell_inventory)
+    catalog.forget()
     response.headers["Location"] = f"/api/v1/products/{product_id}"
     # The inventory applies it in a moment; until then the product shows what it will have.
     return products.product_public(row, body.initial_stock)
@@ -106,13 +139,14 @@ async def create_product(
     "/{product_id:uuid}", operation_id="updateProduct", responses=problems(401, 403, 404, 422)
 )
 async def update_product(
-    product_id: UUID, body: ProductUpdate, _: AdminUser, db: Db, cache: Cache
+    product_id: UUID, body: ProductUpdate, _: AdminUser, db: Db, cache: Cache, catalog: Catalog
 ) -> ProductPublic:
     """Change a product's name, description, price or category (admins only)."""
     # Every column is required, so a field sent as null means "leave it as it is".
     changes = {key: value for key, value in body.model_dump().items() if value is not None}
     if not await products.update_product(db, product_id, changes):
         raise NotFound(f"no product {product_id}")
+    catalog.forget()
     found = await products.get_product(db, cache, product_id)
     if found is None:
         raise NotFound(f"no product {product_id}")
@@ -125,10 +159,11 @@ async def update_product(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403, 404),
 )
-async def delete_product(product_id: UUID, _: AdminUser, db: Db) -> Response:
+async def delete_product(product_id: UUID, _: AdminUser, db: Db, catalog: Catalog) -> Response:
     """Take a product out of the catalog; orders that name it keep their lines (admins only)."""
     if not await products.retire_product(db, product_id):
         raise NotFound(f"no product {product_id}")
+    catalog.forget()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from conveyor.api import security
 from conveyor.api.data import notifications, users
-from conveyor.api.deps import AdminUser, CurrentUser, Cursor, Db, Limit
+from conveyor.api.deps import AdminUser, CurrentUser, Cursor, Db, KeptLogins, Limit
 from conveyor.api.errors import Conflict, NotFound
 from conveyor.api.routes import problems
 from conveyor.domain.rest import (
@@ -25,18 +25,25 @@ router = APIRouter(prefix="/users", tags=["users"], responses=problems(401))
 
 
 @router.get("/me", operation_id="getMe")
-async def get_me(user: CurrentUser) -> UserPublic:
+async def get_me(user: CurrentUser, db: Db) -> UserPublic:
     """The caller's account and profile."""
-    return user
+    # Read anew: the login's check may be a few seconds old, the account page never is.
+    found = await users.find_user(db, user.id)
+    if found is None:
+        raise NotFound("your account no longer exists")
+    return found
 
 
 @router.patch("/me", operation_id="updateMe", responses=problems(422))
-async def update_me(body: SelfUpdate, user: CurrentUser, db: Db) -> UserPublic:
+async def update_me(
+    body: SelfUpdate, user: CurrentUser, db: Db, kept_logins: KeptLogins
+) -> UserPublic:
     """Change your name and profile. Role and status are not yours: sending them is 422."""
     profile: dict[str, Any] | None = (
         body.profile.model_dump(exclude_unset=True) if body.profile is not None else None
     )
     updated = await users.update_user(db, user.id, name=body.name, profile=profile)
+    kept_logins.clear()
     if updated is None:
         raise NotFound("your account no longer exists")
     return updated
@@ -83,7 +90,9 @@ async def get_user(user_id: UUID, _: AdminUser, db: Db) -> UserPublic:
 
 
 @router.patch("/{user_id:uuid}", operation_id="updateUser", responses=problems(403, 404, 409, 422))
-async def update_user(user_id: UUID, body: UserAdminUpdate, admin: AdminUser, db: Db) -> UserPublic:
+async def update_user(
+    user_id: UUID, body: UserAdminUpdate, admin: AdminUser, db: Db, kept_logins: KeptLogins
+) -> UserPublic:
     """Change an account's name, role or status; a disabled account's tokens stop working."""
     if user_id == admin.id and (
         body.role not in (None, admin.role) or body.status not in (None, admin.status)
@@ -92,6 +101,7 @@ async def update_user(user_id: UUID, body: UserAdminUpdate, admin: AdminUser, db
     updated = await users.update_user(
         db, user_id, name=body.name, role=body.role, status=body.status
     )
+    kept_logins.clear()
     if updated is None:
         raise NotFound(f"no user {user_id}")
     return updated
@@ -103,10 +113,12 @@ async def update_user(user_id: UUID, body: UserAdminUpdate, admin: AdminUser, db
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(403, 404, 409),
 )
-async def delete_user(user_id: UUID, admin: AdminUser, db: Db) -> Response:
+async def delete_user(user_id: UUID, admin: AdminUser, db: Db, kept_logins: KeptLogins) -> Response:
     """Delete an account and its profile and logins; its orders stay for the books."""
     if user_id == admin.id:
         raise Conflict("admins cannot delete themselves; ask another admin")
-    if not await users.delete_user(db, user_id):
+    deleted = await users.delete_user(db, user_id)
+    kept_logins.clear()
+    if not deleted:
         raise NotFound(f"no user {user_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
