@@ -20,6 +20,7 @@ from conveyor import __version__
 from conveyor.api import problems, security
 from conveyor.api.caching import SESSION_ENTRIES, CatalogCache, Expiring
 from conveyor.api.commands import CommandSender, Sends
+from conveyor.api.data import orders as order_records
 from conveyor.api.data import users
 from conveyor.api.deps import Resources, limit_auth_attempts, limit_requests
 from conveyor.api.errors import ServiceUnavailable
@@ -33,6 +34,8 @@ from conveyor.infra.database import apply_migrations
 from conveyor.infra.settings import ServiceUrls, get_service_urls
 
 API_PREFIX = "/api/v1"
+# How the edge's connections show in pg_stat_activity, for whoever watches the database.
+DATABASE_APPLICATION_NAME = "conveyor-api"
 log = logging.getLogger("conveyor.api")
 
 
@@ -72,6 +75,25 @@ async def _prune_sessions(pool: asyncpg.Pool) -> None:
         await asyncio.sleep(SESSION_PRUNE_INTERVAL_SECONDS)
 
 
+async def _withdraw_unannounced_orders(pool: asyncpg.Pool, older_than: timedelta) -> None:
+    """Every worker sweeps (deleting is idempotent); a quarter of the age, so an orphan
+    lingers at most a quarter longer than it must."""
+    every = min(older_than.total_seconds() / 4, 60.0)
+    while True:
+        await asyncio.sleep(every)
+        try:
+            withdrawn = await order_records.withdraw_unannounced(pool, older_than)
+        except ServiceUnavailable as exc:
+            log.warning("unannounced orders not swept this time: %s", exc)
+            continue
+        if withdrawn:
+            log.warning(
+                "withdrew %d orders recorded but never handed to Kafka (an edge stopped "
+                "mid-request); their clients' retries with the same key place them anew",
+                withdrawn,
+            )
+
+
 def create_app(
     settings: ApiSettings | None = None,
     urls: ServiceUrls | None = None,
@@ -90,7 +112,11 @@ def create_app(
             )
         await apply_migrations(urls.database_url)
         pool = await asyncpg.create_pool(
-            urls.database_url, min_size=2, max_size=20, reset=_keep_session
+            urls.database_url,
+            min_size=2,
+            max_size=20,
+            reset=_keep_session,
+            server_settings={"application_name": DATABASE_APPLICATION_NAME},
         )
         cache = aioredis.from_url(urls.redis_url)
         commands = sender or CommandSender(
@@ -100,7 +126,15 @@ def create_app(
         )
         watcher = OrderStatusWatcher(cache)
         await watcher.start()
-        pruning = asyncio.create_task(_prune_sessions(pool), name="prune-expired-sessions")
+        chores = [
+            asyncio.create_task(_prune_sessions(pool), name="prune-expired-sessions"),
+            asyncio.create_task(
+                _withdraw_unannounced_orders(
+                    pool, timedelta(seconds=settings.withdraw_unannounced_after_seconds)
+                ),
+                name="withdraw-unannounced-orders",
+            ),
+        ]
         try:
             await _first_admin(pool, settings)
             app.state.resources = Resources(
@@ -114,9 +148,10 @@ def create_app(
             )
             yield
         finally:
-            pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
+            for chore in chores:
+                chore.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chore
             await watcher.stop()
             await commands.close()
             await cache.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from conveyor.infra.settings import RetentionSettings
@@ -41,6 +41,10 @@ class ApiSettings(RetentionSettings):
     cors_origins: list[str] = Field(default_factory=list)
     # How long POST /orders waits for Kafka to acknowledge before answering 503.
     kafka_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    # An order the edge recorded but could not announce (it died during the send) is
+    # withdrawn once this old: longer than any send may take, so a live request never
+    # loses its order to the sweep.
+    withdraw_unannounced_after_seconds: float = Field(default=120.0, gt=0)
     retry_after_seconds: int = Field(default=5, ge=1)
     # Orders one account may have pending at once: one account cannot hold scarce stock
     # behind slow payments. Counted from the orders the edge recorded, so an order accepted
@@ -56,6 +60,16 @@ class ApiSettings(RetentionSettings):
     @property
     def uses_ephemeral_secret(self) -> bool:
         return self.jwt_secret.get_secret_value() == _EPHEMERAL_SECRET
+
+    @model_validator(mode="after")
+    def _withdraw_after_sends_end(self) -> ApiSettings:
+        if self.withdraw_unannounced_after_seconds <= self.kafka_send_timeout_seconds:
+            raise ValueError(
+                "CONVEYOR_WITHDRAW_UNANNOUNCED_AFTER_SECONDS must exceed "
+                "CONVEYOR_KAFKA_SEND_TIMEOUT_SECONDS, or an order still being sent could be "
+                "withdrawn"
+            )
+        return self
 
     @field_validator("jwt_secret")
     @classmethod

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
+from conveyor.api.app import DATABASE_APPLICATION_NAME
 from conveyor.devstack.settings import free_ports
 from tests.support.edge import Account, Api, EdgeProcess
 from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
 
 pytestmark = pytest.mark.e2e
 
@@ -159,21 +164,38 @@ async def test_an_address_over_the_login_limit_gets_429(
     assert answers[0] in (401, 429)
 
 
-@pytest.fixture(scope="module")
-def edge_without_kafka(
-    stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
+# Past the edge's send timeout, as the setting requires.
+WITHDRAWN_AFTER_SECONDS = 4.0
+
+
+@contextmanager
+def _edge_with_kafka_at(
+    stack: RunningStack, log_path: Path, bootstrap: str, settings: dict[str, str]
 ) -> Iterator[EdgeProcess]:
-    [nothing_listens] = free_ports(1)
     edge = EdgeProcess(
-        stack.urls.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{nothing_listens}"}),
-        tmp_path_factory.mktemp("no-kafka-edge") / "edge.log",
-        settings={"CONVEYOR_KAFKA_SEND_TIMEOUT_SECONDS": "2"},
+        stack.urls.model_copy(update={"kafka_bootstrap_servers": bootstrap}),
+        log_path,
+        settings={"CONVEYOR_KAFKA_SEND_TIMEOUT_SECONDS": "3", **settings},
     )
     edge.start()
     try:
         yield edge
     finally:
         edge.stop()
+
+
+@pytest.fixture(scope="module")
+def edge_without_kafka(
+    stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EdgeProcess]:
+    [nothing_listens] = free_ports(1)
+    with _edge_with_kafka_at(
+        stack,
+        tmp_path_factory.mktemp("no-kafka-edge") / "edge.log",
+        f"127.0.0.1:{nothing_listens}",
+        {"CONVEYOR_WITHDRAW_UNANNOUNCED_AFTER_SECONDS": str(WITHDRAWN_AFTER_SECONDS)},
+    ) as edge:
+        yield edge
 
 
 async def test_kafka_unreachable_means_503_with_retry_after_and_nothing_recorded(
@@ -201,3 +223,97 @@ async def test_kafka_unreachable_means_503_with_retry_after_and_nothing_recorded
     assert ready.status_code == 503
     assert ready.json()["checks"]["kafka"].startswith("unreachable")
     assert ready.json()["checks"]["postgres"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def edge_with_a_silent_kafka(
+    stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EdgeProcess]:
+    """An edge whose broker accepts connections and never answers, as a hung or partitioned
+    one does: its sends wait their whole timeout."""
+    # Never accepted: the kernel completes the handshakes, nothing ever replies.
+    with (
+        socket.create_server(("127.0.0.1", 0), backlog=64) as silent,
+        _edge_with_kafka_at(
+            stack,
+            tmp_path_factory.mktemp("silent-kafka-edge") / "edge.log",
+            f"127.0.0.1:{silent.getsockname()[1]}",
+            {},
+        ) as edge,
+    ):
+        yield edge
+
+
+async def test_orders_waiting_on_kafka_hold_no_database_connection_in_a_transaction(
+    edge_with_a_silent_kafka: EdgeProcess, stack: RunningStack, api: Api, admin: Account
+) -> None:
+    """A broker that does not answer must not take the connections everything else reads
+    with: while orders wait on it, none of the edge's connections is in a transaction."""
+    product = await api.new_product(admin)
+    client = Api(edge_with_a_silent_kafka)
+    connection = await asyncpg.connect(stack.urls.database_url)
+    try:
+        account = await client.new_account()
+        placing = asyncio.gather(
+            *(client.place(account, [(product["id"], 1)], key=uuid.uuid4().hex) for _ in range(5))
+        )
+
+        async def recorded() -> int:
+            count: int = await connection.fetchval(
+                "SELECT count(*) FROM orders WHERE user_id = $1 AND NOT announced", account.id
+            )
+            return count
+
+        # Recorded and not yet announced: all five are waiting on Kafka now.
+        await eventually_async(recorded, "five orders waiting on Kafka", until=lambda n: n == 5)
+        in_transaction = await connection.fetch(
+            "SELECT state, query FROM pg_stat_activity "
+            "WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+            DATABASE_APPLICATION_NAME,
+        )
+        answers = await placing
+        left = await connection.fetchval(
+            "SELECT count(*) FROM orders WHERE user_id = $1", account.id
+        )
+    finally:
+        await connection.close()
+        await client.close()
+    assert in_transaction == []
+    assert [answer.status_code for answer in answers] == [503] * 5
+    assert left == 0
+
+
+async def test_an_order_an_edge_recorded_but_never_announced_is_withdrawn(
+    edge_without_kafka: EdgeProcess, stack: RunningStack
+) -> None:
+    """What an edge that died mid-send leaves behind is deleted once older than any send;
+    announced orders are never touched."""
+    connection = await asyncpg.connect(stack.urls.database_url)
+    try:
+        orphan, announced = uuid.uuid4(), uuid.uuid4()
+        for order_id, is_announced in ((orphan, False), (announced, True)):
+            await connection.execute(
+                "INSERT INTO orders (id, user_id, idempotency_key, status, total, currency, "
+                "announced, created_at) "
+                "VALUES ($1, $2, $3, 'pending', 1, 'EUR', $4, now() - interval '1 hour')",
+                order_id,
+                uuid.uuid4(),
+                order_id.hex,
+                is_announced,
+            )
+
+        async def remaining() -> list[uuid.UUID]:
+            rows = await connection.fetch(
+                "SELECT id FROM orders WHERE id = ANY($1::uuid[])", [orphan, announced]
+            )
+            return [row["id"] for row in rows]
+
+        left = await eventually_async(
+            remaining,
+            "the unannounced order withdrawn",
+            until=lambda ids: orphan not in ids,
+            within=WITHDRAWN_AFTER_SECONDS * 3,
+        )
+    finally:
+        await connection.close()
+    assert left == [announced]

@@ -352,6 +352,36 @@ async def test_the_edges_own_order_row_is_moved_and_kept(
     assert model["cached"]["status"] == "confirmed"
 
 
+async def test_an_order_the_edge_left_unannounced_is_marked_announced_once_placed(
+    shop: Shop, stack: RunningStack
+) -> None:
+    """An edge that died after Kafka had the order but before it marked the row leaves it
+    unannounced; once the projector sees the placement the edge never withdraws it."""
+    order = order_placed(lines=1)
+    await shop.pool.execute(
+        "INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status, total, "
+        "currency, announced) VALUES ($1, $2, 'client-key', 'fingerprint', 'pending', $3, "
+        "'EUR', false)",
+        order.order_id,
+        order.user_id,
+        order.total,
+    )
+
+    await publish_together(stack.urls.kafka_bootstrap_servers, Timeline().records(order))
+
+    async def announced() -> bool | None:
+        marked: bool | None = await shop.pool.fetchval(
+            "SELECT announced FROM orders WHERE id = $1", order.order_id
+        )
+        return marked
+
+    assert await eventually_async(announced, "the edge's row marked announced")
+    assert (
+        await shop.pool.fetchval("SELECT status FROM orders WHERE id = $1", order.order_id)
+        == "pending"
+    )
+
+
 async def test_events_before_the_orders_first_placement_find_no_row(
     shop: Shop, stack: RunningStack, cache: aioredis.Redis
 ) -> None:

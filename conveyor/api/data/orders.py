@@ -7,9 +7,10 @@ so reads take whichever of the two is further along.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -19,11 +20,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from conveyor.api.data.base import Pool, Row, database_errors, decode_cursor, page_of
-from conveyor.api.errors import TooManyPendingOrders, Unprocessable
+from conveyor.api.errors import ServiceUnavailable, TooManyPendingOrders, Unprocessable
 from conveyor.domain.messages import OrderStatus, RejectionReason
 from conveyor.domain.rest import OrderItem, OrderPublic
 from conveyor.infra import readmodel
 
+log = logging.getLogger("conveyor.api")
 _COLUMNS = "id, user_id, status, reason, total, currency, created_at, updated_at"
 
 
@@ -49,87 +51,58 @@ class Placement:
     created: bool
 
 
+@dataclass(frozen=True)
+class NewOrder:
+    """An order as a request asks for it, priced; ``fingerprint`` identifies the request."""
+
+    order_id: UUID
+    user_id: UUID
+    idempotency_key: str
+    fingerprint: str
+    lines: list[PricedLine]
+    currency: str
+
+
 async def place_order(
     pool: Pool,
+    new: NewOrder,
     *,
-    order_id: UUID,
-    user_id: UUID,
-    idempotency_key: str,
-    fingerprint: str,
-    lines: list[PricedLine],
-    currency: str,
     max_pending: int,
     retry_after: int,
-    announce: Callable[[UUID, datetime], Awaitable[object]],
+    announce: Callable[[list[PricedLine]], Awaitable[object]],
 ) -> Placement:
-    """Record the order and ``announce`` it (PlaceOrder to Kafka) in one transaction.
+    """Record the order, ``announce`` it (PlaceOrder to Kafka), and only then answer.
 
-    A new order of a user who already has ``max_pending`` pending orders is refused
-    (TooManyPendingOrders, 429 with ``retry_after``). The count is taken under a lock per
-    user held to the commit, so two requests at once cannot both take the last place; the
-    same key's order is never refused.
+    No database connection is held while Kafka acknowledges: a slow or unreachable broker
+    must not take the connections the rest of the edge reads with. So:
 
-    The row is committed only once ``announce`` returned, that is once Kafka acknowledged
-    the command; if it raises, nothing is left behind. A concurrent request with the same
-    key waits on the row's lock and then answers with the same order. ``order_id`` is
-    derived from the user and the key, so a command that reached Kafka after its request
-    timed out and the client's retry are the same order.
+    1. A short transaction records the order *unannounced* (``announced = false``), with
+       its items. A new order of a user who already has ``max_pending`` pending orders is
+       refused there (TooManyPendingOrders, 429 with ``retry_after``), under a lock per user
+       held to that commit, so two requests at once cannot both take the last place.
+    2. ``announce`` sends PlaceOrder, with no connection held.
+    3. Acknowledged: the row is marked announced. Not acknowledged: the row is withdrawn
+       (deleted) and the error goes on (503), so nothing is left behind.
+
+    A request with the same key that finds the order unannounced (the first request is
+    still sending, or died before it could) announces it itself, with the lines as recorded:
+    the same command with the same event id, which the saga takes once. The same key with a
+    different body is refused. An edge that dies between 1 and 3 leaves an unannounced row;
+    ``withdraw_unannounced`` deletes it once it is older than any send can take, and the
+    projector marks announced any order whose PlaceOrder it sees, so an order that did reach
+    Kafka is never withdrawn (and one withdrawn in a race is written again by the projector).
+    ``order_id`` is derived from the user and the key, so a command that reached Kafka after
+    its request timed out and the client's retry are the same order.
     """
-    total = total_of(lines)
-    async with database_errors(), pool.acquire() as connection:
-        async with connection.transaction():
-            await _hold_place_in_line(connection, user_id, order_id, max_pending, retry_after)
-            inserted = await connection.fetchrow(
-                """
-                INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status,
-                                    total, currency)
-                VALUES ($1, $2, $3, $4, 'pending', $5, $6)
-                ON CONFLICT DO NOTHING
-                RETURNING id, created_at
-                """,
-                order_id,
-                user_id,
-                idempotency_key,
-                fingerprint,
-                total,
-                currency,
-            )
-            if inserted is not None:
-                await connection.executemany(
-                    "INSERT INTO order_items (order_id, product_id, quantity, price, subtotal) "
-                    "VALUES ($1, $2, $3, $4, $5)",
-                    [
-                        (inserted["id"], line.product_id, line.quantity, line.price, line.subtotal)
-                        for line in lines
-                    ],
-                )
-                await announce(inserted["id"], inserted["created_at"])
-        if inserted is None:
-            # The projector writes a row without a fingerprint when it sees a PlaceOrder
-            # whose request had timed out here; the retry adopts it as its own.
-            existing = await connection.fetchval(
-                """
-                UPDATE orders SET idempotency_key = $2, request_fingerprint = $3
-                WHERE id = $1 AND request_fingerprint IS NULL
-                RETURNING request_fingerprint
-                """,
-                order_id,
-                idempotency_key,
-                fingerprint,
-            ) or await connection.fetchval(
-                "SELECT request_fingerprint FROM orders WHERE id = $1", order_id
-            )
-            if existing != fingerprint:
-                raise Unprocessable(
-                    "this Idempotency-Key was used for a different request; "
-                    "use a new key for a new order"
-                )
-    if inserted is not None:
+    order_id, lines = new.order_id, new.lines
+    recorded = await _record(pool, new, max_pending, retry_after)
+    if recorded is not None:
+        await _announce_or_withdraw(pool, order_id, lines, announce)
         # Everything the answer holds was just written: no need to read it back.
         return Placement(
             OrderPublic(
                 id=order_id,
-                user_id=user_id,
+                user_id=new.user_id,
                 status=OrderStatus.PENDING,
                 reason=None,
                 items=[
@@ -141,16 +114,132 @@ async def place_order(
                     )
                     for line in lines
                 ],
-                total=total,
-                currency=currency,
-                created_at=inserted["created_at"],
-                updated_at=inserted["created_at"],
+                total=total_of(lines),
+                currency=new.currency,
+                created_at=recorded,
+                updated_at=recorded,
             ),
             created=True,
         )
+    announced = await _adopt(pool, order_id, new.idempotency_key, new.fingerprint)
     order = await find_order(pool, order_id)
     assert order is not None
+    if not announced:
+        recorded_lines = [
+            PricedLine(item.product_id, item.quantity, item.price) for item in order.items
+        ]
+        await _announce_or_withdraw(pool, order_id, recorded_lines, announce)
     return Placement(order, created=False)
+
+
+async def _record(pool: Pool, new: NewOrder, max_pending: int, retry_after: int) -> datetime | None:
+    """The order's row and items, unannounced; its time, or None when the id had a row."""
+    async with database_errors(), pool.acquire() as connection, connection.transaction():
+        await _hold_place_in_line(connection, new.user_id, new.order_id, max_pending, retry_after)
+        inserted = await connection.fetchrow(
+            """
+            INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status,
+                                total, currency, announced)
+            VALUES ($1, $2, $3, $4, 'pending', $5, $6, false)
+            ON CONFLICT DO NOTHING
+            RETURNING created_at
+            """,
+            new.order_id,
+            new.user_id,
+            new.idempotency_key,
+            new.fingerprint,
+            total_of(new.lines),
+            new.currency,
+        )
+        if inserted is None:
+            return None
+        await connection.executemany(
+            "INSERT INTO order_items (order_id, product_id, quantity, price, subtotal) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            [
+                (new.order_id, line.product_id, line.quantity, line.price, line.subtotal)
+                for line in new.lines
+            ],
+        )
+    created_at: datetime = inserted["created_at"]
+    return created_at
+
+
+async def _adopt(pool: Pool, order_id: UUID, idempotency_key: str, fingerprint: str) -> bool:
+    """The existing row is this request's order (else Unprocessable); whether it is announced.
+
+    The projector writes a row without a fingerprint when it sees a PlaceOrder whose request
+    had timed out here; the retry adopts it as its own.
+    """
+    async with database_errors():
+        row = await pool.fetchrow(
+            """
+            UPDATE orders SET idempotency_key = $2, request_fingerprint = $3
+            WHERE id = $1 AND request_fingerprint IS NULL
+            RETURNING request_fingerprint, announced
+            """,
+            order_id,
+            idempotency_key,
+            fingerprint,
+        ) or await pool.fetchrow(
+            "SELECT request_fingerprint, announced FROM orders WHERE id = $1", order_id
+        )
+    if row is None:
+        # Withdrawn a moment ago, its announcement having failed: the client's next retry
+        # records the order anew.
+        raise ServiceUnavailable(
+            "this order could not be handed on just now; retry with the same key", 1
+        )
+    if row["request_fingerprint"] != fingerprint:
+        raise Unprocessable(
+            "this Idempotency-Key was used for a different request; use a new key for a new order"
+        )
+    announced: bool = row["announced"]
+    return announced
+
+
+async def _announce_or_withdraw(
+    pool: Pool,
+    order_id: UUID,
+    lines: list[PricedLine],
+    announce: Callable[[list[PricedLine]], Awaitable[object]],
+) -> None:
+    try:
+        await announce(lines)
+    except Exception:
+        try:
+            async with database_errors():
+                await pool.execute(
+                    "DELETE FROM orders WHERE id = $1 AND NOT announced AND status = 'pending'",
+                    order_id,
+                )
+        except ServiceUnavailable:
+            # withdraw_unannounced deletes it once the database is back.
+            log.warning("order %s not announced and not withdrawn yet", order_id)
+        raise
+    try:
+        async with database_errors():
+            await pool.execute(
+                "UPDATE orders SET announced = true WHERE id = $1 AND NOT announced", order_id
+            )
+    except ServiceUnavailable:
+        # Kafka has the order, so it is accepted; the projector marks it when it sees it.
+        log.warning("order %s announced but not marked so yet", order_id)
+
+
+async def withdraw_unannounced(pool: Pool, older_than: timedelta) -> int:
+    """Delete the orders an edge recorded and then died before announcing (see
+    ``place_order``), once older than any announcement can take; returns how many."""
+    async with database_errors():
+        withdrawn = await pool.fetch(
+            """
+            DELETE FROM orders
+            WHERE NOT announced AND status = 'pending' AND created_at < now() - $1::interval
+            RETURNING id
+            """,
+            older_than,
+        )
+    return len(withdrawn)
 
 
 async def _hold_place_in_line(

@@ -98,9 +98,9 @@ async def place_order(
     ]
     order_id = uuid.uuid5(_ORDER_IDS, f"{user.id}:{idempotency_key}")
 
-    async def announce(placed_id: UUID, accepted_at: datetime) -> None:
+    async def announce(priced: list[PricedLine]) -> None:
         command = PlaceOrder(
-            order_id=placed_id,
+            order_id=order_id,
             user_id=user.id,
             customer_email=user.email,
             items=tuple(
@@ -110,23 +110,25 @@ async def place_order(
                     unit_price=line.price,
                     subtotal=line.subtotal,
                 )
-                for line in lines
+                for line in priced
             ),
             currency=body.currency,
-            total=orders.total_of(lines),
+            total=orders.total_of(priced),
             payment_token=body.payment_token,
         )
         # The same order always travels as the same event, however often it is sent.
-        await sender.send(command, event_id=uuid.uuid5(placed_id, "PlaceOrder"))
+        await sender.send(command, event_id=uuid.uuid5(order_id, "PlaceOrder"))
 
     placement = await orders.place_order(
         db,
-        order_id=order_id,
-        user_id=user.id,
-        idempotency_key=idempotency_key,
-        fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
-        lines=lines,
-        currency=body.currency,
+        orders.NewOrder(
+            order_id=order_id,
+            user_id=user.id,
+            idempotency_key=idempotency_key,
+            fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
+            lines=lines,
+            currency=body.currency,
+        ),
         max_pending=settings.max_pending_orders_per_user,
         retry_after=settings.retry_after_seconds,
         announce=announce,

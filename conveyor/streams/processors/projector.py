@@ -262,7 +262,9 @@ async def _insert_orders(
     ]
     # The edge writes its own row (with the client's Idempotency-Key) and items before
     # publishing; an order placed another way gets its id as its key. Items are written
-    # only with a row this statement made: a row that exists has its items.
+    # only with a row this statement made: a row that exists has its items. A row the edge
+    # had not yet marked announced is marked: its PlaceOrder is in Kafka, so the edge must
+    # never withdraw it.
     rows = await connection.fetch(
         """
         WITH placed AS (
@@ -278,6 +280,10 @@ async def _insert_orders(
             FROM placed
             ON CONFLICT DO NOTHING
             RETURNING id
+        ),
+        announced AS (
+            UPDATE orders SET announced = true
+            FROM placed WHERE orders.id = placed.id AND NOT orders.announced
         ),
         items AS (
             INSERT INTO order_items (order_id, product_id, quantity, price, subtotal)
