@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from conveyor import __version__
-from conveyor.api import problems, security
+from conveyor.api import exposition, problems, security
 from conveyor.api.commands import CommandSender, Sends
 from conveyor.api.data import users
 from conveyor.api.deps import Resources, limit_auth_attempts, limit_requests
@@ -87,6 +87,11 @@ def create_app(
                 "CONVEYOR_JWT_SECRET is not set: tokens are signed with a key that dies with "
                 "this process; set it (32+ random bytes) for anything but local use"
             )
+        # Every worker of `conveyor api` runs this at once, and each step is safe so: the
+        # migrations take an advisory lock, the first admin is an INSERT ... ON CONFLICT DO
+        # NOTHING, and session pruning deletes with SKIP LOCKED, so sweeps side by side share
+        # the work.
+        exposition.forget_departed_workers()
         await apply_migrations(urls.database_url)
         pool = await asyncpg.create_pool(
             urls.database_url, min_size=2, max_size=20, reset=_keep_session
