@@ -55,5 +55,7 @@ COPY --from=build /opt/conveyor /opt/conveyor
 USER 10001:10001
 # The edge; the processors' and the operator's metrics; the operator's liveness probe.
 EXPOSE 18000 9100 8080
+# `conveyor api` serves with a uvicorn worker per CPU it may run on. A CPU quota
+# (docker run --cpus) does not narrow that: set CONVEYOR_API_WORKERS to match it.
 ENTRYPOINT ["conveyor"]
 CMD ["--help"]

@@ -238,30 +238,45 @@ def api(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on [env: CONVEYOR_API_PORT].")
     ] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes.", min=1)] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="uvicorn worker processes [env: CONVEYOR_API_WORKERS; default: one per CPU "
+            "this process may use].",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST edge (/api/v1, /docs, /healthz, /readyz, /metrics) with uvicorn.
 
     Reads KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL and CONVEYOR_* settings
     (CONVEYOR_JWT_SECRET, CONVEYOR_ADMIN_EMAIL, CONVEYOR_ADMIN_PASSWORD, CONVEYOR_CORS_ORIGINS,
-    rate limits, ...). Applies the schema migrations at start-up.
+    rate limits, ...). Applies the schema migrations at start-up. The workers' metrics are
+    added up in PROMETHEUS_MULTIPROC_DIR when it is set (emptied first), else in a temporary
+    directory.
     """
     import uvicorn
 
     from conveyor.api.settings import get_settings
+    from conveyor.api.workers import MetricsDirectoryUnusable, shared_metrics_directory
 
     settings = get_settings()
-    uvicorn.run(
-        "conveyor.api.app:create_app",
-        factory=True,
-        host=host or settings.api_host,
-        port=port if port is not None else settings.api_port,
-        workers=workers,
-        # The access log names routes and statuses; bodies (passwords, tokens) never.
-        access_log=True,
-        proxy_headers=True,
-        log_level="info",
-    )
+    try:
+        with shared_metrics_directory():
+            uvicorn.run(
+                "conveyor.api.app:create_app",
+                factory=True,
+                host=host or settings.api_host,
+                port=port if port is not None else settings.api_port,
+                workers=workers if workers is not None else settings.api_workers,
+                # The access log names routes and statuses; bodies (passwords, tokens) never.
+                access_log=True,
+                proxy_headers=True,
+                log_level="info",
+            )
+    except MetricsDirectoryUnusable as error:
+        raise _fail(error) from error
 
 
 def _publish(*messages: Message) -> list[UUID]:

@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from conveyor import __version__
-from conveyor.api import problems, security
+from conveyor.api import exposition, problems, security
 from conveyor.api.caching import SESSION_ENTRIES, CatalogCache, Expiring
 from conveyor.api.commands import CommandSender, Sends
 from conveyor.api.data import orders as order_records
@@ -110,6 +110,11 @@ def create_app(
                 "CONVEYOR_JWT_SECRET is not set: tokens are signed with a key that dies with "
                 "this process; set it (32+ random bytes) for anything but local use"
             )
+        # Every worker of `conveyor api` runs this at once, and each step is safe so: the
+        # migrations take an advisory lock, the first admin is an INSERT ... ON CONFLICT DO
+        # NOTHING, session pruning deletes with SKIP LOCKED, so sweeps side by side share
+        # the work, and withdrawing unannounced orders is a DELETE that finds each row once.
+        exposition.forget_departed_workers()
         await apply_migrations(urls.database_url)
         pool = await asyncpg.create_pool(
             urls.database_url,

@@ -17,7 +17,12 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["route", "method", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
-HTTP_IN_FLIGHT = Gauge("conveyor_http_requests_in_flight", "HTTP requests being answered now.")
+# Summed over the workers that run now: a worker that died answers nothing any more.
+HTTP_IN_FLIGHT = Gauge(
+    "conveyor_http_requests_in_flight",
+    "HTTP requests being answered now.",
+    multiprocess_mode="livesum",
+)
 ORDERS_ACCEPTED = Counter(
     "conveyor_orders_accepted_total",
     "Orders the edge accepted (PlaceOrder acknowledged by Kafka); replays are not counted.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 
@@ -15,11 +16,25 @@ from conveyor.infra.settings import RetentionSettings
 _EPHEMERAL_SECRET = secrets.token_urlsafe(48)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, which taskset and cpusets narrow.
+
+    A CPU quota (``docker run --cpus``, a Kubernetes CPU limit) does not narrow it; set
+    CONVEYOR_API_WORKERS under one.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS has no affinity call
+        return os.cpu_count() or 1
+
+
 class ApiSettings(RetentionSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=18000, ge=0, le=65535)
+    # uvicorn worker processes of `conveyor api`: one per CPU, so one edge uses the machine.
+    api_workers: int = Field(default_factory=usable_cpus, ge=1)
 
     # HS256 with a key of at least 256 bits (RFC 7518 §3.2).
     jwt_secret: SecretStr = SecretStr(_EPHEMERAL_SECRET)

@@ -7,6 +7,7 @@ pid and start time both match is ever signalled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -95,22 +96,37 @@ def as_user(user: str) -> dict[str, Any]:
 def stop(
     record: ProcessRecord, stop_signal: int = signal.SIGTERM, grace_seconds: float = 30
 ) -> None:
-    """Ask the process to stop, and kill it if it has not within ``grace_seconds``."""
+    """Ask the process to stop, and kill it if it has not within ``grace_seconds``; then kill
+    what it started and left running.
+
+    A process that stops cleanly stops its own children (the edge's uvicorn parent its
+    workers); one killed here cannot, and its children would go on holding its port.
+    """
     try:
         if record.is_alive():
             process = psutil.Process(record.pid)
+            children = process.children(recursive=True)
             process.send_signal(stop_signal)
             try:
                 process.wait(timeout=grace_seconds)
             except psutil.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+            _kill_left_running(children)
     except psutil.NoSuchProcess:
         pass
     finally:
         child = _children.pop(record.pid, None)
         if child is not None:
             child.wait()
+
+
+def _kill_left_running(children: list[psutil.Process]) -> None:
+    # psutil signals a process only while its pid still names the process it was made for.
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(children, timeout=10)
 
 
 def log_tail(log_file: Path, lines: int = 25) -> str:

@@ -67,6 +67,14 @@ def stack_pids(settings: DevStackSettings) -> dict[str, int]:
     return {name: record.pid for name, record in records.items()}
 
 
+def runs(process: psutil.Process) -> bool:
+    """Whether ``process`` (the very one, not a later one with its pid) has not exited."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def topic_names(settings: DevStackSettings) -> set[str]:
     async def list_topics() -> set[str]:
         admin = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{settings.kafka_port}")
@@ -172,6 +180,8 @@ def test_down_stops_every_process_it_started_and_nothing_else(
     bystander = subprocess.Popen(["sleep", "60"])
     try:
         pids = stack_pids(settings)
+        # The edge serves with a uvicorn worker per CPU, each a child of the recorded process.
+        edge_workers = psutil.Process(pids["api"]).children(recursive=True)
         result = conveyor(settings, "dev", "down")
         assert result.returncode == 0, result.stderr
         assert not [
@@ -179,7 +189,13 @@ def test_down_stops_every_process_it_started_and_nothing_else(
             for pid in pids.values()
             if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
         ]
-        for port in (settings.kafka_port, settings.postgres_port, settings.redis_port):
+        assert not [worker for worker in edge_workers if runs(worker)]
+        for port in (
+            settings.kafka_port,
+            settings.postgres_port,
+            settings.redis_port,
+            settings.api_port,
+        ):
             with socket.socket() as probe:
                 assert probe.connect_ex(("127.0.0.1", port)) != 0
         assert bystander.poll() is None

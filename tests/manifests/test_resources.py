@@ -10,6 +10,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from conveyor.api.settings import ApiSettings
+from conveyor.api.workers import MULTIPROC_VARIABLE
 from conveyor.domain.processors import PROCESSOR_NAMES, PROCESSORS, RETRIED_TOPICS
 from conveyor.domain.resources import StreamProcessorSpec, TopicResourceSpec
 from conveyor.domain.topics import TOPICS, dead_letter_topic, retry_topic
@@ -127,11 +128,13 @@ def test_the_kind_overlay_provides_every_service_address_the_manifests_read(
     assert read <= _secret_keys(on_kind)
 
 
+def _deployment(objects: list[Document], name: str) -> Document:
+    [found] = [item for item in of_kind(objects, "Deployment") if item["metadata"]["name"] == name]
+    return found
+
+
 def _container(objects: list[Document], deployment: str) -> dict[str, Any]:
-    [found] = [
-        item for item in of_kind(objects, "Deployment") if item["metadata"]["name"] == deployment
-    ]
-    [container] = found["spec"]["template"]["spec"]["containers"]
+    [container] = _deployment(objects, deployment)["spec"]["template"]["spec"]["containers"]
     assert isinstance(container, dict)
     return container
 
@@ -145,11 +148,44 @@ def test_the_edge_is_configured_with_variables_the_edge_reads(
 ) -> None:
     container = _container(installation, "conveyor-edge")
     names = {variable["name"] for variable in container["env"]}
-    assert names <= _variables(ApiSettings, "CONVEYOR_")
+    assert names <= _variables(ApiSettings, "CONVEYOR_") | {MULTIPROC_VARIABLE}
     env = {variable["name"]: variable.get("value") for variable in container["env"]}
     assert env["CONVEYOR_API_HOST"] == "0.0.0.0"
     [port] = container["ports"]
     assert port["containerPort"] == int(env["CONVEYOR_API_PORT"])
+    # The workers' metrics go to a volume of the pod's own: the root filesystem is read-only.
+    mounted = {mount["mountPath"] for mount in container["volumeMounts"]}
+    assert env[MULTIPROC_VARIABLE] in mounted
+
+
+def test_the_edge_scales_on_cpu_from_its_request_and_never_below_two_replicas(
+    installation: list[Document],
+) -> None:
+    [autoscaler] = of_kind(installation, "HorizontalPodAutoscaler")
+    spec = autoscaler["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "conveyor-edge",
+    }
+    [metric] = spec["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"]["type"] == "Utilization"
+    # Utilization is of the request, and the request also sets the workers.
+    container = _container(installation, "conveyor-edge")
+    assert "cpu" in container["resources"]["requests"]
+    [workers] = [v for v in container["env"] if v["name"] == "CONVEYOR_API_WORKERS"]
+    assert workers["valueFrom"]["resourceFieldRef"]["resource"] == "requests.cpu"
+    # The disruption budget lets one replica go at a time; two keep one serving.
+    [budget] = [
+        item
+        for item in of_kind(installation, "PodDisruptionBudget")
+        if item["metadata"]["name"] == "conveyor-edge"
+    ]
+    assert spec["minReplicas"] > budget["spec"]["maxUnavailable"]
+    assert spec["maxReplicas"] >= spec["minReplicas"]
+    # The autoscaler owns the count: re-applying the Deployment must not reset it.
+    assert "replicas" not in _deployment(installation, "conveyor-edge")["spec"]
 
 
 def test_the_operator_is_configured_with_variables_the_operator_reads(
@@ -166,11 +202,7 @@ def test_the_operator_is_configured_with_variables_the_operator_reads(
 
 def test_only_one_operator_ever_runs(installation: list[Document]) -> None:
     # Kopf runs standalone, without peering to elect a leader among replicas.
-    [deployment] = [
-        item
-        for item in of_kind(installation, "Deployment")
-        if item["metadata"]["name"] == "conveyor-operator"
-    ]
+    deployment = _deployment(installation, "conveyor-operator")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 

@@ -29,8 +29,18 @@ class EdgeProcess:
     settings: dict[str, str] = field(default_factory=dict)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     admin_password: str = field(default_factory=lambda: f"admin-{secrets.token_urlsafe(16)}")
+    # uvicorn workers; None leaves the edge's default (one per CPU). One unless a test asks:
+    # every worker holds a database pool of its own, and a test machine may have many CPUs.
+    workers: int | None = 1
     launched: Launched | None = None
     port: int = 0
+
+    @property
+    def pid(self) -> int:
+        """The ``conveyor api`` process (uvicorn's parent when it runs several workers)."""
+        assert self.launched is not None
+        assert self.launched.process is not None
+        return self.launched.process.pid
 
     @property
     def base_url(self) -> str:
@@ -54,6 +64,8 @@ class EdgeProcess:
             "CONVEYOR_MAX_PENDING_ORDERS_PER_USER": "1000000",
             **self.settings,
         }
+        if self.workers is not None:
+            env["CONVEYOR_API_WORKERS"] = str(self.workers)
         command = [sys.executable, "-m", "conveyor", "api"]
         self.launched = Launched("the edge", command, self.log_path, env)
         self.launched.start(f"{self.base_url}/healthz", timeout)

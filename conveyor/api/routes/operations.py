@@ -6,9 +6,10 @@ import asyncio
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 
+from conveyor.api import exposition
 from conveyor.api.deps import Held
 from conveyor.domain.rest import Health, Readiness
 from conveyor.infra.errors import InfraError
@@ -61,5 +62,5 @@ async def readyz(held: Held) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
 )
 async def prometheus_metrics() -> Response:
-    """The edge's metrics in Prometheus' text format."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """The edge's metrics in Prometheus' text format, added up over all its workers."""
+    return Response(exposition.latest(), media_type=CONTENT_TYPE_LATEST)
