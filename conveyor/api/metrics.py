@@ -18,6 +18,10 @@ HTTP_REQUEST_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 HTTP_IN_FLIGHT = Gauge("conveyor_http_requests_in_flight", "HTTP requests being answered now.")
+HTTP_REQUESTS_SHED = Counter(
+    "conveyor_http_requests_shed_total",
+    "HTTP requests answered 503 at once because their worker had its cap in flight.",
+)
 ORDERS_ACCEPTED = Counter(
     "conveyor_orders_accepted_total",
     "Orders the edge accepted (PlaceOrder acknowledged by Kafka); replays are not counted.",
