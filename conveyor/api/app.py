@@ -24,7 +24,7 @@ from conveyor.api.data import orders as order_records
 from conveyor.api.data import users
 from conveyor.api.deps import Resources, limit_auth_attempts, limit_requests
 from conveyor.api.errors import ServiceUnavailable
-from conveyor.api.middleware import BodyLimit, RequestMetrics
+from conveyor.api.middleware import BodyLimit, InFlight, RequestMetrics, ShedOverCapacity
 from conveyor.api.problems import PROBLEM_MEDIA_TYPE
 from conveyor.api.routes import auth, operations, orders, products
 from conveyor.api.routes import users as user_routes
@@ -178,9 +178,18 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_requests)])
     app.include_router(operations.router)
     app.state.settings = settings
+    in_flight = InFlight(settings.max_requests_in_flight)
+    app.state.in_flight = in_flight
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
+    # Added innermost first. A shed request is answered inside RequestMetrics, so it is counted
+    # (503) like any other, and inside CORS, so a browser may read its Retry-After.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ShedOverCapacity,
+        in_flight=in_flight,
+        retry_after_seconds=settings.retry_after_seconds,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -207,7 +216,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             answers: dict[str, Any] = operation.setdefault("responses", {})
             if path.startswith(API_PREFIX):
                 answers.setdefault("429", {"description": "Rate limit reached; see Retry-After."})
-                answers.setdefault("503", {"description": "A backing service is unavailable."})
+                answers.setdefault(
+                    "503",
+                    {
+                        "description": "A backing service is unavailable, or the edge is at "
+                        "capacity; see Retry-After."
+                    },
+                )
                 if "requestBody" in operation:
                     answers.setdefault("413", {"description": "The body is over the size limit."})
                     answers.setdefault("422", {"description": "The request is not valid."})

@@ -24,6 +24,7 @@ from conveyor.api.caching import CatalogCache, Expiring
 from conveyor.api.commands import Sends
 from conveyor.api.data import users
 from conveyor.api.errors import Forbidden, Unauthorized
+from conveyor.api.middleware import InFlight
 from conveyor.api.settings import ApiSettings
 from conveyor.api.waiting import OrderStatusWatcher
 from conveyor.domain.rest import Role, UserPublic, UserStatus
@@ -54,7 +55,13 @@ async def current_settings(request: Request) -> ApiSettings:
     return settings
 
 
+async def _in_flight(request: Request) -> InFlight:
+    counted: InFlight = request.app.state.in_flight
+    return counted
+
+
 Settings = Annotated[ApiSettings, Depends(current_settings)]
+InFlightRequests = Annotated[InFlight, Depends(_in_flight)]
 Held = Annotated[Resources, Depends(resources)]
 
 

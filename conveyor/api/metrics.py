@@ -23,6 +23,10 @@ HTTP_IN_FLIGHT = Gauge(
     "HTTP requests being answered now.",
     multiprocess_mode="livesum",
 )
+HTTP_REQUESTS_SHED = Counter(
+    "conveyor_http_requests_shed_total",
+    "HTTP requests answered 503 at once because their worker had its cap in flight.",
+)
 ORDERS_ACCEPTED = Counter(
     "conveyor_orders_accepted_total",
     "Orders the edge accepted (PlaceOrder acknowledged by Kafka); replays are not counted.",

@@ -61,6 +61,12 @@ class ApiSettings(RetentionSettings):
     # loses its order to the sweep.
     withdraw_unannounced_after_seconds: float = Field(default=120.0, gt=0)
     retry_after_seconds: int = Field(default=5, ge=1)
+    # Requests one worker process answers at once; one more is answered 503 with Retry-After
+    # at once rather than queued (probes and /metrics are never refused, long polls are not
+    # counted while they wait). A cheap request takes the edge about 0.5 ms of CPU (an
+    # estimate), so behind 200 in flight a new one may wait about 100 ms: half the 200 ms
+    # objective, leaving the other half for PostgreSQL and Kafka.
+    max_requests_in_flight: int = Field(default=200, ge=1)
     # Orders one account may have pending at once: one account cannot hold scarce stock
     # behind slow payments. Counted from the orders the edge recorded, so an order accepted
     # a moment ago counts before the projector has seen it.

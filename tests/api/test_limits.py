@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.api.app import DATABASE_APPLICATION_NAME
 from conveyor.devstack.settings import free_ports
+from conveyor.infra import readmodel
 from tests.support.edge import Account, Api, EdgeProcess
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually_async
@@ -317,3 +322,166 @@ async def test_an_order_an_edge_recorded_but_never_announced_is_withdrawn(
     finally:
         await connection.close()
     assert left == [announced]
+
+
+@pytest.fixture
+def edge_of_two(stack: RunningStack, tmp_path: Path) -> Iterator[EdgeProcess]:
+    """An edge whose worker answers two requests at once and sheds any more."""
+    edge = EdgeProcess(
+        stack.urls,
+        tmp_path / "edge.log",
+        settings={"CONVEYOR_MAX_REQUESTS_IN_FLIGHT": "2", "CONVEYOR_RETRY_AFTER_SECONDS": "3"},
+    )
+    edge.start()
+    try:
+        yield edge
+    finally:
+        edge.stop()
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples_of(metrics_text: str) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+    }
+
+
+async def edge_samples(edge: EdgeProcess) -> Samples:
+    async with httpx.AsyncClient(base_url=edge.base_url) as http:
+        return samples_of((await http.get("/metrics")).text)
+
+
+async def requests_being_answered(edge: EdgeProcess) -> float:
+    """The in-flight gauge, less the scrape that reads it (which counts itself)."""
+    return (await edge_samples(edge))[("conveyor_http_requests_in_flight", ())] - 1
+
+
+async def login_held_until(release: asyncio.Event, http: httpx.AsyncClient, who: Account) -> int:
+    """Log in with a body whose last bytes are sent only once ``release`` is set; the edge
+    has the request in flight meanwhile, reading its body."""
+    body = json.dumps({"email": who.email, "password": who.password}).encode()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield body[:1]
+        await release.wait()
+        yield body[1:]
+
+    answer = await http.post(
+        "/auth/login", content=slowly(), headers={"Content-Type": "application/json"}
+    )
+    return answer.status_code
+
+
+async def test_above_the_in_flight_cap_a_request_gets_503_with_retry_after_and_probes_answer(
+    edge_of_two: EdgeProcess,
+) -> None:
+    client = Api(edge_of_two)
+    release = asyncio.Event()
+    try:
+        account = await client.new_account()
+        held = [
+            asyncio.create_task(login_held_until(release, client.http, account)) for _ in range(2)
+        ]
+        await eventually_async(
+            lambda: requests_being_answered(edge_of_two),
+            "both held logins are in flight",
+            until=lambda count: count == 2,
+        )
+        shed = await client.http.get("/products")
+        async with httpx.AsyncClient(base_url=edge_of_two.base_url) as operations:
+            health = await operations.get("/healthz")
+            ready = await operations.get("/readyz")
+            scrape = await operations.get("/metrics")
+        release.set()
+        logins = await asyncio.gather(*held)
+        served = await client.http.get("/products")
+    finally:
+        release.set()
+        await client.close()
+
+    assert shed.status_code == 503
+    assert shed.headers["retry-after"] == "3"
+    assert shed.headers["content-type"] == "application/problem+json"
+    assert "at capacity" in shed.json()["detail"]
+    assert "again in 3 seconds" in shed.json()["detail"]
+    assert [health.status_code, ready.status_code, scrape.status_code] == [200, 200, 200]
+    counted = samples_of(scrape.text)
+    assert counted[("conveyor_http_requests_shed_total", ())] == 1
+    # Shed before routing, so under the label of requests that reached no route.
+    shed_labels = (("method", "GET"), ("route", "unmatched"), ("status", "503"))
+    assert counted[("conveyor_http_requests_total", shed_labels)] == 1
+    # Once the held requests are answered, the edge serves again.
+    assert logins == [200, 200]
+    assert served.status_code == 200
+
+
+async def pending_order(stack: RunningStack, owner: Account) -> uuid.UUID:
+    """An order row as the edge writes it, pending, whose command went nowhere: no processor
+    will ever move it on, so a long poll on it waits its full time."""
+    order_id = uuid.uuid4()
+    connection = await asyncpg.connect(stack.urls.database_url)
+    try:
+        await connection.execute(
+            "INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status, "
+            "total, currency) VALUES ($1, $2, $3, 'fingerprint', 'pending', 10, 'EUR')",
+            order_id,
+            owner.id,
+            uuid.uuid4().hex,
+        )
+        await connection.execute(
+            "INSERT INTO order_items (order_id, product_id, quantity, price, subtotal) "
+            "VALUES ($1, $2, 1, $3, $3)",
+            order_id,
+            uuid.uuid4(),
+            Decimal("10.00"),
+        )
+    finally:
+        await connection.close()
+    return order_id
+
+
+async def test_long_polls_waiting_on_an_order_take_no_place_under_the_cap(
+    edge_of_two: EdgeProcess, stack: RunningStack, cache: aioredis.Redis
+) -> None:
+    client = Api(edge_of_two)
+    try:
+        account = await client.new_account()
+        order_id = await pending_order(stack, account)
+        polls = [
+            asyncio.create_task(
+                client.http.get(f"/orders/{order_id}", params={"wait": 30}, headers=account.auth)
+            )
+            for _ in range(2)
+        ]
+        await eventually_async(
+            lambda: requests_being_answered(edge_of_two),
+            "both long polls are in flight",
+            until=lambda count: count == 2,
+        )
+        # Were the waiting polls counted, every request here would be shed until they end.
+        served = await eventually_async(
+            lambda: client.http.get("/products"),
+            "the edge serves while two long polls wait",
+            until=lambda answer: answer.status_code == 200,
+            within=20,
+        )
+        still_waiting = not any(poll.done() for poll in polls)
+
+        async def announce_a_change() -> bool:
+            # As the projector does when the order changes; again until both polls heard it,
+            # since one may not have subscribed yet.
+            await cache.publish(readmodel.order_status_channel(order_id), "{}")
+            return all(poll.done() for poll in polls)
+
+        await eventually_async(announce_a_change, "both polls answer when the order changes")
+        answers = await asyncio.gather(*polls)
+    finally:
+        await client.close()
+    assert served.status_code == 200
+    assert still_waiting
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert {answer.json()["status"] for answer in answers} == {"pending"}

@@ -13,7 +13,8 @@ _DESCRIPTIONS = {
     404: "No such resource, or not the caller's.",
     409: "Conflicts with the resource's current state.",
     422: "The request is well formed but cannot be applied.",
-    503: "Kafka is unavailable; nothing was recorded. See Retry-After.",
+    503: "Kafka is unavailable (nothing was recorded), or the edge is at capacity; "
+    "see Retry-After.",
 }
 
 

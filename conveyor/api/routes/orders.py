@@ -14,7 +14,17 @@ from fastapi import APIRouter, Header, Query, Response, status
 from conveyor.api import metrics
 from conveyor.api.data import orders, products
 from conveyor.api.data.orders import PricedLine
-from conveyor.api.deps import Cache, CurrentUser, Cursor, Db, Limit, Sender, Settings, Watcher
+from conveyor.api.deps import (
+    Cache,
+    CurrentUser,
+    Cursor,
+    Db,
+    InFlightRequests,
+    Limit,
+    Sender,
+    Settings,
+    Watcher,
+)
 from conveyor.api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from conveyor.api.routes import problems
 from conveyor.domain.messages import CancelOrder, OrderLine, OrderStatus, PlaceOrder
@@ -148,6 +158,7 @@ async def get_order(
     db: Db,
     cache: Cache,
     watcher: Watcher,
+    in_flight: InFlightRequests,
     wait: Annotated[
         float,
         Query(
@@ -168,7 +179,10 @@ async def get_order(
         order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
         if order.status is OrderStatus.PENDING:
             try:
-                await asyncio.wait_for(changed.wait(), wait)
+                # Waiting costs the worker nothing, so it does not take a place under the
+                # in-flight cap (CONVEYOR_MAX_REQUESTS_IN_FLIGHT) meanwhile.
+                with in_flight.parked():
+                    await asyncio.wait_for(changed.wait(), wait)
             except TimeoutError:
                 return order
             order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
