@@ -71,3 +71,14 @@ class CpuMeter:
         own = psutil.Process().cpu_times()
         readings[GENERATOR] = own.user + own.system
         return readings
+
+
+def machine_busy_seconds() -> float:
+    """CPU the whole machine used since it started, every process of it, all cores."""
+    times = psutil.cpu_times()
+    # Linux's fields; guest time is already in user.
+    return (
+        times.user
+        + times.system
+        + sum(getattr(times, name, 0.0) for name in ("nice", "irq", "softirq", "steal"))
+    )
