@@ -19,7 +19,8 @@ The climb holds each population of ``--populations`` for ``--step-seconds``, mea
 one mean think time in which its shoppers arrive spread out (no thundering herd), and stops
 at the first one where an action's p95 passes ``P95_GOAL_MS`` or an answer is not 2xx. Each
 step prints the latencies per action, the answers by kind, and CPU: the edge's per request
-(its workers included), the whole stack's and the generator's. Before the climb a baseline in
+(its workers included), the whole stack's, the generator's, and that of other work on the
+machine, which would make the figures pessimistic. Before the climb a baseline in
 the same run: ``BASELINE_CLIENTS`` clients in a closed loop on the first catalog page alone,
 so the mix's CPU per request is read as a ratio to the cheapest request there is.
 
