@@ -8,8 +8,10 @@ RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
 # e.g. SOAK_ARGS='--orders 20000 --rate 40 --through-edge'
 SOAK_ARGS ?=
+# e.g. LOAD_ARGS='--populations 1000,2500 --step-seconds 30'
+LOAD_ARGS ?=
 
-.PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast run down status crds manifests kind-up kind-down dashboards bench throughput soak all
+.PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast run down status crds manifests kind-up kind-down dashboards bench throughput soak load all
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,5 +89,8 @@ throughput: install ## Throughput alone: open-loop climbs of the pipeline, the e
 
 soak: install ## Soak, about an hour: 100,000 orders per scenario at 60/s, completion rate per window, changelog record size, restore time (SOAK_ARGS=...)
 	$(RUN) python -m benchmarks.soak $(SOAK_ARGS)
+
+load: install ## Shoppers on the whole local stack: a browsing and ordering mix climbing to 10,000 at once, p95 per action against 200 ms, about 10 min (LOAD_ARGS=...)
+	$(RUN) python -m benchmarks.shoppers $(LOAD_ARGS)
 
 all: format lint test ## Format, lint and test

@@ -14,6 +14,8 @@ after the saga's, whose figures they would otherwise skew.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import os
 import secrets
 import statistics
@@ -24,6 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -54,25 +57,38 @@ class Figures:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    requests: int
 
 
 def _figures(latencies: list[float], elapsed: float) -> Figures:
     cuts = statistics.quantiles(latencies, n=100)
-    return Figures(len(latencies) / elapsed, cuts[49] * 1000, cuts[94] * 1000, cuts[98] * 1000)
+    return Figures(
+        len(latencies) / elapsed,
+        cuts[49] * 1000,
+        cuts[94] * 1000,
+        cuts[98] * 1000,
+        len(latencies),
+    )
 
 
-async def _concurrently(attempt: Any, count: int, lanes: int = CONCURRENCY) -> Figures:
-    """Run ``attempt()`` ``count`` times, ``lanes`` at a time; each must succeed."""
+async def concurrently(
+    attempt: Any, count: int | None, lanes: int = CONCURRENCY, seconds: float = math.inf
+) -> Figures:
+    """Run ``attempt()`` ``count`` times (without end when None), ``lanes`` at a time, for
+    ``seconds`` at most; each must succeed. A closed loop: a lane sends when answered."""
     latencies: list[float] = []
-    remaining = iter(range(count))
+    remaining = itertools.count() if count is None else iter(range(count))
+    began = time.perf_counter()
+    ends = began + seconds
 
     async def lane() -> None:
         for _ in remaining:
-            began = time.perf_counter()
+            sent = time.perf_counter()
+            if sent >= ends:
+                return
             await attempt()
-            latencies.append(time.perf_counter() - began)
+            latencies.append(time.perf_counter() - sent)
 
-    began = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(lanes)))
     return _figures(latencies, time.perf_counter() - began)
 
@@ -91,8 +107,8 @@ async def _raw_producer(urls: ServiceUrls) -> Figures:
         async def send() -> None:
             await producer.send_and_wait(topic, value, key=key)
 
-        await _concurrently(send, WARM_UP)
-        return await _concurrently(send, REQUESTS)
+        await concurrently(send, WARM_UP)
+        return await concurrently(send, REQUESTS)
     finally:
         await producer.stop()
 
@@ -126,7 +142,8 @@ class EdgeServer:
         self.launched.stop(grace_seconds=30)
 
 
-async def _json(response: aiohttp.ClientResponse, expected: int) -> Any:
+async def answer_json(response: aiohttp.ClientResponse, expected: int) -> Any:
+    """The answer's JSON; any other status than ``expected`` fails, saying what came."""
     if response.status != expected:
         raise RuntimeError(
             f"{response.method} {response.url}: {response.status} {await response.text()}"
@@ -134,20 +151,37 @@ async def _json(response: aiohttp.ClientResponse, expected: int) -> Any:
     return await response.json()
 
 
-class EdgeClient:
-    """The benchmark's own edge (``benchmarks.edge.EdgeServer``), logged in as its admin."""
+def new_order(
+    products: Sequence[UUID], authorization: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body and headers of a POST /orders of one of each of ``products``, paid by a card
+    that authorizes, under a fresh Idempotency-Key."""
+    body = {
+        "items": [{"product_id": str(product), "quantity": 1} for product in products],
+        "currency": "EUR",
+        "payment_token": "tok_visa",
+    }
+    return body, {**authorization, "Idempotency-Key": uuid.uuid4().hex}
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, password: str) -> None:
+
+class EdgeClient:
+    """An edge logged in as its admin: the benchmark's own (``benchmarks.edge.EdgeServer``)
+    unless another admin is given."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, password: str, email: str = ADMIN_EMAIL
+    ) -> None:
         self.session = session
         self.api = f"{url}/api/v1"
+        self.email = email
         self.password = password
         self.authorization: dict[str, str] = {}
 
     async def log_in(self) -> None:
         async with self.session.post(
-            f"{self.api}/auth/login", json={"email": ADMIN_EMAIL, "password": self.password}
+            f"{self.api}/auth/login", json={"email": self.email, "password": self.password}
         ) as response:
-            token = (await _json(response, 200))["access_token"]
+            token = (await answer_json(response, 200))["access_token"]
         self.authorization = {"Authorization": f"Bearer {token}"}
 
     async def keep_logged_in(self) -> None:
@@ -157,31 +191,35 @@ class EdgeClient:
 
     async def my_id(self) -> UUID:
         async with self.session.get(f"{self.api}/users/me", headers=self.authorization) as reply:
-            return UUID((await _json(reply, 200))["id"])
+            return UUID((await answer_json(reply, 200))["id"])
 
-    async def create_product(self) -> UUID:
+    async def create_product(
+        self,
+        name: str = "Load mug",
+        description: str = "",
+        category: str = "",
+        price: Decimal = PRICE,
+    ) -> UUID:
+        """A product in EUR with ``STOCK`` units, which no run sells out."""
         body = {
             "sku": f"LOAD-{uuid.uuid4().hex[:10]}",
-            "name": "Load mug",
-            "price": str(PRICE),
+            "name": name,
+            "description": description,
+            "category": category,
+            "price": str(price),
             "currency": "EUR",
             "initial_stock": STOCK,
         }
         async with self.session.post(
             f"{self.api}/products", json=body, headers=self.authorization
         ) as response:
-            return UUID((await _json(response, 201))["id"])
+            return UUID((await answer_json(response, 201))["id"])
 
     async def place_order(self, products: Sequence[UUID]) -> UUID:
         """POST /orders of one of each of ``products``; the new order's id."""
-        body = {
-            "items": [{"product_id": str(product), "quantity": 1} for product in products],
-            "currency": "EUR",
-            "payment_token": "tok_visa",
-        }
-        headers = {**self.authorization, "Idempotency-Key": uuid.uuid4().hex}
+        body, headers = new_order(products, self.authorization)
         async with self.session.post(f"{self.api}/orders", json=body, headers=headers) as answer:
-            return UUID((await _json(answer, 202))["id"])
+            return UUID((await answer_json(answer, 202))["id"])
 
 
 # The edge's access tokens live 15 minutes; a run through it may outlast one.
@@ -226,7 +264,9 @@ async def _edge(
             async with session.post(
                 f"{api}/auth/login", json={"email": ADMIN_EMAIL, "password": admin_password}
             ) as response:
-                admin = {"Authorization": f"Bearer {(await _json(response, 200))['access_token']}"}
+                admin = {
+                    "Authorization": f"Bearer {(await answer_json(response, 200))['access_token']}"
+                }
             async with session.post(
                 f"{api}/products",
                 json={
@@ -238,7 +278,7 @@ async def _edge(
                 },
                 headers=admin,
             ) as response:
-                product = (await _json(response, 201))["id"]
+                product = (await answer_json(response, 201))["id"]
             body = {
                 "items": [{"product_id": product, "quantity": 1}],
                 "currency": "EUR",
@@ -248,11 +288,11 @@ async def _edge(
             async def place() -> None:
                 headers = {**admin, "Idempotency-Key": uuid.uuid4().hex}
                 async with session.post(f"{api}/orders", json=body, headers=headers) as answer:
-                    await _json(answer, 202)
+                    await answer_json(answer, 202)
 
-            await _concurrently(place, WARM_UP)
-            loaded = await _concurrently(place, REQUESTS)
-            alone = await _concurrently(place, ALONE, lanes=1)
+            await concurrently(place, WARM_UP)
+            loaded = await concurrently(place, REQUESTS)
+            alone = await concurrently(place, ALONE, lanes=1)
             return loaded, alone
     finally:
         server.stop()

@@ -152,9 +152,12 @@ def figures_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[st
 # -- what became of the orders ----------------------------------------------------------------
 
 
-async def terminal_count(pool: asyncpg.Pool, customer: UUID) -> int:
+async def terminal_count(pool: asyncpg.Pool, customers: UUID | Sequence[UUID]) -> int:
+    """Terminal orders of one customer, or of all of several."""
+    wanted = [customers] if isinstance(customers, UUID) else list(customers)
     done: int = await pool.fetchval(
-        "SELECT count(*) FROM orders WHERE user_id = $1 AND status <> 'pending'", customer
+        "SELECT count(*) FROM orders WHERE user_id = ANY($1::uuid[]) AND status <> 'pending'",
+        wanted,
     )
     return done
 
@@ -163,16 +166,16 @@ async def wait_terminal(
     pool: asyncpg.Pool,
     console: Console,
     label: str,
-    customer: UUID,
+    customers: UUID | Sequence[UUID],
     count: int,
     began: float,
     stalled_hint: str = "",
 ) -> None:
-    """Gate: all ``count`` orders of ``customer`` terminal; fails once none became so for
+    """Gate: all ``count`` orders of ``customers`` terminal; fails once none became so for
     a while (``stalled_hint`` says what that may mean)."""
     last_done, last_change, last_line = -1, time.monotonic(), time.monotonic()
     while True:
-        done = await terminal_count(pool, customer)
+        done = await terminal_count(pool, customers)
         now = time.monotonic()
         if done == count:
             return
@@ -332,6 +335,20 @@ def gate_one_email_per_order(maildir: Path, label: str, ended: dict[UUID, str]) 
             f"{label}: {len(wrong):,} of {len(ended):,} terminal orders do not have exactly "
             f"one email (first ones: {first})"
         )
+
+
+async def wait_one_email_per_order(maildir: Path, label: str, ended: dict[UUID, str]) -> None:
+    """Gate: one email per order of ``ended``; the email follows the terminal event, so it is
+    given a while to arrive."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            gate_one_email_per_order(maildir, label, ended)
+            return
+        except GateFailed:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
 
 
 def on_a_stack_of_its_own(

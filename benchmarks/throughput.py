@@ -38,17 +38,15 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import psutil
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.cpu import CpuMeter, running_pids
 from benchmarks.edge import EdgeServer, logged_in_edge
 from benchmarks.orderload import (
     STOCK,
-    GateFailed,
     figures_table,
     gate_no_dead_letters,
-    gate_one_email_per_order,
     gate_stock,
     on_a_stack_of_its_own,
     open_loop,
@@ -56,6 +54,7 @@ from benchmarks.orderload import (
     place_order,
     quantile,
     terminal_count,
+    wait_one_email_per_order,
     wait_products_known,
     wait_terminal,
 )
@@ -78,14 +77,6 @@ P95_GOAL_MS = 250.0
 BASELINE_BEYOND = (1.5, 2.0, 3.0, 4.0)
 DRAIN_SECONDS = 5.0
 SEED = 20_261_201
-# The stack's own services, named apart from the processors (one of which is "payments").
-SERVICE_LABELS = {
-    "kafka": "Kafka",
-    "postgres": "PostgreSQL",
-    "redis": "Redis",
-    "smtp": "mail sink",
-    "payments": "payment gateway",
-}
 # What the cost goal adds up: the processors and the services they use, not the outside
 # parties (mail sink, payment gateway) or the load generator.
 COUNTED_LABELS = (*PROCESSOR_NAMES, "Kafka", "PostgreSQL", "Redis")
@@ -110,49 +101,6 @@ class Step:
 
     def counted_cpu_ms(self) -> float:
         return sum(self.cpu_ms_per_order.get(label, 0.0) for label in COUNTED_LABELS)
-
-
-GENERATOR = "load generator"
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU a process and its live descendants used, and its reaped children."""
-    try:
-        process = psutil.Process(pid)
-        times = process.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
-        for child in process.children(recursive=True):
-            try:
-                child_times = child.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += child_times.user + child_times.system
-        return total
-    except psutil.NoSuchProcess:
-        return 0.0
-
-
-class CpuMeter:
-    """CPU per process between two readings, by a label for each process."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.started: dict[str, float] = {}
-
-    def start(self) -> None:
-        self.started = self._read()
-
-    def used(self) -> dict[str, float]:
-        return {
-            label: seconds - self.started.get(label, 0.0) for label, seconds in self._read().items()
-        }
-
-    def _read(self) -> dict[str, float]:
-        readings = {label: _cpu_seconds(pid) for label, pid in self.pids.items()}
-        # This process alone: the stack's services are its children too.
-        own = psutil.Process().cpu_times()
-        readings[GENERATOR] = own.user + own.system
-        return readings
 
 
 def _order_lines(products: Sequence[UUID], rng: random.Random) -> list[UUID]:
@@ -198,13 +146,8 @@ class Throughput:
         self._print_summary()
 
     def _pids(self, edge: EdgeServer | None = None) -> dict[str, int]:
-        # From the state files the stack keeps: asking for its status would run its health
-        # checks, each an event loop of its own.
-        running = self.components.state.load()
-        pids = {name: running[name].pid for name in PROCESSOR_NAMES if name in running}
+        pids = running_pids(self.stack, self.components, PROCESSOR_NAMES)
         pids.update(self.baseline_pids)
-        for name, record in self.stack.state.load().items():
-            pids[SERVICE_LABELS[name]] = record.pid
         if edge is not None and edge.launched.process is not None:
             pids["edge"] = edge.launched.process.pid
         return pids
@@ -359,16 +302,7 @@ class Throughput:
         await gate_stock(pool, [row["product_id"] for row in products])
         await gate_no_dead_letters(self.urls.kafka_bootstrap_servers, f"after {label}")
         ended = {row["id"]: row["status"] for row in rows}
-        # The email follows the terminal event; it is given a while to arrive.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                gate_one_email_per_order(self.stack.maildir, label, ended)
-                return
-            except GateFailed:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(1)
+        await wait_one_email_per_order(self.stack.maildir, label, ended)
 
     # -- output --------------------------------------------------------------------------
 
