@@ -58,10 +58,9 @@ class CommandSender:
     async def send(self, message: Message, *, event_id: UUID | None = None) -> UUID:
         """Return once Kafka acknowledged ``message`` (acks=all); ServiceUnavailable otherwise."""
         try:
-            publisher = await self._started()
-            return await asyncio.wait_for(
-                publisher.publish(message, event_id=event_id), self.send_timeout
-            )
+            # One deadline for the whole send, start included: a request queued behind
+            # another's attempt to reach a silent broker waits no longer than the first.
+            return await asyncio.wait_for(self._publish(message, event_id), self.send_timeout)
         except (KafkaUnavailable, TimeoutError, OSError) as exc:
             metrics.KAFKA_PUBLISH_FAILURES.inc()
             log.warning("Kafka did not take %s: %r", message.type, exc)
@@ -71,6 +70,10 @@ class CommandSender:
                 "the same Idempotency-Key)",
                 self.retry_after,
             ) from exc
+
+    async def _publish(self, message: Message, event_id: UUID | None) -> UUID:
+        publisher = await self._started()
+        return await publisher.publish(message, event_id=event_id)
 
     async def check_reachable(self) -> None:
         """Raise when Kafka does not answer within the send timeout (for /readyz)."""
