@@ -24,8 +24,15 @@ from conveyor.api.data import orders as order_records
 from conveyor.api.data import users
 from conveyor.api.deps import Resources, limit_auth_attempts, limit_requests
 from conveyor.api.errors import ServiceUnavailable
-from conveyor.api.middleware import BodyLimit, InFlight, RequestMetrics, ShedOverCapacity
+from conveyor.api.middleware import (
+    BodyLimit,
+    InFlight,
+    RequestMetrics,
+    ShedOverCapacity,
+)
 from conveyor.api.problems import PROBLEM_MEDIA_TYPE
+from conveyor.api.ratelimit import RateLimiter
+from conveyor.api.repeats import CatalogRepeats
 from conveyor.api.routes import auth, operations, orders, products
 from conveyor.api.routes import users as user_routes
 from conveyor.api.settings import ApiSettings, get_settings
@@ -150,6 +157,7 @@ def create_app(
                 watcher,
                 CatalogCache(settings.catalog_cache_seconds),
                 Expiring("session", settings.session_cache_seconds, SESSION_ENTRIES),
+                RateLimiter(cache),
             )
             yield
         finally:
@@ -184,6 +192,8 @@ def create_app(
 
     # Added innermost first. A shed request is answered inside RequestMetrics, so it is counted
     # (503) like any other, and inside CORS, so a browser may read its Retry-After.
+    # Innermost: a repeated catalog read is answered without routing (docs/edge.md).
+    app.add_middleware(CatalogRepeats, prefix=f"{API_PREFIX}/products")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         ShedOverCapacity,

@@ -14,10 +14,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request, Response
 from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from conveyor.api import metrics
 
@@ -71,6 +73,10 @@ class Expiring(Generic[Key, Value]):
 class CachedAnswer:
     body: bytes
     etag: str
+    # The route that made it and its path parameters: a repeat, answered before routing,
+    # is labelled in the request metrics as the route labels its own answers.
+    route: object
+    path_params: dict[str, Any]
 
 
 CATALOG_ENTRIES = 10_000
@@ -81,9 +87,13 @@ SESSION_ENTRIES = 100_000
 class CatalogCache:
     """Catalog answers (pages, searches, products) as the bytes sent, with their ETag.
 
-    The answer does not depend on who asks, so one entry serves everyone. Anonymous readers
-    are told they may cache it as long as the edge does (``public``), and a browser that
-    sends the ETag back gets 304 without a body.
+    The route computes an answer and keeps it (``answer``); a repeat of the same request is
+    answered from here before routing (``repeat``, from ``CatalogRepeats`` in
+    ``conveyor.api.repeats``), which skips FastAPI's routing, validation and
+    dependencies: the query string is the one the route already validated. The answer does
+    not depend on who asks, so one entry serves everyone. Anonymous readers are told they
+    may cache it as long as the edge does (``public``), and a browser that sends the ETag
+    back gets 304 without a body.
     """
 
     def __init__(self, lifetime: float) -> None:
@@ -93,24 +103,35 @@ class CatalogCache:
     async def answer(
         self, request: Request, compute: Callable[[], Awaitable[BaseModel]]
     ) -> Response:
-        key = f"{request.url.path}?{request.url.query}"
-        cached = self._answers.get(key)
-        if cached is None:
-            body = (await compute()).model_dump_json().encode()
-            cached = CachedAnswer(body, f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"')
-            self._answers.put(key, cached)
-        audience = "private" if "authorization" in request.headers else "public"
-        headers = {
-            "ETag": cached.etag,
-            "Cache-Control": f"{audience}, max-age={int(self.lifetime)}",
-        }
-        if _matches(request.headers.get("if-none-match"), cached.etag):
-            return Response(status_code=304, headers=headers)
-        return Response(cached.body, media_type="application/json", headers=headers)
+        """The route's answer, computed, kept and sent."""
+        body = (await compute()).model_dump_json().encode()
+        cached = CachedAnswer(
+            body,
+            f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"',
+            request.scope.get("route"),
+            dict(request.path_params),
+        )
+        self._answers.put(_key(request.scope), cached)
+        return self.response(request.headers, cached)
+
+    def repeat(self, scope: Scope) -> CachedAnswer | None:
+        return self._answers.get(_key(scope))
+
+    def response(self, headers: Headers, cached: CachedAnswer) -> Response:
+        audience = "private" if "authorization" in headers else "public"
+        sent = {"ETag": cached.etag, "Cache-Control": f"{audience}, max-age={int(self.lifetime)}"}
+        if _matches(headers.get("if-none-match"), cached.etag):
+            return Response(status_code=304, headers=sent)
+        return Response(cached.body, media_type="application/json", headers=sent)
 
     def forget(self) -> None:
         """A product was created, changed or retired through this worker."""
         self._answers.clear()
+
+
+def _key(scope: Scope) -> str:
+    query: bytes = scope["query_string"]
+    return f"{scope['path']}?{query.decode('latin-1')}"
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -43,6 +43,7 @@ class Resources:
     catalog: CatalogCache
     # Whether a login (its session family) is live, with its account, for a few seconds.
     sessions: Expiring[UUID, users.Authenticated]
+    limiter: ratelimit.RateLimiter
 
 
 async def resources(request: Request) -> Resources:
@@ -98,7 +99,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def limit_requests(request: Request, settings: Settings, cache: Cache) -> None:
+async def limit_requests(request: Request, settings: Settings, held: Held) -> None:
     """Per client address, and per user when the request carries a valid token.
 
     The header is read directly, not through the bearer scheme, so that public routes (the
@@ -117,13 +118,12 @@ async def limit_requests(request: Request, settings: Settings, cache: Cache) -> 
             budgets.append(
                 ratelimit.Budget("user", str(claims.user_id), settings.rate_limit_user_per_minute)
             )
-    await ratelimit.spend(cache, *budgets)
+    await held.limiter.spend(*budgets)
 
 
-async def limit_auth_attempts(request: Request, settings: Settings, cache: Cache) -> None:
+async def limit_auth_attempts(request: Request, settings: Settings, held: Held) -> None:
     address = client_address(request)
-    await ratelimit.spend(
-        cache,
+    await held.limiter.spend(
         ratelimit.Budget("address", address, settings.rate_limit_address_per_minute),
         ratelimit.Budget("auth", address, settings.rate_limit_auth_per_minute),
     )

@@ -91,16 +91,16 @@ def _allowed_methods(request: Request) -> list[str]:
     )
 
 
+def api_error_response(error: ApiError, path: str) -> JSONResponse:
+    return problem_response(
+        error.status, error.detail, headers=error.headers, instance=path, **error.extensions
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return problem_response(
-            error.status,
-            error.detail,
-            headers=error.headers,
-            instance=request.url.path,
-            **error.extensions,
-        )
+        return api_error_response(error, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

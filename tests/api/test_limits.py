@@ -118,6 +118,38 @@ async def test_a_user_over_the_rate_limit_gets_429_with_retry_after(
         await client.close()
 
 
+async def test_requests_arriving_together_are_each_counted_against_the_budget(
+    strict_edge: EdgeProcess,
+) -> None:
+    """Requests that arrive at once share a round trip to Redis, and still each one counts:
+    exactly the budget gets through."""
+    client = Api(strict_edge)
+    try:
+        account = await client.new_account()
+        answers = await asyncio.gather(
+            *(client.http.get("/users/me", headers=account.auth) for _ in range(12))
+        )
+    finally:
+        await client.close()
+    assert sorted(answer.status_code for answer in answers) == [200] * 5 + [429] * 7
+
+
+async def test_catalog_answers_from_memory_still_spend_the_rate_limit(
+    strict_edge: EdgeProcess,
+) -> None:
+    client = Api(strict_edge)
+    try:
+        account = await client.new_account()
+        answers = [
+            await client.http.get("/products?limit=3", headers=account.auth) for _ in range(7)
+        ]
+    finally:
+        await client.close()
+    assert [answer.status_code for answer in answers] == [200] * 5 + [429] * 2
+    assert answers[4].content == answers[0].content
+    assert answers[6].headers["content-type"] == "application/problem+json"
+
+
 async def test_cors_lets_the_configured_origin_in_and_no_other(strict_edge: EdgeProcess) -> None:
     preflight = {
         "Access-Control-Request-Method": "POST",
