@@ -131,6 +131,7 @@ def create_app(
             server_settings={"application_name": DATABASE_APPLICATION_NAME},
         )
         cache = aioredis.from_url(urls.redis_url)
+        announced = order_records.AnnouncedMarks(pool)
         commands = sender or CommandSender(
             urls.kafka_bootstrap_servers,
             settings.kafka_send_timeout_seconds,
@@ -158,6 +159,7 @@ def create_app(
                 CatalogCache(settings.catalog_cache_seconds),
                 Expiring("session", settings.session_cache_seconds, SESSION_ENTRIES),
                 RateLimiter(cache),
+                announced,
             )
             yield
         finally:
@@ -165,6 +167,7 @@ def create_app(
                 chore.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await chore
+            await announced.drain()
             await watcher.stop()
             await commands.close()
             await cache.aclose()

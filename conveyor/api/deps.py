@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from conveyor.api import ratelimit, security
 from conveyor.api.caching import CatalogCache, Expiring
 from conveyor.api.commands import Sends
-from conveyor.api.data import users
+from conveyor.api.data import orders, users
 from conveyor.api.errors import Forbidden, Unauthorized
 from conveyor.api.middleware import InFlight
 from conveyor.api.settings import ApiSettings
@@ -44,6 +44,7 @@ class Resources:
     # Whether a login (its session family) is live, with its account, for a few seconds.
     sessions: Expiring[UUID, users.Authenticated]
     limiter: ratelimit.RateLimiter
+    announced: orders.AnnouncedMarks
 
 
 async def resources(request: Request) -> Resources:
@@ -86,11 +87,16 @@ async def _catalog(held: Held) -> CatalogCache:
     return held.catalog
 
 
+async def _announced(held: Held) -> orders.AnnouncedMarks:
+    return held.announced
+
+
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Cache = Annotated[aioredis.Redis, Depends(_cache)]
 Sender = Annotated[Sends, Depends(command_sender)]
 Watcher = Annotated[OrderStatusWatcher, Depends(_watcher)]
 Catalog = Annotated[CatalogCache, Depends(_catalog)]
+Announced = Annotated[orders.AnnouncedMarks, Depends(_announced)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")
 

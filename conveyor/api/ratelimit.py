@@ -1,9 +1,8 @@
 """Rate limits per caller, counted in Redis so every edge replica shares one budget.
 
 A fixed one-minute window per (scope, caller). The requests that arrive while a count is on
-its way to Redis share the next round trip: one pipeline of INCRBY and EXPIRE per key for
-all of them, so under load a worker pays a round trip per batch, not per request, and the
-first request of a quiet moment waits for nobody. When Redis is unreachable requests are
+its way to Redis share the next round trip (``conveyor.api.batching``): one pipeline of
+INCRBY and EXPIRE per key for all of them. When Redis is unreachable requests are
 let through (and counted as such in the metrics): an outage of the limiter must not become
 an outage of the shop.
 """
@@ -20,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from conveyor.api import metrics
+from conveyor.api.batching import Batches
 from conveyor.api.errors import TooManyRequests
 from conveyor.infra.readmodel import PREFIX
 
@@ -45,8 +45,7 @@ class _Spending:
 class RateLimiter:
     def __init__(self, cache: aioredis.Redis) -> None:
         self._cache = cache
-        self._waiting: list[_Spending] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._batches = Batches(self._send, "rate-limits")
 
     async def spend(self, *budgets: Budget) -> None:
         """Count one request against each budget; TooManyRequests when any is exhausted."""
@@ -56,9 +55,7 @@ class RateLimiter:
             [f"{PREFIX}:ratelimit:{b.scope}:{b.caller}:{window}" for b in budgets],
             asyncio.get_running_loop().create_future(),
         )
-        self._waiting.append(spending)
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_while_waiting(), name="rate-limits")
+        self._batches.add(spending)
         try:
             counts = await spending.counted
         except RedisError as exc:
@@ -75,14 +72,6 @@ class RateLimiter:
                     f"retry after {retry_after} s",
                     retry_after,
                 )
-
-    async def _send_while_waiting(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                await self._send(batch)
-        finally:
-            self._sender = None
 
     async def _send(self, batch: list[_Spending]) -> None:
         """One round trip for ``batch``: each key raised by how many requests spend on it;

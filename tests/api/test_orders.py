@@ -124,6 +124,27 @@ async def test_the_same_idempotency_key_is_the_same_order(
     assert await order_rows(stack, account.id) == 1
 
 
+async def test_an_accepted_order_is_marked_announced_by_the_edge_itself(
+    api: Api, account: Account, product: str, stack: RunningStack
+) -> None:
+    """No processor runs here: the mark comes from the edge, after its answer, so the sweep
+    of unannounced orders never withdraws an order Kafka has."""
+    placed = await api.place(account, [(product, 1)], key=uuid.uuid4().hex)
+    assert placed.status_code == 202
+    connection = await asyncpg.connect(stack.urls.database_url)
+    try:
+
+        async def announced() -> bool | None:
+            marked: bool | None = await connection.fetchval(
+                "SELECT announced FROM orders WHERE id = $1", uuid.UUID(placed.json()["id"])
+            )
+            return marked
+
+        assert await eventually_async(announced, "the order marked announced", within=10)
+    finally:
+        await connection.close()
+
+
 async def test_concurrent_duplicates_make_one_order(
     api: Api, account: Account, product: str, stack: RunningStack
 ) -> None:

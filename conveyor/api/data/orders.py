@@ -19,6 +19,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from conveyor.api.batching import Batches
 from conveyor.api.data.base import Pool, Row, database_errors, decode_cursor, page_of
 from conveyor.api.errors import ServiceUnavailable, TooManyPendingOrders, Unprocessable
 from conveyor.domain.messages import OrderStatus, RejectionReason
@@ -70,6 +71,7 @@ async def place_order(
     max_pending: int,
     retry_after: int,
     announce: Callable[[list[PricedLine]], Awaitable[object]],
+    marks: AnnouncedMarks,
 ) -> Placement:
     """Record the order, ``announce`` it (PlaceOrder to Kafka), and only then answer.
 
@@ -81,8 +83,9 @@ async def place_order(
        refused there (TooManyPendingOrders, 429 with ``retry_after``), under a lock per user
        held to that commit, so two requests at once cannot both take the last place.
     2. ``announce`` sends PlaceOrder, with no connection held.
-    3. Acknowledged: the row is marked announced. Not acknowledged: the row is withdrawn
-       (deleted) and the error goes on (503), so nothing is left behind.
+    3. Acknowledged: the row is marked announced (``marks``, off the request's path). Not
+       acknowledged: the row is withdrawn (deleted) and the error goes on (503), so nothing
+       is left behind.
 
     A request with the same key that finds the order unannounced (the first request is
     still sending, or died before it could) announces it itself, with the lines as recorded:
@@ -97,7 +100,7 @@ async def place_order(
     order_id, lines = new.order_id, new.lines
     recorded = await _record(pool, new, max_pending, retry_after)
     if recorded is not None:
-        await _announce_or_withdraw(pool, order_id, lines, announce)
+        await _announce_or_withdraw(pool, order_id, lines, announce, marks)
         # Everything the answer holds was just written: no need to read it back.
         return Placement(
             OrderPublic(
@@ -128,7 +131,7 @@ async def place_order(
         recorded_lines = [
             PricedLine(item.product_id, item.quantity, item.price) for item in order.items
         ]
-        await _announce_or_withdraw(pool, order_id, recorded_lines, announce)
+        await _announce_or_withdraw(pool, order_id, recorded_lines, announce, marks)
     return Placement(order, created=False)
 
 
@@ -203,6 +206,7 @@ async def _announce_or_withdraw(
     order_id: UUID,
     lines: list[PricedLine],
     announce: Callable[[list[PricedLine]], Awaitable[object]],
+    marks: AnnouncedMarks,
 ) -> None:
     try:
         await announce(lines)
@@ -217,14 +221,34 @@ async def _announce_or_withdraw(
             # withdraw_unannounced deletes it once the database is back.
             log.warning("order %s not announced and not withdrawn yet", order_id)
         raise
-    try:
-        async with database_errors():
-            await pool.execute(
-                "UPDATE orders SET announced = true WHERE id = $1 AND NOT announced", order_id
-            )
-    except ServiceUnavailable:
-        # Kafka has the order, so it is accepted; the projector marks it when it sees it.
-        log.warning("order %s announced but not marked so yet", order_id)
+    marks.add(order_id)
+
+
+class AnnouncedMarks:
+    """Marks orders announced, many in one statement and off the requests' path: Kafka has
+    the order, so the answer need not wait for its mark. An order whose mark is lost (the
+    database away, the edge stopped) is marked by the projector when it sees the order."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._batches = Batches(self._mark, "mark-announced-orders")
+
+    def add(self, order_id: UUID) -> None:
+        self._batches.add(order_id)
+
+    async def drain(self) -> None:
+        await self._batches.drain()
+
+    async def _mark(self, order_ids: list[UUID]) -> None:
+        try:
+            async with database_errors():
+                await self._pool.execute(
+                    "UPDATE orders SET announced = true "
+                    "WHERE id = ANY($1::uuid[]) AND NOT announced",
+                    order_ids,
+                )
+        except ServiceUnavailable:
+            log.warning("%d announced orders not marked so yet", len(order_ids))
 
 
 async def withdraw_unannounced(pool: Pool, older_than: timedelta) -> int:

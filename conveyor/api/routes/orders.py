@@ -15,6 +15,7 @@ from conveyor.api import metrics
 from conveyor.api.data import orders, products
 from conveyor.api.data.orders import PricedLine
 from conveyor.api.deps import (
+    Announced,
     Cache,
     CurrentUser,
     Cursor,
@@ -80,6 +81,7 @@ async def place_order(
     db: Db,
     sender: Sender,
     settings: Settings,
+    announced: Announced,
     response: Response,
 ) -> OrderPublic:
     """Place an order, priced from the catalog. 202 means Kafka has it; the saga takes over.
@@ -142,6 +144,7 @@ async def place_order(
         max_pending=settings.max_pending_orders_per_user,
         retry_after=settings.retry_after_seconds,
         announce=announce,
+        marks=announced,
     )
     response.headers["Location"] = f"/api/v1/orders/{placement.order.id}"
     if placement.created:
