@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -78,3 +79,20 @@ async def test_a_user_at_the_pending_cap_is_refused_until_an_order_ends(
         await capped.wait_for(ada, placed.json()["id"], "confirmed", within=90)
     again = await capped.place(ada, [(product, 1)], key="third")
     assert again.status_code == 202, again.text
+
+
+async def test_orders_placed_at_once_never_take_more_than_the_cap(
+    api: Api, admin: Account, capped: Api, workers: Workers
+) -> None:
+    """The lock per user makes requests at once count each other's orders: exactly the cap
+    gets through, whatever the interleaving."""
+    product = str((await api.new_product(admin, stock=100))["id"])
+    account = await capped.new_account()
+    workers.stop("payments")  # the orders stay pending
+    try:
+        answers = await asyncio.gather(
+            *(capped.place(account, [(product, 1)], key=f"at-once-{n}") for n in range(8))
+        )
+    finally:
+        workers.start("payments")
+    assert sorted(answer.status_code for answer in answers) == [202, 202] + [429] * 6

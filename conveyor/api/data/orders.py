@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -136,16 +135,47 @@ async def place_order(
 
 
 async def _record(pool: Pool, new: NewOrder, max_pending: int, retry_after: int) -> datetime | None:
-    """The order's row and items, unannounced; its time, or None when the id had a row."""
+    """The order's row and items, unannounced; its time, or None when the id had a row.
+
+    A new order of a user with ``max_pending`` pending orders already is refused
+    (TooManyPendingOrders). The edge writes an order's row, pending, before it answers 202,
+    so the count includes orders accepted a moment ago that no processor has seen yet; it
+    may briefly include one that has just ended, until the projector records its end.
+    """
     async with database_errors(), pool.acquire() as connection, connection.transaction():
-        await _hold_place_in_line(connection, new.user_id, new.order_id, max_pending, retry_after)
-        inserted = await connection.fetchrow(
+        # A lock per user until the transaction ends: a second request of the same user
+        # waits here. The count is the next statement, so its snapshot, taken once the lock
+        # is granted, sees the order the first request committed.
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('pending-orders:' || $1, 0))",
+            str(new.user_id),
+        )
+        # Count, insert and items in one round trip: the order only when it is new and
+        # within the cap, its items only with the row this statement made.
+        recorded = await connection.fetchrow(
             """
-            INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status,
-                                total, currency, announced)
-            VALUES ($1, $2, $3, $4, 'pending', $5, $6, false)
-            ON CONFLICT DO NOTHING
-            RETURNING created_at
+            WITH counted AS (
+                SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+                       coalesce(bool_or(id = $1), false) AS placed
+                FROM orders WHERE user_id = $2 AND (status = 'pending' OR id = $1)
+            ),
+            inserted AS (
+                INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status,
+                                    total, currency, announced)
+                SELECT $1, $2, $3, $4, 'pending', $5, $6, false FROM counted
+                WHERE NOT counted.placed AND counted.pending < $7
+                ON CONFLICT DO NOTHING
+                RETURNING id, created_at
+            ),
+            items AS (
+                INSERT INTO order_items (order_id, product_id, quantity, price, subtotal)
+                SELECT inserted.id, line.product_id, line.quantity, line.price, line.subtotal
+                FROM inserted,
+                     unnest($8::uuid[], $9::integer[], $10::numeric[], $11::numeric[])
+                         AS line (product_id, quantity, price, subtotal)
+            )
+            SELECT counted.pending, counted.placed, inserted.created_at
+            FROM counted LEFT JOIN inserted ON true
             """,
             new.order_id,
             new.user_id,
@@ -153,18 +183,17 @@ async def _record(pool: Pool, new: NewOrder, max_pending: int, retry_after: int)
             new.fingerprint,
             total_of(new.lines),
             new.currency,
+            max_pending,
+            [line.product_id for line in new.lines],
+            [line.quantity for line in new.lines],
+            [line.price for line in new.lines],
+            [line.subtotal for line in new.lines],
         )
-        if inserted is None:
-            return None
-        await connection.executemany(
-            "INSERT INTO order_items (order_id, product_id, quantity, price, subtotal) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            [
-                (new.order_id, line.product_id, line.quantity, line.price, line.subtotal)
-                for line in new.lines
-            ],
-        )
-    created_at: datetime = inserted["created_at"]
+    assert recorded is not None
+    refused = recorded["created_at"] is None and not recorded["placed"]
+    if refused and recorded["pending"] >= max_pending:
+        raise TooManyPendingOrders(recorded["pending"], max_pending, retry_after)
+    created_at: datetime | None = recorded["created_at"]
     return created_at
 
 
@@ -264,39 +293,6 @@ async def withdraw_unannounced(pool: Pool, older_than: timedelta) -> int:
             older_than,
         )
     return len(withdrawn)
-
-
-async def _hold_place_in_line(
-    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
-    user_id: UUID,
-    order_id: UUID,
-    max_pending: int,
-    retry_after: int,
-) -> None:
-    """Refuse a new order of a user with ``max_pending`` pending orders already.
-
-    The edge writes an order's row, pending, before it answers 202, so the count includes
-    orders accepted a moment ago that no processor has seen yet; it may briefly include one
-    that has just ended, until the projector records its end.
-    """
-    # A lock per user until the transaction ends: a second request of the same user waits
-    # here, then counts the first one's order.
-    await connection.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('pending-orders:' || $1, 0))",
-        str(user_id),
-    )
-    counted = await connection.fetchrow(
-        """
-        SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
-               coalesce(bool_or(id = $2), false) AS placed
-        FROM orders WHERE user_id = $1 AND (status = 'pending' OR id = $2)
-        """,
-        user_id,
-        order_id,
-    )
-    assert counted is not None
-    if not counted["placed"] and counted["pending"] >= max_pending:
-        raise TooManyPendingOrders(counted["pending"], max_pending, retry_after)
 
 
 async def _items(pool: Pool, order_ids: list[UUID]) -> dict[UUID, list[OrderItem]]:
