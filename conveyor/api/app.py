@@ -193,9 +193,9 @@ def create_app(
     app.state.in_flight = in_flight
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
-    # Added innermost first. A shed request is answered inside RequestMetrics, so it is counted
-    # (503) like any other, and inside CORS, so a browser may read its Retry-After.
-    # Innermost: a repeated catalog read is answered without routing (docs/edge.md).
+    # Added innermost first. Innermost, a repeated catalog read is answered without routing
+    # (docs/edge.md). A shed request is answered inside RequestMetrics, so it is counted (503)
+    # like any other, and inside CORS, so a browser may read its Retry-After.
     app.add_middleware(CatalogRepeats, prefix=f"{API_PREFIX}/products")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(

@@ -135,23 +135,40 @@ async def limit_auth_attempts(request: Request, settings: Settings, held: Held) 
     )
 
 
-async def current_user(
-    settings: Settings,
-    held: Held,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> UserPublic:
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def current_user(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
     """The caller, from a valid access token of a live login of an active account.
 
     The login's check is kept for CONVEYOR_SESSION_CACHE_SECONDS: the routes that end a
     login or change an account clear what this worker kept (``KeptLogins``).
     """
+    claims = _access_claims(settings, credentials)
+    return _admitted(
+        await held.sessions.fetch(
+            claims.session_family,
+            lambda: users.find_caller(held.pool, claims.user_id, claims.session_family),
+        )
+    )
+
+
+async def current_user_anew(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
+    """The caller as ``current_user`` finds it, read anew rather than kept: for the account's
+    own page, which must show a change at once, in one query."""
+    claims = _access_claims(settings, credentials)
+    return _admitted(await users.find_caller(held.pool, claims.user_id, claims.session_family))
+
+
+def _access_claims(
+    settings: ApiSettings, credentials: HTTPAuthorizationCredentials | None
+) -> security.AccessClaims:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
-    claims = security.read_access_token(settings, credentials.credentials)
-    caller = await held.sessions.fetch(
-        claims.session_family,
-        lambda: users.find_caller(held.pool, claims.user_id, claims.session_family),
-    )
+    return security.read_access_token(settings, credentials.credentials)
+
+
+def _admitted(caller: users.Authenticated | None) -> UserPublic:
     if caller is None or not caller.session_live:
         raise Unauthorized("this login has ended; sign in again")
     if caller.user.status is not UserStatus.ACTIVE:
@@ -160,6 +177,7 @@ async def current_user(
 
 
 CurrentUser = Annotated[UserPublic, Depends(current_user)]
+CurrentUserAnew = Annotated[UserPublic, Depends(current_user_anew)]
 
 
 async def _logins(held: Held) -> Expiring[UUID, users.Authenticated]:

@@ -27,13 +27,7 @@ class CatalogRepeats:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        held: Resources | None = (
-            getattr(scope["app"].state, "resources", None) if path.startswith(self.prefix) else None
-        )
+        held = self._resources_for_a_catalog_read(scope)
         cached = held.catalog.repeat(scope) if held is not None else None
         if held is None or cached is None:
             await self.app(scope, receive, send)
@@ -42,8 +36,17 @@ class CatalogRepeats:
         try:
             await limit_requests(request, scope["app"].state.settings, held)
         except ApiError as error:
-            answer: Response = api_error_response(error, path)
+            answer: Response = api_error_response(error, scope["path"])
         else:
             answer = held.catalog.response(request.headers, cached)
         scope["route"], scope["path_params"] = cached.route, cached.path_params
         await answer(scope, receive, send)
+
+    def _resources_for_a_catalog_read(self, scope: Scope) -> Resources | None:
+        """The edge's resources when ``scope`` reads the catalog (and the app has started)."""
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return None
+        if not str(scope["path"]).startswith(self.prefix):
+            return None
+        held: Resources | None = getattr(scope["app"].state, "resources", None)
+        return held

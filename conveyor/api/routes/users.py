@@ -9,7 +9,15 @@ from fastapi import APIRouter, Response, status
 
 from conveyor.api import security
 from conveyor.api.data import notifications, users
-from conveyor.api.deps import AdminUser, CurrentUser, Cursor, Db, KeptLogins, Limit
+from conveyor.api.deps import (
+    AdminUser,
+    CurrentUser,
+    CurrentUserAnew,
+    Cursor,
+    Db,
+    KeptLogins,
+    Limit,
+)
 from conveyor.api.errors import Conflict, NotFound
 from conveyor.api.routes import problems
 from conveyor.domain.rest import (
@@ -25,25 +33,20 @@ router = APIRouter(prefix="/users", tags=["users"], responses=problems(401))
 
 
 @router.get("/me", operation_id="getMe")
-async def get_me(user: CurrentUser, db: Db) -> UserPublic:
+async def get_me(user: CurrentUserAnew) -> UserPublic:
     """The caller's account and profile."""
-    # Read anew: the login's check may be a few seconds old, the account page never is.
-    found = await users.find_user(db, user.id)
-    if found is None:
-        raise NotFound("your account no longer exists")
-    return found
+    # Read anew, not from the worker's kept login checks: the account page shows a change
+    # at once.
+    return user
 
 
 @router.patch("/me", operation_id="updateMe", responses=problems(422))
-async def update_me(
-    body: SelfUpdate, user: CurrentUser, db: Db, kept_logins: KeptLogins
-) -> UserPublic:
+async def update_me(body: SelfUpdate, user: CurrentUser, db: Db) -> UserPublic:
     """Change your name and profile. Role and status are not yours: sending them is 422."""
     profile: dict[str, Any] | None = (
         body.profile.model_dump(exclude_unset=True) if body.profile is not None else None
     )
     updated = await users.update_user(db, user.id, name=body.name, profile=profile)
-    kept_logins.clear()
     if updated is None:
         raise NotFound("your account no longer exists")
     return updated
