@@ -8,6 +8,7 @@ terminal order.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 import shutil
@@ -21,7 +22,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -371,3 +372,24 @@ def on_a_stack_of_its_own(
             sys.exit(1)
         finally:
             stack.down(purge=True)
+
+
+Number = TypeVar("Number", int, float)
+
+
+def rising_list(
+    convert: Callable[[str], Number], what: str, example: str
+) -> Callable[[str], list[Number]]:
+    """An argparse type for the steps of a climb: a comma-separated list of ``what`` above 0,
+    sorted rising."""
+
+    def parse(text: str) -> list[Number]:
+        values = [convert(part) for part in text.split(",") if part.strip()]
+        if not values or any(value <= 0 for value in values):
+            raise argparse.ArgumentTypeError(
+                f"a comma-separated list of {what} above 0, e.g. {example}"
+            )
+        return sorted(values)
+
+    parse.__name__ = what  # argparse names the type in "invalid <type> value: 'x'"
+    return parse

@@ -69,6 +69,7 @@ from benchmarks.orderload import (
     gate_stock,
     on_a_stack_of_its_own,
     quantile,
+    rising_list,
     wait_one_email_per_order,
     wait_products_known,
     wait_terminal,
@@ -738,11 +739,7 @@ def _positive(text: str) -> int:
     return number
 
 
-def _populations(text: str) -> list[int]:
-    populations = [int(part) for part in text.split(",") if part.strip()]
-    if not populations or any(population <= 0 for population in populations):
-        raise argparse.ArgumentTypeError("a comma-separated list of populations, e.g. 1000,2500")
-    return sorted(populations)
+_populations = rising_list(int, "populations", "1000,2500")
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ from benchmarks.orderload import (
     outcomes,
     place_order,
     quantile,
+    rising_list,
     terminal_count,
     wait_one_email_per_order,
     wait_products_known,
@@ -402,11 +403,7 @@ def run(
     ).run()
 
 
-def _rates(text: str) -> list[float]:
-    rates = [float(part) for part in text.split(",") if part.strip()]
-    if not rates or any(rate <= 0 for rate in rates):
-        raise argparse.ArgumentTypeError("a comma-separated list of rates above 0, e.g. 25,50")
-    return sorted(rates)
+_rates = rising_list(float, "rates", "25,50")
 
 
 def main() -> None:
