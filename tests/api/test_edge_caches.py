@@ -139,11 +139,8 @@ def one_worker_edge(
             "CONVEYOR_SESSION_CACHE_SECONDS": LONG_SECONDS,
         },
     )
-    keeping.start()
-    try:
+    with keeping.running():
         yield keeping
-    finally:
-        keeping.stop()
 
 
 async def test_the_worker_that_makes_a_change_shows_it_at_once_however_long_it_keeps_answers(

@@ -7,7 +7,6 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -91,11 +90,8 @@ def strict_edge(
             "CONVEYOR_CORS_ORIGINS": '["https://shop.example"]',
         },
     )
-    edge.start()
-    try:
+    with edge.running():
         yield edge
-    finally:
-        edge.stop()
 
 
 async def test_a_user_over_the_rate_limit_gets_429_with_retry_after(
@@ -183,8 +179,7 @@ async def test_an_address_over_the_login_limit_gets_429(
         tmp_path / "edge.log",
         settings={"CONVEYOR_RATE_LIMIT_AUTH_PER_MINUTE": "3"},
     )
-    edge.start()
-    try:
+    with edge.running():
         async with httpx.AsyncClient(base_url=edge.base_url + "/api/v1") as http:
             answers = [
                 (
@@ -194,8 +189,6 @@ async def test_an_address_over_the_login_limit_gets_429(
                 ).status_code
                 for _ in range(5)
             ]
-    finally:
-        edge.stop()
     # Other tests may share this address and minute; the limit must bite within five tries.
     assert 429 in answers
     assert answers[0] in (401, 429)
@@ -205,20 +198,14 @@ async def test_an_address_over_the_login_limit_gets_429(
 WITHDRAWN_AFTER_SECONDS = 4.0
 
 
-@contextmanager
 def _edge_with_kafka_at(
     stack: RunningStack, log_path: Path, bootstrap: str, settings: dict[str, str]
-) -> Iterator[EdgeProcess]:
-    edge = EdgeProcess(
+) -> EdgeProcess:
+    return EdgeProcess(
         stack.urls.model_copy(update={"kafka_bootstrap_servers": bootstrap}),
         log_path,
         settings={"CONVEYOR_KAFKA_SEND_TIMEOUT_SECONDS": "3", **settings},
     )
-    edge.start()
-    try:
-        yield edge
-    finally:
-        edge.stop()
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +218,7 @@ def edge_without_kafka(
         tmp_path_factory.mktemp("no-kafka-edge") / "edge.log",
         f"127.0.0.1:{nothing_listens}",
         {"CONVEYOR_WITHDRAW_UNANNOUNCED_AFTER_SECONDS": str(WITHDRAWN_AFTER_SECONDS)},
-    ) as edge:
+    ).running() as edge:
         yield edge
 
 
@@ -276,7 +263,7 @@ def edge_with_a_silent_kafka(
             tmp_path_factory.mktemp("silent-kafka-edge") / "edge.log",
             f"127.0.0.1:{silent.getsockname()[1]}",
             {},
-        ) as edge,
+        ).running() as edge,
     ):
         yield edge
 
@@ -364,11 +351,8 @@ def edge_of_two(stack: RunningStack, tmp_path: Path) -> Iterator[EdgeProcess]:
         tmp_path / "edge.log",
         settings={"CONVEYOR_MAX_REQUESTS_IN_FLIGHT": "2", "CONVEYOR_RETRY_AFTER_SECONDS": "3"},
     )
-    edge.start()
-    try:
+    with edge.running():
         yield edge
-    finally:
-        edge.stop()
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -99,13 +99,10 @@ async def test_a_confirmed_order_past_the_state_retention_can_no_longer_be_cance
         jwt_secret=api.edge.jwt_secret,
         admin_password=api.edge.admin_password,
     )
-    short.start()
-    try:
+    with short.running():
         await asyncio.sleep(2.5)
         async with httpx.AsyncClient(base_url=short.base_url + API, timeout=60) as http:
             late = await http.post(f"/orders/{order_id}/cancel", headers=account.auth)
-    finally:
-        short.stop()
     assert late.status_code == 409
     assert "within 2 seconds of its confirmation" in late.json()["detail"]
     assert (await api.http.get(f"/orders/{order_id}", headers=account.auth)).json()[

@@ -25,11 +25,8 @@ def capped_edge(
         tmp_path_factory.mktemp("capped-edge") / "edge.log",
         settings={"CONVEYOR_MAX_PENDING_ORDERS_PER_USER": "2"},
     )
-    edge.start()
-    try:
+    with edge.running():
         yield edge
-    finally:
-        edge.stop()
 
 
 @pytest.fixture

@@ -64,11 +64,8 @@ def two_workers(
         settings={"PROMETHEUS_MULTIPROC_DIR": str(metrics_directory)},
         workers=2,
     )
-    try:
-        edge.start()
+    with edge.running():
         yield edge
-    finally:
-        edge.stop()
 
 
 def counted(text: str) -> float:
@@ -166,13 +163,10 @@ def test_by_default_the_edge_runs_a_worker_per_cpu_and_removes_its_metrics_at_ex
     stack: RunningStack, tmp_path: Path
 ) -> None:
     edge = EdgeProcess(stack.urls, tmp_path / "edge.log", workers=None)
-    edge.start()
-    try:
+    with edge.running():
         workers = [psutil.Process(pid) for pid in workers_of(edge)]
         # On one CPU uvicorn serves in the edge's own process.
         assert len(workers) == (usable_cpus() if usable_cpus() > 1 else 0)
         directories = {Path(worker.environ()["PROMETHEUS_MULTIPROC_DIR"]) for worker in workers}
         assert all(directory.is_dir() for directory in directories)
-    finally:
-        edge.stop()
     assert not [directory for directory in directories if directory.exists()]

@@ -6,6 +6,8 @@ import os
 import secrets
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,16 @@ class EdgeProcess:
     def stop(self) -> None:
         if self.launched is not None:
             self.launched.stop()
+
+    @contextmanager
+    def running(self) -> Iterator[EdgeProcess]:
+        """Started for the block, and stopped after it, even when the start failed half-way
+        (a parent whose workers came up)."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
 
     def log(self, characters: int = 6000) -> str:
         return "" if self.launched is None else self.launched.log(characters)

@@ -98,11 +98,8 @@ async def cache(stack: RunningStack) -> AsyncIterator[aioredis.Redis]:
 def edge(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
     """One ``conveyor api`` process on the session's stack (its first admin made once)."""
     process = EdgeProcess(stack.urls, tmp_path_factory.mktemp("edge") / "edge.log")
-    try:
-        process.start()
+    with process.running():
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="session")
