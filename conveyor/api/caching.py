@@ -32,20 +32,22 @@ class Expiring(Generic[Key, Value]):
     dropped first: keys may come from clients (a search text), so the memory is bounded."""
 
     def __init__(self, name: str, lifetime: float, size: int) -> None:
-        self.name = name
         self.lifetime = lifetime
         self.size = size
         self._entries: OrderedDict[Key, tuple[float, Value]] = OrderedDict()
+        # Bound once: a lookup is on every catalog read's path.
+        self._hits = metrics.EDGE_CACHE_LOOKUPS.labels(name, "hit")
+        self._misses = metrics.EDGE_CACHE_LOOKUPS.labels(name, "miss")
 
     def get(self, key: Key) -> Value | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] <= time.monotonic():
             if entry is not None:
                 del self._entries[key]
-            metrics.EDGE_CACHE_LOOKUPS.labels(self.name, "miss").inc()
+            self._misses.inc()
             return None
         self._entries.move_to_end(key)
-        metrics.EDGE_CACHE_LOOKUPS.labels(self.name, "hit").inc()
+        self._hits.inc()
         return entry[1]
 
     def put(self, key: Key, value: Value) -> None:
