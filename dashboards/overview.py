@@ -137,6 +137,28 @@ def overview() -> Dashboard:
             unit="short",
             span=THIRD,
         ),
+        graph(
+            "Edge: requests shed",
+            "Requests answered 503 with Retry-After at once because their worker already had "
+            "CONVEYOR_MAX_REQUESTS_IN_FLIGHT in flight (ConveyorEdgeShedding). With the edge's "
+            "CPU high, add edge replicas; with it low, find what the requests wait on.",
+            [Query("sum(rate(conveyor_http_requests_shed_total[$__rate_interval]))", "shed /s")],
+            unit="reqps",
+        ),
+        graph(
+            "Edge caches",
+            "Lookups per second in each edge worker's own caches: catalog answers served from "
+            "memory (a low share of hits under steady traffic means queries too varied for "
+            "CONVEYOR_CATALOG_CACHE_SECONDS to help) and kept login checks.",
+            [
+                Query(
+                    "sum by (cache, result) "
+                    "(rate(conveyor_edge_cache_lookups_total[$__rate_interval]))",
+                    "{{cache}} {{result}}",
+                )
+            ],
+            unit="ops",
+        ),
     ]
     processors = [
         graph(
