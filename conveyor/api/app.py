@@ -36,7 +36,7 @@ from conveyor.api.repeats import CatalogRepeats
 from conveyor.api.routes import auth, operations, orders, products
 from conveyor.api.routes import users as user_routes
 from conveyor.api.settings import ApiSettings, get_settings
-from conveyor.api.waiting import OrderStatusWatcher
+from conveyor.api.waiting import OrderStatusWatcher, WaitsPerUser
 from conveyor.infra.database import apply_migrations
 from conveyor.infra.settings import ServiceUrls, get_service_urls
 
@@ -160,6 +160,7 @@ def create_app(
                 Expiring("session", settings.session_cache_seconds, SESSION_ENTRIES),
                 RateLimiter(cache),
                 announced,
+                WaitsPerUser(settings.max_waits_per_user),
             )
             yield
         finally:

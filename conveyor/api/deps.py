@@ -26,7 +26,7 @@ from conveyor.api.data import orders, users
 from conveyor.api.errors import Forbidden, Unauthorized
 from conveyor.api.middleware import InFlight
 from conveyor.api.settings import ApiSettings
-from conveyor.api.waiting import OrderStatusWatcher
+from conveyor.api.waiting import OrderStatusWatcher, WaitsPerUser
 from conveyor.domain.rest import Role, UserPublic, UserStatus
 from conveyor.infra.settings import ServiceUrls
 
@@ -45,6 +45,7 @@ class Resources:
     sessions: Expiring[UUID, users.Authenticated]
     limiter: ratelimit.RateLimiter
     announced: orders.AnnouncedMarks
+    waits: WaitsPerUser
 
 
 async def resources(request: Request) -> Resources:
@@ -91,12 +92,17 @@ async def _announced(held: Held) -> orders.AnnouncedMarks:
     return held.announced
 
 
+async def _waits(held: Held) -> WaitsPerUser:
+    return held.waits
+
+
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Cache = Annotated[aioredis.Redis, Depends(_cache)]
 Sender = Annotated[Sends, Depends(command_sender)]
 Watcher = Annotated[OrderStatusWatcher, Depends(_watcher)]
 Catalog = Annotated[CatalogCache, Depends(_catalog)]
 Announced = Annotated[orders.AnnouncedMarks, Depends(_announced)]
+Waits = Annotated[WaitsPerUser, Depends(_waits)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")
 
@@ -138,19 +144,33 @@ async def limit_auth_attempts(request: Request, settings: Settings, held: Held) 
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def current_user(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
+@dataclass(frozen=True)
+class Login:
+    """The caller and the login (session family) its access token belongs to."""
+
+    user: UserPublic
+    family: UUID
+
+
+async def current_login(settings: Settings, held: Held, credentials: Bearer) -> Login:
     """The caller, from a valid access token of a live login of an active account.
 
     The login's check is kept for CONVEYOR_SESSION_CACHE_SECONDS: the routes that end a
     login or change an account clear what this worker kept (``KeptLogins``).
     """
     claims = _access_claims(settings, credentials)
-    return _admitted(
+    user = _admitted(
         await held.sessions.fetch(
             claims.session_family,
             lambda: users.find_caller(held.pool, claims.user_id, claims.session_family),
         )
     )
+    return Login(user, claims.session_family)
+
+
+async def current_user(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
+    """The caller as ``current_login`` finds it, for the routes that need no more."""
+    return (await current_login(settings, held, credentials)).user
 
 
 async def current_user_anew(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
@@ -177,7 +197,20 @@ def _admitted(caller: users.Authenticated | None) -> UserPublic:
 
 
 CurrentUser = Annotated[UserPublic, Depends(current_user)]
+CurrentLogin = Annotated[Login, Depends(current_login)]
 CurrentUserAnew = Annotated[UserPublic, Depends(current_user_anew)]
+
+
+async def limit_password_attempts(
+    request: Request, settings: Settings, held: Held, login: CurrentLogin
+) -> None:
+    """For a signed-in route that checks the account's password: per account, whichever
+    address guesses, and per address with the ``/auth`` routes, where passwords are guessed
+    too."""
+    await held.limiter.spend(
+        ratelimit.Budget("account", str(login.user.id), settings.rate_limit_account_per_minute),
+        ratelimit.Budget("auth", client_address(request), settings.rate_limit_auth_per_minute),
+    )
 
 
 async def _logins(held: Held) -> Expiring[UUID, users.Authenticated]:

@@ -42,6 +42,9 @@ class ApiSettings(RetentionSettings):
     jwt_audience: str = "conveyor-api"
     access_token_seconds: int = Field(default=900, ge=30)
     refresh_token_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    # The longest a login lasts from its sign-in, however often it is refreshed: a stolen
+    # refresh token kept fresh by rotation still dies by then. No refresh token outlives it.
+    session_max_seconds: int = Field(default=30 * 24 * 3600, ge=1)
 
     admin_email: str | None = None
     admin_password: SecretStr | None = None
@@ -51,6 +54,9 @@ class ApiSettings(RetentionSettings):
     rate_limit_user_per_minute: int = Field(default=1200, ge=1)
     rate_limit_address_per_minute: int = Field(default=2400, ge=1)
     rate_limit_auth_per_minute: int = Field(default=60, ge=1)
+    # Attempts per minute at one account's password while signed in (changing it), from any
+    # address: what someone holding a stolen access token may guess at.
+    rate_limit_account_per_minute: int = Field(default=10, ge=1)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
@@ -71,6 +77,9 @@ class ApiSettings(RetentionSettings):
     # behind slow payments. Counted from the orders the edge recorded, so an order accepted
     # a moment ago counts before the projector has seen it.
     max_pending_orders_per_user: int = Field(default=10, ge=1)
+    # Long polls (GET /orders/{id}?wait=) one user may have waiting at once on one worker
+    # process: each holds a connection and a subscriber of that worker while it waits.
+    max_waits_per_user: int = Field(default=5, ge=1)
     # How stale an edge worker's answers may be (0 keeps nothing): a catalog page, a search
     # or a product with its price and stock; and whether a login is still live and its
     # account active and in its role (a logout or a disabled account is refused within this

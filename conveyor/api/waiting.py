@@ -3,6 +3,8 @@
 The projector publishes every status change on the order's channel. Each edge process
 holds one pattern subscription for all orders and wakes the requests waiting on the order
 a message names, so a thousand waiting clients cost one Redis connection, not a thousand.
+What a waiting client still holds of its worker, a connection and a subscriber, is capped
+per user (``WaitsPerUser``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from uuid import UUID
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from conveyor.api import metrics
+from conveyor.api.errors import TooManyRequests
 from conveyor.infra import readmodel
 
 log = logging.getLogger("conveyor.api")
@@ -83,3 +89,40 @@ class OrderStatusWatcher:
             finally:
                 with contextlib.suppress(RedisError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class WaitsPerUser:
+    """The long polls each user has waiting on this worker process, at most ``cap`` at once.
+
+    Per process, like what a wait holds: one client cannot take a worker's connections and
+    memory by following thousands of orders at once. A count per process needs no round
+    trip and is never left behind by a worker that died.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        # When each of a user's waits ends at the latest (monotonic clock).
+        self._deadlines: dict[UUID, list[float]] = {}
+
+    @contextlib.contextmanager
+    def admitted(self, user_id: UUID, seconds: float) -> Iterator[None]:
+        """Hold one of the user's places while waiting up to ``seconds``; TooManyRequests
+        when all are taken, with Retry-After when the first of them frees at the latest."""
+        now = time.monotonic()
+        deadlines = self._deadlines.setdefault(user_id, [])
+        if len(deadlines) >= self.cap:
+            metrics.RATE_LIMIT_DECISIONS.labels("waits", "refused").inc()
+            retry_after = max(1, math.ceil(min(deadlines) - now))
+            raise TooManyRequests(
+                f"you already have {len(deadlines)} requests waiting on orders, the most one "
+                f"account may have at once; retry after {retry_after} s, or ask without wait",
+                retry_after,
+            )
+        deadline = now + seconds
+        deadlines.append(deadline)
+        try:
+            yield
+        finally:
+            deadlines.remove(deadline)
+            if not deadlines:
+                del self._deadlines[user_id]

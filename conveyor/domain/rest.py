@@ -190,6 +190,34 @@ class UserAdminUpdate(_Input):
     status: UserStatus | None = None
 
 
+class PasswordChange(_Input):
+    current_password: Password = Field(examples=["correct horse battery staple"])
+    new_password: NewPassword = Field(
+        examples=["a new and longer pass phrase"],
+        description="At least 10 characters, other than the current one; common passwords "
+        "and ones containing the e-mail address or the name are refused.",
+    )
+
+
+class SessionPublic(BaseModel):
+    """One of the caller's logins: a sign-in and the tokens refreshed from it since."""
+
+    id: UUID = Field(description="The login's id (the `sid` of its access tokens).")
+    created_at: datetime = Field(description="When it signed in.")
+    last_used_at: datetime = Field(
+        description="When it last signed in or refreshed its tokens; using an access token "
+        "is not recorded, so a login in use is at most an access token's life behind."
+    )
+    user_agent: str | None = Field(
+        examples=["Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"],
+        description="The User-Agent it signed in with, if any.",
+    )
+    client_address: str | None = Field(
+        examples=["203.0.113.7"], description="The address it signed in from."
+    )
+    current: bool = Field(description="Whether it is the login of the token that asked.")
+
+
 # -- catalog -----------------------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -18,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.api.app import DATABASE_APPLICATION_NAME
 from conveyor.devstack.settings import free_ports
-from conveyor.infra import readmodel
 from tests.support.edge import Account, Api, EdgeProcess
+from tests.support.long_polls import answered_after_a_change, pending_order
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually_async
 
@@ -435,31 +434,6 @@ async def test_above_the_in_flight_cap_a_request_gets_503_with_retry_after_and_p
     assert served.status_code == 200
 
 
-async def pending_order(stack: RunningStack, owner: Account) -> uuid.UUID:
-    """An order row as the edge writes it, pending, whose command went nowhere: no processor
-    will ever move it on, so a long poll on it waits its full time."""
-    order_id = uuid.uuid4()
-    connection = await asyncpg.connect(stack.urls.database_url)
-    try:
-        await connection.execute(
-            "INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status, "
-            "total, currency) VALUES ($1, $2, $3, 'fingerprint', 'pending', 10, 'EUR')",
-            order_id,
-            owner.id,
-            uuid.uuid4().hex,
-        )
-        await connection.execute(
-            "INSERT INTO order_items (order_id, product_id, quantity, price, subtotal) "
-            "VALUES ($1, $2, 1, $3, $3)",
-            order_id,
-            uuid.uuid4(),
-            Decimal("10.00"),
-        )
-    finally:
-        await connection.close()
-    return order_id
-
-
 async def test_long_polls_waiting_on_an_order_take_no_place_under_the_cap(
     edge_of_two: EdgeProcess, stack: RunningStack, cache: aioredis.Redis
 ) -> None:
@@ -486,15 +460,7 @@ async def test_long_polls_waiting_on_an_order_take_no_place_under_the_cap(
             within=20,
         )
         still_waiting = not any(poll.done() for poll in polls)
-
-        async def announce_a_change() -> bool:
-            # As the projector does when the order changes; again until both polls heard it,
-            # since one may not have subscribed yet.
-            await cache.publish(readmodel.order_status_channel(order_id), "{}")
-            return all(poll.done() for poll in polls)
-
-        await eventually_async(announce_a_change, "both polls answer when the order changes")
-        answers = await asyncio.gather(*polls)
+        answers = await answered_after_a_change(cache, order_id, polls)
     finally:
         await client.close()
     assert served.status_code == 200

@@ -22,7 +22,12 @@ async def test_expired_sessions_are_deleted_in_batches_and_live_ones_kept(
         user = await users.create_user(pool, "ada@example.com", "Ada", "hash")
         # Lifetimes relative to now: five long expired, one just expired, two live.
         for index, lifetime in enumerate([-30, -30, -30, -30, -30, -0.5, 1, 14]):
-            await users.start_session(pool, user.id, f"digest-{index}", timedelta(days=lifetime))
+            await users.start_session(
+                pool,
+                user.id,
+                f"digest-{index}",
+                users.Lifetimes(refresh_token=timedelta(days=lifetime), login=timedelta(days=30)),
+            )
         cutoff = datetime.now(UTC) - timedelta(days=1)
 
         batches: list[int] = []

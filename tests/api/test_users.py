@@ -59,6 +59,7 @@ async def test_users_cannot_change_their_role_status_or_email(
         ("GET", "/users/{other}"),
         ("PATCH", "/users/{other}"),
         ("DELETE", "/users/{other}"),
+        ("DELETE", "/users/{other}/sessions"),
         ("POST", "/products"),
         ("PATCH", "/products/{product}"),
         ("DELETE", "/products/{product}"),

@@ -62,6 +62,7 @@ class EdgeProcess:
             "CONVEYOR_RATE_LIMIT_USER_PER_MINUTE": "1000000",
             "CONVEYOR_RATE_LIMIT_ADDRESS_PER_MINUTE": "1000000",
             "CONVEYOR_RATE_LIMIT_AUTH_PER_MINUTE": "1000000",
+            "CONVEYOR_RATE_LIMIT_ACCOUNT_PER_MINUTE": "1000000",
             # Nor hold back a test's orders behind its earlier ones; the cap has its own test.
             "CONVEYOR_MAX_PENDING_ORDERS_PER_USER": "1000000",
             **self.settings,
@@ -88,6 +89,16 @@ class EdgeProcess:
 
     def log(self, characters: int = 6000) -> str:
         return "" if self.launched is None else self.launched.log(characters)
+
+
+@contextmanager
+def edge_of_its_own(
+    urls: ServiceUrls, folder: Path, settings: dict[str, str]
+) -> Iterator[EdgeProcess]:
+    """An edge running for the block with ``settings`` on top of the tests' own, its log in
+    ``folder``: for a test that needs other limits than the session's edge has."""
+    with EdgeProcess(urls, folder / "edge.log", settings=settings).running() as edge:
+        yield edge
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -145,6 +156,12 @@ class Api:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    async def __aenter__(self) -> Api:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def login(self, email: str, password: str) -> dict[str, Any]:
         response = await self.http.post("/auth/login", json={"email": email, "password": password})

@@ -18,6 +18,13 @@ _DESCRIPTIONS = {
 }
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error answers a route can give (all problem+json)."""
-    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
+def problems(
+    *statuses: int, described: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give (all problem+json): the usual
+    words for ``statuses``, and a route's own for those in ``described``."""
+    descriptions = {status: _DESCRIPTIONS[status] for status in statuses} | (described or {})
+    return {
+        status: {"model": Problem, "description": description}
+        for status, description in descriptions.items()
+    }

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from conveyor.api import security
 from conveyor.api.data import users
-from conveyor.api.deps import Db, KeptLogins, Settings
+from conveyor.api.deps import Db, KeptLogins, Settings, client_address
 from conveyor.api.errors import Unauthorized
 from conveyor.api.routes import problems
 from conveyor.api.settings import ApiSettings
@@ -24,6 +24,13 @@ from conveyor.domain.rest import (
 
 # The app rate-limits this router per address, with a tighter budget than the others.
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def _lifetimes(settings: ApiSettings) -> users.Lifetimes:
+    return users.Lifetimes(
+        refresh_token=timedelta(seconds=settings.refresh_token_seconds),
+        login=timedelta(seconds=settings.session_max_seconds),
+    )
 
 
 def _pair(settings: ApiSettings, user_id: UUID, family: UUID, refresh_token: str) -> TokenPair:
@@ -48,8 +55,12 @@ async def register(body: Registration, db: Db) -> UserPublic:
 
 
 @router.post("/login", operation_id="login", responses=problems(401))
-async def login(body: Credentials, db: Db, settings: Settings) -> TokenPair:
-    """Trade e-mail and password for an access token and a refresh token."""
+async def login(body: Credentials, db: Db, settings: Settings, request: Request) -> TokenPair:
+    """Trade e-mail and password for an access token and a refresh token.
+
+    The login lasts CONVEYOR_SESSION_MAX_SECONDS (30 days by default) at the most, however
+    often it is refreshed; GET /users/me/sessions lists it with its user agent and address.
+    """
     found = await users.find_login(db, body.email)
     valid = await security.verify_password(body.password, found[1] if found else None)
     if found is None or not valid:
@@ -62,7 +73,9 @@ async def login(body: Credentials, db: Db, settings: Settings) -> TokenPair:
         db,
         user.id,
         security.refresh_token_digest(refresh_token),
-        timedelta(seconds=settings.refresh_token_seconds),
+        _lifetimes(settings),
+        user_agent=request.headers.get("user-agent"),
+        client_address=client_address(request),
     )
     return _pair(settings, user.id, family, refresh_token)
 
@@ -71,14 +84,18 @@ async def login(body: Credentials, db: Db, settings: Settings) -> TokenPair:
 async def refresh(
     body: RefreshRequest, db: Db, settings: Settings, kept_logins: KeptLogins
 ) -> TokenPair:
-    """A new token pair; the refresh token sent stops working. Sending it again ends the login."""
+    """A new token pair; the refresh token sent stops working. Sending it again ends the login.
+
+    Refused once the login has ended (signed out, ended from its sessions, a password
+    change elsewhere) or has lasted CONVEYOR_SESSION_MAX_SECONDS: then sign in again.
+    """
     new_token = security.new_refresh_token()
     try:
         user_id, family = await users.rotate_session(
             db,
             security.refresh_token_digest(body.refresh_token),
             security.refresh_token_digest(new_token),
-            timedelta(seconds=settings.refresh_token_seconds),
+            _lifetimes(settings),
         )
     except Unauthorized:
         kept_logins.clear()  # a token sent again has just ended its login

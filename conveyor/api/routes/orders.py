@@ -24,6 +24,7 @@ from conveyor.api.deps import (
     Limit,
     Sender,
     Settings,
+    Waits,
     Watcher,
 )
 from conveyor.api.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -34,7 +35,6 @@ from conveyor.domain.rest import (
     OrderCreate,
     OrderPublic,
     Page,
-    Problem,
     Role,
     UserPublic,
 )
@@ -57,12 +57,14 @@ def _visible(order: OrderPublic | None, caller: UserPublic, order_id: UUID) -> O
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"model": OrderPublic, "description": "This Idempotency-Key already placed it."},
-        **problems(422, 503),
-        429: {
-            "model": Problem,
-            "description": "The caller already has the most pending orders one account may "
-            "have (`max_pending_orders`), or the rate limit is reached; see Retry-After.",
-        },
+        **problems(
+            422,
+            503,
+            described={
+                429: "The caller already has the most pending orders one account may have "
+                "(`max_pending_orders`), or the rate limit is reached; see Retry-After."
+            },
+        ),
     },
 )
 async def place_order(
@@ -154,13 +156,24 @@ async def place_order(
     return placement.order
 
 
-@router.get("/{order_id:uuid}", operation_id="getOrder", responses=problems(404))
+@router.get(
+    "/{order_id:uuid}",
+    operation_id="getOrder",
+    responses=problems(
+        404,
+        described={
+            429: "With `wait`: the caller already has the most requests waiting one account "
+            "may have at once; or the rate limit is reached. See Retry-After."
+        },
+    ),
+)
 async def get_order(
     order_id: UUID,
     user: CurrentUser,
     db: Db,
     cache: Cache,
     watcher: Watcher,
+    waits: Waits,
     in_flight: InFlightRequests,
     wait: Annotated[
         float,
@@ -172,23 +185,29 @@ async def get_order(
         ),
     ] = 0,
 ) -> OrderPublic:
-    """One order; with `wait`, a long poll on its status (no busy polling behind it)."""
+    """One order; with `wait`, a long poll on its status (no busy polling behind it).
+
+    A user may have CONVEYOR_MAX_WAITS_PER_USER requests (5 by default) waiting at once on
+    one edge worker; one more that would wait is refused with 429 and a Retry-After saying
+    when one of them ends at the latest.
+    """
     order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
     if wait <= 0 or order.status is not OrderStatus.PENDING:
         return order
-    async with watcher.watching(order_id) as changed:
-        # Read again after subscribing: a change in between is then either seen here or
-        # announced to the subscription, never lost.
-        order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
-        if order.status is OrderStatus.PENDING:
-            try:
-                # Waiting costs the worker nothing, so it does not take a place under the
-                # in-flight cap (CONVEYOR_MAX_REQUESTS_IN_FLIGHT) meanwhile.
-                with in_flight.parked():
-                    await asyncio.wait_for(changed.wait(), wait)
-            except TimeoutError:
-                return order
+    with waits.admitted(user.id, wait):
+        async with watcher.watching(order_id) as changed:
+            # Read again after subscribing: a change in between is then either seen here or
+            # announced to the subscription, never lost.
             order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
+            if order.status is OrderStatus.PENDING:
+                try:
+                    # Waiting costs the worker no CPU, so it does not take a place under the
+                    # in-flight cap (CONVEYOR_MAX_REQUESTS_IN_FLIGHT) meanwhile.
+                    with in_flight.parked():
+                        await asyncio.wait_for(changed.wait(), wait)
+                except TimeoutError:
+                    return order
+                order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
     return order
 
 
