@@ -47,11 +47,13 @@ from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.streams import mail, metrics
+from conveyor.infra import mail
+from conveyor.streams import metrics
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
 from conveyor.streams.state import StateTable
 
 _NAMESPACE = uuid.UUID("0c3f8a4e-2b71-4f0e-8d7a-5f6b9e1d2c34")
+SENDER = "Conveyor <orders@conveyor.local>"
 
 _SUBJECTS = {
     "OrderConfirmed": "Your order {short} is confirmed",
@@ -119,7 +121,7 @@ class Email:
         )
 
     def message(self) -> Message:
-        return mail.compose(self.notification_id, self.recipient, self.subject, self.body)
+        return mail.compose(self.notification_id, SENDER, self.recipient, self.subject, self.body)
 
     def sent(self, sent_at: datetime) -> m.NotificationSent:
         return m.NotificationSent(
@@ -223,7 +225,10 @@ def register(processor: Processor) -> None:
         processor.state_table("customers", Customer),
         retention_seconds=processor.settings.state_retention_seconds,
     )
-    outbox = Outbox(processor.urls.database_url, mail.Mailer(processor.urls.smtp_url))
+    outbox = Outbox(
+        processor.urls.database_url,
+        mail.Mailer(processor.urls.smtp_url, metrics.SMTP_CONNECTIONS),
+    )
     processor.decide_and_act_in_batches(processor.spec.inputs, recipients.decide, outbox.deliver)
 
     @processor.app.on_before_shutdown.connect
