@@ -192,7 +192,7 @@ def _decodable(records: list[ConsumerRecord[Any, Any]]) -> list[Envelope[m.Messa
 
 @raw_counterpart("notifications")
 def notifications_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
-    customers: dict[UUID, str] = {}
+    customers: dict[UUID, str | None] = {}
     outbox = Outbox(urls.database_url, Mailer(urls.smtp_url, SMTP_CONNECTIONS))
 
     async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
@@ -203,7 +203,8 @@ def notifications_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchD
                 case m.OrderPlaced() as placed:
                     customers[placed.order_id] = placed.customer_email
                 case m.OrderConfirmed() | m.OrderRejected() | m.OrderCancelled() as ended:
-                    email = Email.about(ended, customers[ended.order_id])
+                    recipient = customers[ended.order_id]
+                    email = None if recipient is None else Email.about(ended, recipient)
             decided.append(Decided(envelope, email))
         sends = await outbox.deliver(decided)
         return [(send.message, cause, send.event_id) for send, cause in sends]

@@ -7,9 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from conveyor.api import security
 from conveyor.api.data import notifications, users
 from conveyor.api.deps import (
+    AccountMail,
     AdminUser,
     CurrentUser,
     CurrentUserAnew,
@@ -17,9 +17,11 @@ from conveyor.api.deps import (
     Db,
     KeptLogins,
     Limit,
+    Settings,
 )
 from conveyor.api.errors import Conflict, NotFound
 from conveyor.api.routes import problems
+from conveyor.api.routes.auth import open_account
 from conveyor.domain.rest import (
     NotificationPublic,
     Page,
@@ -67,11 +69,12 @@ async def list_my_notifications(
     status_code=status.HTTP_201_CREATED,
     responses=problems(403, 409, 422),
 )
-async def create_user(body: UserCreate, _: AdminUser, db: Db) -> UserPublic:
-    """Open an account with any role (admins only)."""
-    security.check_password_strength(body.password, body.email, body.name)
-    password_hash = await security.hash_password(body.password)
-    return await users.create_user(db, body.email, body.name, password_hash, body.role)
+async def create_user(
+    body: UserCreate, _: AdminUser, db: Db, settings: Settings, account_mail: AccountMail
+) -> UserPublic:
+    """Open an account with any role (admins only). An e-mail with a code to verify the
+    address follows (POST /auth/verify)."""
+    return await open_account(body, body.role, db, settings, account_mail)
 
 
 @router.get("", operation_id="listUsers", responses=problems(403, 422))

@@ -5,7 +5,8 @@ with ``orders.events``) and handles ``orders.events`` a batch at a time:
 
 1. The records are decided in order. OrderPlaced keeps the order's customer; a terminal event
    (OrderConfirmed, OrderRejected, OrderCancelled) calls for an email to that customer; one
-   whose OrderPlaced was never seen has no recipient and goes alone to the DLQ.
+   whose OrderPlaced was never seen has no recipient and goes alone to the DLQ. An order
+   placed without an address (the customer's was not verified) calls for none.
 2. The batch's emails are claimed in PostgreSQL in one statement: a row per order and event in
    ``notifications``, new ones with ``sent_at`` NULL (claimed, not sent). The claim tells,
    for each email, whether it was already recorded sent.
@@ -95,7 +96,9 @@ class Customer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str
+    # None: the customer's address was not verified when the order was placed, so none of
+    # the order's e-mails is sent (nor recorded).
+    email: str | None
     user_id: str
 
 
@@ -258,4 +261,4 @@ class Recipients:
         if found is None:
             raise Refused(f"no OrderPlaced seen for order {message.order_id}: no recipient")
         self.customers.put(order, found, expires_in=self.retention_seconds)
-        return Email.about(message, found.email)
+        return None if found.email is None else Email.about(message, found.email)
