@@ -541,6 +541,28 @@ def test_a_terminal_event_is_an_email_to_the_customer_its_order_was_placed_by(
         worker.handle(recipients.decide, [worker.record(stray, 4)], [recipients.customers])
 
 
+def test_an_order_placed_without_an_address_calls_for_no_email_and_goes_to_no_dlq(
+    in_process: Callable[[ProcessorName], InProcess],
+) -> None:
+    worker = in_process("notifications")
+    recipients = Recipients(
+        worker.table("customers", Customer), retention_seconds=RETENTION_SECONDS
+    )
+    order = place(uuid.uuid4()).model_copy(update={"customer_email": None})
+    placed = m.OrderPlaced(**order.model_dump(exclude={"type", "payment_token"}))
+    confirmed = m.OrderConfirmed(order_id=order.order_id, user_id=order.user_id, payment_id="p")
+
+    decided = worker.handle(
+        recipients.decide,
+        [worker.record(placed, 4), worker.record(confirmed, 4)],
+        [recipients.customers],
+    )
+
+    assert decided == [None, None]
+    customer, _, _ = stored(recipients.customers, str(order.order_id))
+    assert customer.email is None
+
+
 # -- payments, against the payment sandbox -------------------------------------------------
 
 
