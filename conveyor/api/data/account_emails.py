@@ -79,36 +79,34 @@ async def issue(
 
 async def request_verification(pool: Pool, user_id: UUID, lifetime: timedelta) -> bool:
     """A new verification e-mail for the account; False when its address is verified already."""
-    async with database_errors(), pool.acquire() as connection, connection.transaction():
-        account = await connection.fetchrow(
-            "SELECT email, name FROM users WHERE id = $1 AND email_verified_at IS NULL", user_id
-        )
-        if account is None:
-            return False
-        await issue(
-            connection, user_id, Purpose.VERIFY_EMAIL, account["email"], account["name"], lifetime
-        )
-    return True
+    return await _issue_to_account(
+        pool, Purpose.VERIFY_EMAIL, lifetime, "id = $1 AND email_verified_at IS NULL", user_id
+    )
 
 
 async def request_password_reset(pool: Pool, email: str, lifetime: timedelta) -> bool:
     """A password reset e-mail to the active account with this address; False when none has."""
+    return await _issue_to_account(
+        pool,
+        Purpose.RESET_PASSWORD,
+        lifetime,
+        "lower(email) = lower($1) AND status = 'active'",
+        email,
+    )
+
+
+async def _issue_to_account(
+    pool: Pool, purpose: Purpose, lifetime: timedelta, condition: str, value: object
+) -> bool:
+    """A new code for ``purpose`` e-mailed to the account ``condition`` picks (``value`` is its
+    $1); False when it picks none."""
     async with database_errors(), pool.acquire() as connection, connection.transaction():
         account = await connection.fetchrow(
-            "SELECT id, email, name FROM users "
-            "WHERE lower(email) = lower($1) AND status = 'active'",
-            email,
+            f"SELECT id, email, name FROM users WHERE {condition}", value
         )
         if account is None:
             return False
-        await issue(
-            connection,
-            account["id"],
-            Purpose.RESET_PASSWORD,
-            account["email"],
-            account["name"],
-            lifetime,
-        )
+        await issue(connection, account["id"], purpose, account["email"], account["name"], lifetime)
     return True
 
 
@@ -122,7 +120,6 @@ async def use_token(connection: Connection, token: str, purpose: Purpose) -> UUI
     )
     if user_id is None:
         await _refuse(connection, token, purpose)
-    assert user_id is not None
     return user_id
 
 
