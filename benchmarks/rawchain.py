@@ -36,8 +36,9 @@ from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.processors import PROCESSOR_NAMES, PROCESSORS, processor_spec
 from conveyor.domain.topics import topic_for
 from conveyor.infra.kafka import create_producer
+from conveyor.infra.mail import Mailer
 from conveyor.infra.settings import ServiceUrls
-from conveyor.streams.mail import Mailer
+from conveyor.streams.metrics import SMTP_CONNECTIONS
 from conveyor.streams.processors.notifications import Email, Outbox
 from conveyor.streams.processors.orders import sends_for
 from conveyor.streams.processors.payments import answer, gateway_for
@@ -191,8 +192,8 @@ def _decodable(records: list[ConsumerRecord[Any, Any]]) -> list[Envelope[m.Messa
 
 @raw_counterpart("notifications")
 def notifications_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
-    customers: dict[UUID, str] = {}
-    outbox = Outbox(urls.database_url, Mailer(urls.smtp_url))
+    customers: dict[UUID, str | None] = {}
+    outbox = Outbox(urls.database_url, Mailer(urls.smtp_url, SMTP_CONNECTIONS))
 
     async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
         decided: list[Decided[Email | None]] = []
@@ -202,7 +203,8 @@ def notifications_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchD
                 case m.OrderPlaced() as placed:
                     customers[placed.order_id] = placed.customer_email
                 case m.OrderConfirmed() | m.OrderRejected() | m.OrderCancelled() as ended:
-                    email = Email.about(ended, customers[ended.order_id])
+                    recipient = customers[ended.order_id]
+                    email = None if recipient is None else Email.about(ended, recipient)
             decided.append(Decided(envelope, email))
         sends = await outbox.deliver(decided)
         return [(send.message, cause, send.event_id) for send, cause in sends]

@@ -13,7 +13,9 @@ never pushes the next action back, and latency counts from the time the action w
 coordinated omission). Each action is drawn from the mix (``MIX``): a catalog page (at times
 filtered by category, or the next page of the last one), a search, a product page, "my
 orders", and placing an order of one or two lines. The first three are anonymous; the others
-use one of ``--accounts`` shopper accounts, registered and logged in before the climb.
+use one of ``--accounts`` shopper accounts, registered, verified with the code their
+verification e-mail brought (only a verified address gets e-mails about orders), and logged
+in before the climb.
 
 The climb holds each population of ``--populations`` for ``--step-seconds``, measured after
 one mean think time in which its shoppers arrive spread out (no thundering herd), and stops
@@ -52,6 +54,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -74,7 +77,9 @@ from benchmarks.orderload import (
     wait_products_known,
     wait_terminal,
 )
+from conveyor.api.account_mail import code_in
 from conveyor.devstack.components import COMPONENTS, DEV_ADMIN_EMAIL, EDGE, Components
+from conveyor.devstack.smtp_sink import read_mailbox
 from conveyor.devstack.stack import LocalStack
 
 POPULATIONS = (1000, 2500, 5000, 7500, 10_000)
@@ -96,6 +101,8 @@ REFRESH_EVERY_SECONDS = 600.0
 # Registering and logging in hash passwords with argon2 (tens of ms of the edge's CPU each):
 # a few at a time, so seeding does not starve the rest of the stack.
 LOGINS_AT_ONCE = 4
+# How long an account's verification e-mail may take to reach the mail sink.
+VERIFICATION_MAIL_SECONDS = 60.0
 PRODUCTS_AT_ONCE = 16
 SEED = 20_261_218
 # Every shopper comes from 127.0.0.1, so the budgets per address (2,400 requests and 60
@@ -302,6 +309,11 @@ async def _at_most(lanes: int, jobs: Sequence[Callable[[], Awaitable[T]]]) -> li
     return await asyncio.gather(*(one(job) for job in jobs))
 
 
+def _mailed_code(maildir: Path, email: str) -> str | None:
+    """The code of the first account e-mail the mail sink holds for ``email``."""
+    return next(filter(None, (code_in(mail.body) for mail in read_mailbox(maildir, email))), None)
+
+
 def _connection_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = CONNECTIONS + OTHER_FILES
@@ -404,7 +416,9 @@ class Shoppers:
         await wait_products_known(pool, self.products)
 
     async def _open_accounts(self) -> None:
-        self.console.print(f"shoppers: {self.account_count} accounts, registered and logged in ...")
+        self.console.print(
+            f"shoppers: {self.account_count} accounts, registered, verified and logged in ..."
+        )
         password = secrets.token_urlsafe(18)
         run = uuid.uuid4().hex[:8]
 
@@ -413,6 +427,7 @@ class Shoppers:
             registration = {"email": email, "name": f"Shopper {n}", "password": password}
             async with self.session.post(f"{self.api}/auth/register", json=registration) as reply:
                 user_id = UUID((await answer_json(reply, 201))["id"])
+            await self._verify(email)
             credentials = {"email": email, "password": password}
             async with self.session.post(f"{self.api}/auth/login", json=credentials) as reply:
                 tokens = await answer_json(reply, 200)
@@ -423,6 +438,17 @@ class Shoppers:
         self.accounts = await _at_most(
             LOGINS_AT_ONCE, [partial(open_account, n) for n in range(self.account_count)]
         )
+
+    async def _verify(self, email: str) -> None:
+        """Confirm the address with the code its verification e-mail brought to the sink."""
+        deadline = time.monotonic() + VERIFICATION_MAIL_SECONDS
+        while (code := _mailed_code(self.stack.maildir, email)) is None:
+            if time.monotonic() > deadline:
+                raise GateFailed(f"no verification e-mail reached {email}")
+            await asyncio.sleep(0.2)
+        async with self.session.post(f"{self.api}/auth/verify", json={"token": code}) as reply:
+            if reply.status != 204:
+                raise RuntimeError(f"verifying {email}: {reply.status} {await reply.text()}")
 
     async def _keep_logged_in(self) -> None:
         async def refresh(account: Account) -> None:

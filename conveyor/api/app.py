@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 
 from conveyor import __version__
 from conveyor.api import exposition, problems, security
+from conveyor.api.account_mail import AccountMailSender
 from conveyor.api.caching import SESSION_ENTRIES, CatalogCache, Expiring
 from conveyor.api.commands import CommandSender, Sends
 from conveyor.api.data import orders as order_records
@@ -120,7 +121,8 @@ def create_app(
         # Every worker of `conveyor api` runs this at once, and each step is safe so: the
         # migrations take an advisory lock, the first admin is an INSERT ... ON CONFLICT DO
         # NOTHING, session pruning deletes with SKIP LOCKED, so sweeps side by side share
-        # the work, and withdrawing unannounced orders is a DELETE that finds each row once.
+        # the work, withdrawing unannounced orders is a DELETE that finds each row once, and
+        # account e-mail senders claim their e-mails with SKIP LOCKED.
         exposition.forget_departed_workers()
         await apply_migrations(urls.database_url)
         pool = await asyncpg.create_pool(
@@ -139,7 +141,9 @@ def create_app(
         )
         watcher = OrderStatusWatcher(cache)
         await watcher.start()
+        account_mail = AccountMailSender(pool, urls.smtp_url)
         chores = [
+            asyncio.create_task(account_mail.run(), name="send-account-emails"),
             asyncio.create_task(_prune_sessions(pool), name="prune-expired-sessions"),
             asyncio.create_task(
                 _withdraw_unannounced_orders(
@@ -161,6 +165,7 @@ def create_app(
                 RateLimiter(cache),
                 announced,
                 WaitsPerUser(settings.max_waits_per_user),
+                account_mail,
             )
             yield
         finally:
@@ -169,6 +174,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await chore
             await announced.drain()
+            await account_mail.close()
             await watcher.stop()
             await commands.close()
             await cache.aclose()

@@ -10,6 +10,7 @@ services, and the edge benchmark's baseline replaces only the Kafka sender, thro
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
@@ -20,6 +21,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from conveyor.api import ratelimit, security
+from conveyor.api.account_mail import AccountMailSender
 from conveyor.api.caching import CatalogCache, Expiring
 from conveyor.api.commands import Sends
 from conveyor.api.data import orders, users
@@ -27,7 +29,7 @@ from conveyor.api.errors import Forbidden, Unauthorized
 from conveyor.api.middleware import InFlight
 from conveyor.api.settings import ApiSettings
 from conveyor.api.waiting import OrderStatusWatcher, WaitsPerUser
-from conveyor.domain.rest import Role, UserPublic, UserStatus
+from conveyor.domain.rest import PasswordResetRequest, Role, UserPublic, UserStatus
 from conveyor.infra.settings import ServiceUrls
 
 
@@ -46,6 +48,7 @@ class Resources:
     limiter: ratelimit.RateLimiter
     announced: orders.AnnouncedMarks
     waits: WaitsPerUser
+    account_mail: AccountMailSender
 
 
 async def resources(request: Request) -> Resources:
@@ -96,6 +99,10 @@ async def _waits(held: Held) -> WaitsPerUser:
     return held.waits
 
 
+async def _account_mail(held: Held) -> AccountMailSender:
+    return held.account_mail
+
+
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Cache = Annotated[aioredis.Redis, Depends(_cache)]
 Sender = Annotated[Sends, Depends(command_sender)]
@@ -103,6 +110,8 @@ Watcher = Annotated[OrderStatusWatcher, Depends(_watcher)]
 Catalog = Annotated[CatalogCache, Depends(_catalog)]
 Announced = Annotated[orders.AnnouncedMarks, Depends(_announced)]
 Waits = Annotated[WaitsPerUser, Depends(_waits)]
+# Woken when a route wrote an account e-mail, so it leaves at once.
+AccountMail = Annotated[AccountMailSender, Depends(_account_mail)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")
 
@@ -211,6 +220,36 @@ async def limit_password_attempts(
         ratelimit.Budget("account", str(login.user.id), settings.rate_limit_account_per_minute),
         ratelimit.Budget("auth", client_address(request), settings.rate_limit_auth_per_minute),
     )
+
+
+async def _spend_account_emails(held: Resources, settings: ApiSettings, email: str) -> None:
+    # Counted per address whoever asks (hashed: the limiter's keys in Redis name no address),
+    # so no one can fill someone else's inbox. The /auth routes' budget per client address
+    # counts the request too.
+    address = hashlib.sha256(email.lower().encode()).hexdigest()
+    await held.limiter.spend(
+        ratelimit.Budget("account_email", address, settings.rate_limit_account_emails_per_minute)
+    )
+
+
+async def _reset_request_within_budget(
+    body: PasswordResetRequest, settings: Settings, held: Held
+) -> PasswordResetRequest:
+    await _spend_account_emails(held, settings, body.email)
+    return body
+
+
+async def _caller_within_email_budget(
+    user: CurrentUser, settings: Settings, held: Held
+) -> UserPublic:
+    await _spend_account_emails(held, settings, user.email)
+    return user
+
+
+# A password reset request, or the caller, once counted against the address's budget of
+# account e-mails (CONVEYOR_RATE_LIMIT_ACCOUNT_EMAILS_PER_MINUTE).
+ResetRequest = Annotated[PasswordResetRequest, Depends(_reset_request_within_budget)]
+CallerWithinEmailBudget = Annotated[UserPublic, Depends(_caller_within_email_budget)]
 
 
 async def _logins(held: Held) -> Expiring[UUID, users.Authenticated]:

@@ -45,3 +45,15 @@ EDGE_CACHE_LOOKUPS = Counter(
     "Lookups in an edge worker's own caches (catalog answers, session checks), hit or miss.",
     ["cache", "result"],
 )
+ACCOUNT_EMAILS = Counter(
+    "conveyor_account_emails_total",
+    "Account e-mails by purpose (verify_email, reset_password) and what became of a try: "
+    "sent (the mail server accepted it), failed (tried again later), expired (its code "
+    "expired before it could be sent, so it was dropped).",
+    ["purpose", "outcome"],
+)
+SMTP_CONNECTIONS = Counter(
+    "conveyor_edge_smtp_connections_total",
+    "SMTP connections the edge opened to send account e-mails (one is kept across e-mails; a "
+    "new one after a failure or a connection the server closed).",
+)

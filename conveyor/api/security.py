@@ -134,5 +134,10 @@ def new_refresh_token() -> str:
 
 
 def refresh_token_digest(token: str) -> str:
-    # The token is 384 random bits, so a fast hash suffices: nothing to brute-force.
+    return token_digest(token)
+
+
+def token_digest(token: str) -> str:
+    """What is stored of a random token (a refresh token, an account e-mail's code)."""
+    # Such a token is 256 random bits or more, so a fast hash suffices: nothing to brute-force.
     return hashlib.sha256(token.encode()).hexdigest()

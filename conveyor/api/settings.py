@@ -57,6 +57,18 @@ class ApiSettings(RetentionSettings):
     # Attempts per minute at one account's password while signed in (changing it), from any
     # address: what someone holding a stolen access token may guess at.
     rate_limit_account_per_minute: int = Field(default=10, ge=1)
+    # Account e-mails (verification again, password reset) asked for one address a minute,
+    # whoever asks: bounds the mail anyone can make Conveyor send to someone else's inbox.
+    rate_limit_account_emails_per_minute: int = Field(default=3, ge=1)
+
+    # How long the code in an account e-mail works: long enough for a verification e-mail to
+    # be read the next day, short for a password reset, whose code opens the account.
+    verification_token_seconds: int = Field(default=48 * 3600, ge=60)
+    password_reset_token_seconds: int = Field(default=30 * 60, ge=60)
+    # Whether only accounts with a verified address may place orders (403 otherwise). Either
+    # way an order's e-mails go only to a verified address. On by default; `make run` and the
+    # tests' shared edge turn it off.
+    require_verified_email: bool = True
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)

@@ -58,14 +58,18 @@ class ReceivedMail:
     message: EmailMessage
 
 
-def read_mailbox(maildir: Path) -> list[ReceivedMail]:
-    """Every message the sink stored in ``maildir``, oldest first."""
+def read_mailbox(maildir: Path, recipient: str | None = None) -> list[ReceivedMail]:
+    """Every message the sink stored in ``maildir``, oldest first; only those to ``recipient``
+    when given (the others are not parsed, which keeps reading a full maildir cheap)."""
     if not maildir.exists():
         return []
     received = []
     box = mailbox.Maildir(maildir, create=False)
     for key in box.iterkeys():
-        message = message_from_bytes(box.get_bytes(key), policy=policy.default)
+        raw = box.get_bytes(key)
+        if recipient is not None and recipient.encode() not in raw:
+            continue
+        message = message_from_bytes(raw, policy=policy.default)
         assert isinstance(message, EmailMessage)
         body_part = message.get_body(("plain", "html"))
         received.append(
@@ -79,6 +83,8 @@ def read_mailbox(maildir: Path) -> list[ReceivedMail]:
                 message=message,
             )
         )
+    if recipient is not None:
+        received = [mail for mail in received if recipient in mail.envelope_to]
     return sorted(received, key=lambda mail: mail.received_at)
 
 

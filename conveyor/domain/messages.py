@@ -79,7 +79,9 @@ class _PricedOrder(Message):
 
     order_id: UUID
     user_id: UUID
-    customer_email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    # Where the order's e-mails go; None when the customer's address is not verified, and
+    # then none are sent. Records from before always name one.
+    customer_email: str | None = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     items: tuple[OrderLine, ...] = Field(min_length=1, max_length=100)
     currency: Currency
     total: Amount

@@ -131,6 +131,29 @@ class RefreshRequest(_Input):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
+# The code an account e-mail carries (URL-safe base64 of 256 random bits).
+AccountToken = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
+class EmailVerification(_Input):
+    token: AccountToken = Field(description="The code from the verification e-mail.")
+
+
+class PasswordResetRequest(_Input):
+    email: Email = Field(examples=["ada@example.org"])
+
+
+class PasswordReset(_Input):
+    token: AccountToken = Field(description="The code from the password reset e-mail.")
+    new_password: NewPassword = Field(
+        examples=["correct horse battery staple"],
+        description="At least 10 characters; common passwords and ones containing the "
+        "e-mail address or the name are refused.",
+    )
+
+
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str
@@ -165,6 +188,10 @@ class ProfileUpdate(Profile):
 class UserPublic(BaseModel):
     id: UUID
     email: str
+    email_verified: bool = Field(
+        description="Whether the owner proved the address is theirs (POST /auth/verify); "
+        "order e-mails go only to a verified address."
+    )
     name: str
     role: Role
     status: UserStatus

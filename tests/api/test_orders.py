@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.edge import API, Account, Api, EdgeProcess
+from tests.support.shop import Shop
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually_async
 from tests.support.workers import Workers
@@ -283,8 +284,9 @@ async def test_admins_see_any_users_orders(
 
 
 async def test_notifications_list_the_emails_sent_for_the_callers_orders(
-    api: Api, account: Account, product: str, workers: Workers
+    api: Api, product: str, workers: Workers
 ) -> None:
+    account = await api.new_account(verified=True)
     order_id = (await api.place(account, [(product, 1)])).json()["id"]
     await api.wait_for(account, order_id, "confirmed")
 
@@ -299,3 +301,16 @@ async def test_notifications_list_the_emails_sent_for_the_callers_orders(
     intruder = await api.new_account()
     theirs = (await api.http.get("/users/me/notifications", headers=intruder.auth)).json()
     assert theirs["items"] == []
+
+
+async def test_the_orders_of_an_account_that_never_verified_its_address_send_no_email(
+    api: Api, account: Account, product: str, shop: Shop
+) -> None:
+    order_id = (await api.place(account, [(product, 1)])).json()["id"]
+    await api.wait_for(account, order_id, "confirmed")
+    # Once every processor has committed everything, the notifications processor has
+    # handled the confirmation.
+    await shop.drain()
+    assert shop.emails(uuid.UUID(order_id)) == []
+    listed = (await api.http.get("/users/me/notifications", headers=account.auth)).json()
+    assert listed["items"] == []

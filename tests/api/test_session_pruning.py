@@ -19,7 +19,9 @@ async def test_expired_sessions_are_deleted_in_batches_and_live_ones_kept(
     await apply_migrations(fresh_database_url)
     pool = await asyncpg.create_pool(fresh_database_url, min_size=1, max_size=2)
     try:
-        user = await users.create_user(pool, "ada@example.com", "Ada", "hash")
+        user = await users.create_user(
+            pool, "ada@example.com", "Ada", "hash", verify_within=timedelta(days=2)
+        )
         # Lifetimes relative to now: five long expired, one just expired, two live.
         for index, lifetime in enumerate([-30, -30, -30, -30, -30, -0.5, 1, 14]):
             await users.start_session(

@@ -148,10 +148,11 @@ def wait_until_prometheus_saw_the_round(prometheus: PrometheusProcess, edge: Edg
 async def load(
     prometheus: PrometheusProcess, edge: EdgeProcess, stack: RunningStack
 ) -> AsyncIterator[Load]:
-    api = Api(edge)
+    api = Api(edge, stack.maildir)
     try:
         admin = await api.admin()
-        customer = await api.new_account()
+        # Verified: e-mails about orders go only to a verified address.
+        customer = await api.new_account(verified=True)
         reasons: set[str] = set()
         for _ in range(ROUNDS):
             reasons |= await one_round(api, admin, customer, stack.urls.kafka_bootstrap_servers)

@@ -36,6 +36,20 @@ def test_every_message_comes_back_unchanged_from_its_topic(message: m.Message) -
     assert dict(record.headers)["type"] == message.type.encode()
 
 
+def test_an_order_of_a_customer_with_no_verified_address_travels_without_one() -> None:
+    """Such an order's e-mails are sent nowhere; an address must be named or null, never left
+    out, so a producer cannot forget it."""
+    record = encode("orders.commands", place_order(customer_email=None))
+    assert json.loads(record.value)["payload"]["customer_email"] is None
+    payload = decode("orders.commands", record.key, record.value).payload
+    assert isinstance(payload, m.PlaceOrder)
+    assert payload.customer_email is None
+    omitted = json.loads(record.value)
+    del omitted["payload"]["customer_email"]
+    with pytest.raises(UndecodableMessage, match="customer_email"):
+        decode("orders.commands", record.key, json.dumps(omitted).encode())
+
+
 def test_each_message_type_travels_on_exactly_one_topic_that_has_its_key() -> None:
     for message_type in m.MESSAGE_TYPES:
         owners = [spec for spec in TOPICS.values() if spec.allows(message_type)]

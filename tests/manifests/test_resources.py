@@ -158,6 +158,28 @@ def test_the_edge_is_configured_with_variables_the_edge_reads(
     assert env[MULTIPROC_VARIABLE] in mounted
 
 
+def test_the_edge_in_a_cluster_mails_through_the_shops_server_and_wants_verified_addresses(
+    installation: list[Document],
+) -> None:
+    env = {
+        variable["name"]: variable.get("value")
+        for variable in _container(installation, "conveyor-edge")["env"]
+    }
+    assert env["CONVEYOR_REQUIRE_VERIFIED_EMAIL"] == "true"
+    notifications = [
+        item
+        for item in of_kind(installation, "StreamProcessor")
+        if item["spec"]["processor"] == "notifications"
+    ]
+    [processor_smtp] = [
+        variable["value"]
+        for item in notifications
+        for variable in item["spec"]["env"]
+        if variable["name"] == "SMTP_URL"
+    ]
+    assert env["SMTP_URL"] == processor_smtp
+
+
 def test_the_edge_scales_on_cpu_from_its_request_and_never_below_two_replicas(
     installation: list[Document],
 ) -> None:

@@ -512,13 +512,21 @@ def test_an_adjustment_below_zero_is_refused_for_the_dead_letters_and_writes_not
 # -- notifications -------------------------------------------------------------------------
 
 
-def test_a_terminal_event_is_an_email_to_the_customer_its_order_was_placed_by(
+@pytest.fixture
+def notifications(
     in_process: Callable[[ProcessorName], InProcess],
-) -> None:
+) -> tuple[InProcess, Recipients]:
+    """The notifications worker in-process, and its decider over its ``customers`` table."""
     worker = in_process("notifications")
-    recipients = Recipients(
+    return worker, Recipients(
         worker.table("customers", Customer), retention_seconds=RETENTION_SECONDS
     )
+
+
+def test_a_terminal_event_is_an_email_to_the_customer_its_order_was_placed_by(
+    notifications: tuple[InProcess, Recipients],
+) -> None:
+    worker, recipients = notifications
     order = place(uuid.uuid4())
     placed = m.OrderPlaced(**order.model_dump(exclude={"type", "payment_token"}))
     confirmed = m.OrderConfirmed(order_id=order.order_id, user_id=order.user_id, payment_id="p")
@@ -539,6 +547,25 @@ def test_a_terminal_event_is_an_email_to_the_customer_its_order_was_placed_by(
     assert expires_at is not None
     with pytest.raises(Refused, match="no recipient"):
         worker.handle(recipients.decide, [worker.record(stray, 4)], [recipients.customers])
+
+
+def test_an_order_placed_without_an_address_calls_for_no_email_and_goes_to_no_dlq(
+    notifications: tuple[InProcess, Recipients],
+) -> None:
+    worker, recipients = notifications
+    order = place(uuid.uuid4()).model_copy(update={"customer_email": None})
+    placed = m.OrderPlaced(**order.model_dump(exclude={"type", "payment_token"}))
+    confirmed = m.OrderConfirmed(order_id=order.order_id, user_id=order.user_id, payment_id="p")
+
+    decided = worker.handle(
+        recipients.decide,
+        [worker.record(placed, 4), worker.record(confirmed, 4)],
+        [recipients.customers],
+    )
+
+    assert decided == [None, None]
+    customer, _, _ = stored(recipients.customers, str(order.order_id))
+    assert customer.email is None
 
 
 # -- payments, against the payment sandbox -------------------------------------------------

@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 
+from conveyor.api.account_mail import code_in
 from conveyor.api.settings import ApiSettings
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
+from conveyor.devstack.smtp_sink import read_mailbox
 from conveyor.infra.settings import ServiceUrls
 from tests.support.waiting import eventually_async
 
@@ -65,6 +67,9 @@ class EdgeProcess:
             "CONVEYOR_RATE_LIMIT_ACCOUNT_PER_MINUTE": "1000000",
             # Nor hold back a test's orders behind its earlier ones; the cap has its own test.
             "CONVEYOR_MAX_PENDING_ORDERS_PER_USER": "1000000",
+            # Nor refuse the orders of accounts that never verified their address (they get
+            # no e-mails about them); the requirement has its own test.
+            "CONVEYOR_REQUIRE_VERIFIED_EMAIL": "false",
             **self.settings,
         }
         if self.workers is not None:
@@ -147,11 +152,18 @@ class Account:
         return bearer(self.access_token)
 
 
-class Api:
-    """An httpx client on one edge, with the steps most tests begin with."""
+# The subjects of the account e-mails the edge sends.
+VERIFICATION_SUBJECT = "Confirm your e-mail address"
+PASSWORD_RESET_SUBJECT = "Reset your password"
 
-    def __init__(self, edge: EdgeProcess) -> None:
+
+class Api:
+    """An httpx client on one edge, with the steps most tests begin with; ``maildir`` is
+    where the stack's mail sink keeps what the edge e-mails (for verified accounts)."""
+
+    def __init__(self, edge: EdgeProcess, maildir: Path | None = None) -> None:
         self.edge = edge
+        self.maildir = maildir
         self.http = httpx.AsyncClient(base_url=edge.base_url + API, timeout=60)
 
     async def close(self) -> None:
@@ -169,13 +181,19 @@ class Api:
         tokens: dict[str, Any] = response.json()
         return tokens
 
-    async def new_account(self, name: str = "Ada Lovelace") -> Account:
+    async def new_account(self, name: str = "Ada Lovelace", *, verified: bool = False) -> Account:
+        """A registered, logged-in account; ``verified``: its address confirmed with the code
+        its verification e-mail brought, as its owner would."""
         email = f"user-{uuid.uuid4().hex[:10]}@example.org"
         password = f"pass-{secrets.token_urlsafe(12)}"
         registered = await self.http.post(
             "/auth/register", json={"email": email, "name": name, "password": password}
         )
         assert registered.status_code == 201, registered.text
+        if verified:
+            [code] = await self.codes_mailed(email, VERIFICATION_SUBJECT)
+            confirmed = await self.http.post("/auth/verify", json={"token": code})
+            assert confirmed.status_code == 204, confirmed.text
         tokens = await self.login(email, password)
         return Account(
             uuid.UUID(registered.json()["id"]),
@@ -183,6 +201,25 @@ class Api:
             password,
             tokens["access_token"],
             tokens["refresh_token"],
+        )
+
+    async def codes_mailed(self, email: str, subject: str, count: int = 1) -> list[str]:
+        """The codes of the account e-mails with ``subject`` sent to ``email``, oldest first,
+        once ``count`` of them arrived."""
+        maildir = self.maildir
+        assert maildir is not None, "this Api was made without the stack's maildir"
+
+        async def codes() -> list[str]:
+            return [
+                code
+                for mail in read_mailbox(maildir, email)
+                if mail.subject == subject and (code := code_in(mail.body)) is not None
+            ]
+
+        return await eventually_async(
+            codes,
+            f"{count} e-mails {subject!r} to {email}",
+            until=lambda found: len(found) >= count,
         )
 
     async def admin(self) -> Account:

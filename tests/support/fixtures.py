@@ -117,8 +117,8 @@ def workers(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture(scope="session")
-async def api(edge: EdgeProcess) -> AsyncIterator[Api]:
-    client = Api(edge)
+async def api(edge: EdgeProcess, stack: RunningStack) -> AsyncIterator[Api]:
+    client = Api(edge, stack.maildir)
     try:
         yield client
     finally:

@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -17,6 +17,11 @@ from conveyor.api.errors import Conflict, ServiceUnavailable, Unprocessable
 
 Pool = asyncpg.Pool
 Row = asyncpg.Record
+# What pool.acquire() hands out; it behaves as a connection (generic only to the stubs).
+if TYPE_CHECKING:
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+else:
+    Connection = asyncpg.pool.PoolConnectionProxy
 
 
 @asynccontextmanager

@@ -9,13 +9,14 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from conveyor.api.data import account_emails
 from conveyor.api.data.base import Pool, Row, database_errors, decode_cursor, page_of
 from conveyor.api.errors import Unauthorized
 from conveyor.domain.rest import Profile, Role, SessionPublic, UserPublic, UserStatus
 
 _USER_COLUMNS = """
-    u.id, u.email, u.name, u.role, u.status, u.created_at, u.updated_at,
-    p.bio, p.avatar_url, p.location, p.phone
+    u.id, u.email, u.email_verified_at IS NOT NULL AS email_verified, u.name, u.role, u.status,
+    u.created_at, u.updated_at, p.bio, p.avatar_url, p.location, p.phone
 """
 _DUPLICATE_EMAIL = "an account with this e-mail address already exists"
 # A login (session family) is live while its current token is neither revoked nor expired.
@@ -26,6 +27,7 @@ def user_from_row(row: Row) -> UserPublic:
     return UserPublic(
         id=row["id"],
         email=row["email"],
+        email_verified=row["email_verified"],
         name=row["name"],
         role=Role(row["role"]),
         status=UserStatus(row["status"]),
@@ -41,8 +43,16 @@ def user_from_row(row: Row) -> UserPublic:
 
 
 async def create_user(
-    pool: Pool, email: str, name: str, password_hash: str, role: Role = Role.USER
+    pool: Pool,
+    email: str,
+    name: str,
+    password_hash: str,
+    role: Role = Role.USER,
+    *,
+    verify_within: timedelta,
 ) -> UserPublic:
+    """A new account, with the e-mail that asks its owner to verify the address (its code
+    works for ``verify_within``)."""
     async with database_errors(_DUPLICATE_EMAIL), pool.acquire() as connection:
         async with connection.transaction():
             user_id = uuid4()
@@ -56,6 +66,9 @@ async def create_user(
                 role.value,
             )
             await connection.execute("INSERT INTO profiles (user_id) VALUES ($1)", user_id)
+            await account_emails.issue(
+                connection, user_id, account_emails.Purpose.VERIFY_EMAIL, email, name, verify_within
+            )
         row = await connection.fetchrow(_select_user("u.id = $1"), user_id)
     assert row is not None
     return user_from_row(row)
@@ -177,12 +190,16 @@ async def delete_user(pool: Pool, user_id: UUID) -> bool:
 
 
 async def ensure_admin(pool: Pool, email: str, name: str, password_hash: str) -> bool:
-    """Create the first admin unless an account with that e-mail exists; True when created."""
+    """Create the first admin unless an account with that e-mail exists; True when created.
+
+    Its address is verified: it is the operator's, set in the edge's configuration. An admin
+    with that address made before addresses were verified is marked so too.
+    """
     async with database_errors(), pool.acquire() as connection, connection.transaction():
         user_id = await connection.fetchval(
             """
-            INSERT INTO users (id, email, name, password_hash, role)
-            VALUES ($1, $2, $3, $4, 'admin')
+            INSERT INTO users (id, email, name, password_hash, role, email_verified_at)
+            VALUES ($1, $2, $3, $4, 'admin', now())
             ON CONFLICT DO NOTHING RETURNING id
             """,
             uuid4(),
@@ -192,6 +209,12 @@ async def ensure_admin(pool: Pool, email: str, name: str, password_hash: str) ->
         )
         if user_id is not None:
             await connection.execute("INSERT INTO profiles (user_id) VALUES ($1)", user_id)
+        else:
+            await connection.execute(
+                "UPDATE users SET email_verified_at = now() WHERE lower(email) = lower($1) "
+                "AND role = 'admin' AND email_verified_at IS NULL",
+                email,
+            )
     return user_id is not None
 
 
@@ -223,6 +246,26 @@ async def change_password(
             cast(asyncpg.Connection, connection), user_id, keep_family=keep_family
         )
     return True
+
+
+async def reset_password(pool: Pool, token: str, password_hash: str) -> UUID:
+    """Set the password of the reset code's account and end every one of its logins; returns
+    the account. The code reached its owner by e-mail, so the address counts as verified."""
+    async with database_errors(), pool.acquire() as connection, connection.transaction():
+        user_id = await account_emails.use_token(
+            connection, token, account_emails.Purpose.RESET_PASSWORD
+        )
+        await connection.execute(
+            "UPDATE users SET password_hash = $2, "
+            "email_verified_at = coalesce(email_verified_at, now()), updated_at = now() "
+            "WHERE id = $1",
+            user_id,
+            password_hash,
+        )
+        await account_emails.forget(connection, user_id, account_emails.Purpose.RESET_PASSWORD)
+        # A pooled connection is a connection; the stubs tell them apart.
+        await revoke_sessions(cast(asyncpg.Connection, connection), user_id)
+    return user_id
 
 
 # -- sessions ----------------------------------------------------------------------------

@@ -1,22 +1,37 @@
-"""``/auth``: register, login, refresh (rotating) and logout."""
+"""``/auth``: register, login, refresh (rotating) and logout; verifying the address and
+resetting a forgotten password with the codes account e-mails carry."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Request, Response, status
 
 from conveyor.api import security
-from conveyor.api.data import users
-from conveyor.api.deps import Db, KeptLogins, Settings, client_address
-from conveyor.api.errors import Unauthorized
+from conveyor.api.account_mail import AccountMailSender
+from conveyor.api.data import account_emails, users
+from conveyor.api.data.base import Pool
+from conveyor.api.deps import (
+    AccountMail,
+    CallerWithinEmailBudget,
+    Db,
+    KeptLogins,
+    ResetRequest,
+    Settings,
+    client_address,
+)
+from conveyor.api.errors import Conflict, ServiceUnavailable, Unauthorized
 from conveyor.api.routes import problems
 from conveyor.api.settings import ApiSettings
 from conveyor.domain.rest import (
     Credentials,
+    EmailVerification,
+    PasswordReset,
     RefreshRequest,
     Registration,
+    Role,
     TokenPair,
     UserPublic,
     UserStatus,
@@ -41,17 +56,43 @@ def _pair(settings: ApiSettings, user_id: UUID, family: UUID, refresh_token: str
     )
 
 
+log = logging.getLogger("conveyor.api")
+
+
+async def open_account(
+    body: Registration,
+    role: Role,
+    db: Pool,
+    settings: ApiSettings,
+    account_mail: AccountMailSender,
+) -> UserPublic:
+    """A new account, and the e-mail that asks its owner to verify the address."""
+    security.check_password_strength(body.password, body.email, body.name)
+    password_hash = await security.hash_password(body.password)
+    user = await users.create_user(
+        db,
+        body.email,
+        body.name,
+        password_hash,
+        role,
+        verify_within=timedelta(seconds=settings.verification_token_seconds),
+    )
+    account_mail.wake()
+    return user
+
+
 @router.post(
     "/register",
     operation_id="registerUser",
     status_code=status.HTTP_201_CREATED,
     responses=problems(409, 422),
 )
-async def register(body: Registration, db: Db) -> UserPublic:
-    """Open an account with the `user` role."""
-    security.check_password_strength(body.password, body.email, body.name)
-    password_hash = await security.hash_password(body.password)
-    return await users.create_user(db, body.email, body.name, password_hash)
+async def register(
+    body: Registration, db: Db, settings: Settings, account_mail: AccountMail
+) -> UserPublic:
+    """Open an account with the `user` role. An e-mail with a code to verify the address
+    follows (POST /auth/verify)."""
+    return await open_account(body, Role.USER, db, settings, account_mail)
 
 
 @router.post("/login", operation_id="login", responses=problems(401))
@@ -111,5 +152,96 @@ async def logout(body: RefreshRequest, db: Db, kept_logins: KeptLogins) -> Respo
     """End the login the refresh token belongs to; its access tokens stop working too (at once
     on this edge worker, within CONVEYOR_SESSION_CACHE_SECONDS on the others)."""
     await users.end_session(db, security.refresh_token_digest(body.refresh_token))
+    kept_logins.clear()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/verify",
+    operation_id="verifyEmail",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(422),
+)
+async def verify_email(body: EmailVerification, db: Db, kept_logins: KeptLogins) -> Response:
+    """Confirm the account's e-mail address with the code the verification e-mail carried.
+
+    A code works once, until it expires (CONVEYOR_VERIFICATION_TOKEN_SECONDS, 48 hours by
+    default); any other is 422, saying to ask for a new one.
+    """
+    await account_emails.verify_email(db, body.token)
+    kept_logins.clear()  # the account's kept checks say it is unverified
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/verify/resend",
+    operation_id="resendVerificationEmail",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses=problems(401, 409),
+)
+async def resend_verification_email(
+    user: CallerWithinEmailBudget, db: Db, settings: Settings, account_mail: AccountMail
+) -> Response:
+    """E-mail a new verification code to the caller's address; 409 when it is verified."""
+    lifetime = timedelta(seconds=settings.verification_token_seconds)
+    if not await account_emails.request_verification(db, user.id, lifetime):
+        raise Conflict("your e-mail address is verified already")
+    account_mail.wake()
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/password-reset",
+    operation_id="requestPasswordReset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+)
+async def request_password_reset(
+    body: ResetRequest,
+    db: Db,
+    settings: Settings,
+    account_mail: AccountMail,
+    background: BackgroundTasks,
+) -> Response:
+    """E-mail a code that sets a new password (POST /auth/password-reset/confirm) to the
+    active account with this address.
+
+    Always 202, whether an account has the address or not, and as quickly: the answer goes
+    before the account is looked up, so neither it nor its timing tells who has an account.
+    """
+    lifetime = timedelta(seconds=settings.password_reset_token_seconds)
+    background.add_task(_write_password_reset, db, account_mail, body.email, lifetime)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+async def _write_password_reset(
+    db: Pool, account_mail: AccountMailSender, email: str, lifetime: timedelta
+) -> None:
+    try:
+        if await account_emails.request_password_reset(db, email, lifetime):
+            account_mail.wake()
+    except ServiceUnavailable as exc:
+        log.warning("a password reset e-mail was not written (asked again, it will be): %s", exc)
+
+
+@router.post(
+    "/password-reset/confirm",
+    operation_id="confirmPasswordReset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(422),
+)
+async def confirm_password_reset(body: PasswordReset, db: Db, kept_logins: KeptLogins) -> Response:
+    """Set a new password with the code from a password reset e-mail.
+
+    Every login of the account ends: its refresh tokens at once, its access tokens at once on
+    this edge worker and within CONVEYOR_SESSION_CACHE_SECONDS on the others. A code works
+    once, until it expires (CONVEYOR_PASSWORD_RESET_TOKEN_SECONDS, 30 minutes by default); a
+    weak password is 422 and leaves the code usable.
+    """
+    holder = await account_emails.reset_holder(db, body.token)
+    security.check_password_strength(body.new_password, holder.email, holder.name)
+    password_hash = await security.hash_password(body.new_password)
+    await users.reset_password(db, body.token, password_hash)
     kept_logins.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

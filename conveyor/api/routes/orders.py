@@ -61,8 +61,10 @@ def _visible(order: OrderPublic | None, caller: UserPublic, order_id: UUID) -> O
             422,
             503,
             described={
+                403: "The caller's e-mail address is not verified, and this edge takes orders "
+                "only from verified addresses (CONVEYOR_REQUIRE_VERIFIED_EMAIL).",
                 429: "The caller already has the most pending orders one account may have "
-                "(`max_pending_orders`), or the rate limit is reached; see Retry-After."
+                "(`max_pending_orders`), or the rate limit is reached; see Retry-After.",
             },
         ),
     },
@@ -90,8 +92,15 @@ async def place_order(
 
     A user may have CONVEYOR_MAX_PENDING_ORDERS_PER_USER orders (10 by default) pending at
     once; a new one beyond that is refused with 429 until one of them ends. Orders accepted
-    a moment ago count at once.
+    a moment ago count at once. E-mails about the order go only to a verified address; with
+    CONVEYOR_REQUIRE_VERIFIED_EMAIL (on by default) an unverified account's order is 403.
     """
+    if settings.require_verified_email and not user.email_verified:
+        raise Forbidden(
+            "verify your e-mail address before you order: send the code from the e-mail we "
+            "sent you to POST /api/v1/auth/verify, or ask for a new one with "
+            "POST /api/v1/auth/verify/resend"
+        )
     wanted = [line.product_id for line in body.items]
     if len(set(wanted)) != len(wanted):
         raise Unprocessable("each product may appear on one line only")
@@ -116,7 +125,8 @@ async def place_order(
         command = PlaceOrder(
             order_id=order_id,
             user_id=user.id,
-            customer_email=user.email,
+            # The order's e-mails go to a proven address or nowhere.
+            customer_email=user.email if user.email_verified else None,
             items=tuple(
                 OrderLine(
                     product_id=line.product_id,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Response, status
 from conveyor.api import security
 from conveyor.api.data import notifications, users
 from conveyor.api.deps import (
+    AccountMail,
     AdminUser,
     CurrentLogin,
     CurrentUser,
@@ -19,10 +20,12 @@ from conveyor.api.deps import (
     Db,
     KeptLogins,
     Limit,
+    Settings,
     limit_password_attempts,
 )
 from conveyor.api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from conveyor.api.routes import problems
+from conveyor.api.routes.auth import open_account
 from conveyor.domain.rest import (
     NotificationPublic,
     Page,
@@ -145,11 +148,12 @@ async def end_my_sessions(user: CurrentUser, db: Db, kept_logins: KeptLogins) ->
     status_code=status.HTTP_201_CREATED,
     responses=problems(403, 409, 422),
 )
-async def create_user(body: UserCreate, _: AdminUser, db: Db) -> UserPublic:
-    """Open an account with any role (admins only)."""
-    security.check_password_strength(body.password, body.email, body.name)
-    password_hash = await security.hash_password(body.password)
-    return await users.create_user(db, body.email, body.name, password_hash, body.role)
+async def create_user(
+    body: UserCreate, _: AdminUser, db: Db, settings: Settings, account_mail: AccountMail
+) -> UserPublic:
+    """Open an account with any role (admins only). An e-mail with a code to verify the
+    address follows (POST /auth/verify)."""
+    return await open_account(body, body.role, db, settings, account_mail)
 
 
 @router.get("", operation_id="listUsers", responses=problems(403, 422))

@@ -5,7 +5,8 @@ with ``orders.events``) and handles ``orders.events`` a batch at a time:
 
 1. The records are decided in order. OrderPlaced keeps the order's customer; a terminal event
    (OrderConfirmed, OrderRejected, OrderCancelled) calls for an email to that customer; one
-   whose OrderPlaced was never seen has no recipient and goes alone to the DLQ.
+   whose OrderPlaced was never seen has no recipient and goes alone to the DLQ. An order
+   placed without an address (the customer's was not verified) calls for none.
 2. The batch's emails are claimed in PostgreSQL in one statement: a row per order and event in
    ``notifications``, new ones with ``sent_at`` NULL (claimed, not sent). The claim tells,
    for each email, whether it was already recorded sent.
@@ -47,11 +48,13 @@ from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.streams import mail, metrics
+from conveyor.infra import mail
+from conveyor.streams import metrics
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
 from conveyor.streams.state import StateTable
 
 _NAMESPACE = uuid.UUID("0c3f8a4e-2b71-4f0e-8d7a-5f6b9e1d2c34")
+SENDER = "Conveyor <orders@conveyor.local>"
 
 _SUBJECTS = {
     "OrderConfirmed": "Your order {short} is confirmed",
@@ -93,7 +96,9 @@ class Customer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: str
+    # None: the customer's address was not verified when the order was placed, so none of
+    # the order's e-mails is sent (nor recorded).
+    email: str | None
     user_id: str
 
 
@@ -119,7 +124,7 @@ class Email:
         )
 
     def message(self) -> Message:
-        return mail.compose(self.notification_id, self.recipient, self.subject, self.body)
+        return mail.compose(self.notification_id, SENDER, self.recipient, self.subject, self.body)
 
     def sent(self, sent_at: datetime) -> m.NotificationSent:
         return m.NotificationSent(
@@ -223,7 +228,10 @@ def register(processor: Processor) -> None:
         processor.state_table("customers", Customer),
         retention_seconds=processor.settings.state_retention_seconds,
     )
-    outbox = Outbox(processor.urls.database_url, mail.Mailer(processor.urls.smtp_url))
+    outbox = Outbox(
+        processor.urls.database_url,
+        mail.Mailer(processor.urls.smtp_url, metrics.SMTP_CONNECTIONS),
+    )
     processor.decide_and_act_in_batches(processor.spec.inputs, recipients.decide, outbox.deliver)
 
     @processor.app.on_before_shutdown.connect
@@ -253,4 +261,4 @@ class Recipients:
         if found is None:
             raise Refused(f"no OrderPlaced seen for order {message.order_id}: no recipient")
         self.customers.put(order, found, expires_in=self.retention_seconds)
-        return Email.about(message, found.email)
+        return None if found.email is None else Email.about(message, found.email)

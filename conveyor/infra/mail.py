@@ -1,7 +1,9 @@
-"""Sending the customer's emails over SMTP (SMTP_URL), with a Message-ID fixed per email.
+"""Sending emails over SMTP (SMTP_URL), with a Message-ID fixed per email.
 
-A fixed Message-ID means that if an email ever has to be sent again (the processor died
-between sending and recording it), mail clients show it once.
+The notifications processor sends the customers' order emails with it, the edge the account
+emails (address verification, password reset). A fixed Message-ID means that if an email
+ever has to be sent again (its sender died between sending and recording it), mail clients
+show it once.
 
 ``Mailer`` keeps one SMTP connection open and sends every email over it, one after another,
 instead of paying a connection (and a login) per email. A failed send closes the connection,
@@ -19,10 +21,8 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 import aiosmtplib
+from prometheus_client import Counter
 
-from conveyor.streams import metrics
-
-SENDER = "Conveyor <orders@conveyor.local>"
 # Servers close connections that stay idle (Postfix after 300 s, others sooner): one idle
 # this long is checked with a NOOP before it carries an email, so a closed one is replaced
 # at once instead of failing a send and waiting for a retry.
@@ -34,7 +34,7 @@ _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP
 
 
-def compose(notification_id: UUID, recipient: str, subject: str, body: str) -> Message:
+def compose(email_id: UUID, sender: str, recipient: str, subject: str, body: str) -> Message:
     """The email, with the standard library's plain (compat32) message class when it can.
 
     ``EmailMessage`` parses every header into objects and back: composing one cost more than
@@ -49,17 +49,21 @@ def compose(notification_id: UUID, recipient: str, subject: str, body: str) -> M
     else:
         email = EmailMessage()
         email.set_content(body)
-    email["From"] = SENDER
+    email["From"] = sender
     email["To"] = recipient
     email["Subject"] = subject
-    email["Message-ID"] = f"<{notification_id}@conveyor.local>"
+    email["Message-ID"] = f"<{email_id}@conveyor.local>"
     return email
 
 
 class Mailer:
-    """One SMTP connection to ``smtp_url``, opened when first needed and kept for the next."""
+    """One SMTP connection to ``smtp_url``, opened when first needed and kept for the next.
 
-    def __init__(self, smtp_url: str, timeout_seconds: float = 10.0) -> None:
+    ``connections`` counts the connections opened, in the metrics of the component that
+    sends: its own, since a processor's and the edge's connections are watched apart.
+    """
+
+    def __init__(self, smtp_url: str, connections: Counter, timeout_seconds: float = 10.0) -> None:
         address = urlsplit(smtp_url)
         if address.scheme not in ("smtp", "smtps") or not address.hostname:
             raise ValueError(f"SMTP_URL must look like smtp://host:port, not {smtp_url!r}")
@@ -69,6 +73,7 @@ class Mailer:
         self._username = address.username or None
         self._password = (address.password or "") if address.username else None
         self._timeout_seconds = timeout_seconds
+        self._connections = connections
         self._client: aiosmtplib.SMTP | None = None
         self._last_used = 0.0
 
@@ -111,7 +116,7 @@ class Mailer:
             timeout=self._timeout_seconds,
         )
         await client.connect()  # logs in too, when the URL names a user
-        metrics.SMTP_CONNECTIONS.inc()
+        self._connections.inc()
         self._client = client
         return client
 

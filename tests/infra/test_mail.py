@@ -15,9 +15,12 @@ from prometheus_client import REGISTRY
 
 from conveyor.devstack.settings import free_ports
 from conveyor.devstack.smtp_sink import read_mailbox
-from conveyor.streams.mail import Mailer, compose
+from conveyor.infra.mail import Mailer, compose
+from conveyor.streams.metrics import SMTP_CONNECTIONS
 from conveyor.streams.runtime import TRANSIENT_ERRORS
 from tests.devstack.sink import start_sink, stop_sink
+
+SENDER = "Conveyor <test@conveyor.local>"
 
 
 class Server:
@@ -50,11 +53,11 @@ def connections_opened() -> float:
 
 
 def email() -> Message:
-    return compose(uuid.uuid4(), "ada@example.com", "Your order", "It is confirmed.")
+    return compose(uuid.uuid4(), SENDER, "ada@example.com", "Your order", "It is confirmed.")
 
 
 async def test_many_emails_go_over_one_connection(server: Server) -> None:
-    mailer = Mailer(f"smtp://127.0.0.1:{server.port}")
+    mailer = Mailer(f"smtp://127.0.0.1:{server.port}", SMTP_CONNECTIONS)
     opened = connections_opened()
     sent = [email() for _ in range(20)]
     try:
@@ -70,7 +73,7 @@ async def test_many_emails_go_over_one_connection(server: Server) -> None:
 async def test_a_server_that_went_away_fails_a_send_then_a_new_connection_works(
     server: Server,
 ) -> None:
-    mailer = Mailer(f"smtp://127.0.0.1:{server.port}")
+    mailer = Mailer(f"smtp://127.0.0.1:{server.port}", SMTP_CONNECTIONS)
     try:
         await mailer.send(email())
         await server.stop()
@@ -94,9 +97,9 @@ async def test_an_email_arrives_as_composed_whatever_the_characters_of_its_body(
 ) -> None:
     notification = uuid.uuid4()
     body = "Thank you, Zoë! Your order of two mugs (5.00 €) is confirmed."
-    mailer = Mailer(f"smtp://127.0.0.1:{server.port}")
+    mailer = Mailer(f"smtp://127.0.0.1:{server.port}", SMTP_CONNECTIONS)
     try:
-        await mailer.send(compose(notification, "zoe@example.com", "Your order 1f2e", body))
+        await mailer.send(compose(notification, SENDER, "zoe@example.com", "Your order 1f2e", body))
     finally:
         await mailer.close()
     [received] = read_mailbox(server.maildir)
@@ -111,4 +114,4 @@ async def test_an_email_arrives_as_composed_whatever_the_characters_of_its_body(
 @pytest.mark.parametrize("url", ["http://mail:25", "smtp://", "mail:25"])
 def test_an_smtp_url_it_cannot_use_is_refused_at_once(url: str) -> None:
     with pytest.raises(ValueError, match="SMTP_URL must look like"):
-        Mailer(url)
+        Mailer(url, SMTP_CONNECTIONS)
