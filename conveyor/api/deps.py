@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.api import ratelimit, security
+from conveyor.api import passwords, ratelimit, security, throttle
 from conveyor.api.caching import CatalogCache, Expiring
 from conveyor.api.commands import Sends
 from conveyor.api.data import orders, users
@@ -45,6 +45,8 @@ class Resources:
     sessions: Expiring[UUID, users.Authenticated]
     limiter: ratelimit.RateLimiter
     announced: orders.AnnouncedMarks
+    passwords: passwords.Passwords
+    login_throttle: throttle.LoginThrottle
 
 
 async def resources(request: Request) -> Resources:
@@ -91,12 +93,22 @@ async def _announced(held: Held) -> orders.AnnouncedMarks:
     return held.announced
 
 
+async def _passwords(held: Held) -> passwords.Passwords:
+    return held.passwords
+
+
+async def _login_throttle(held: Held) -> throttle.LoginThrottle:
+    return held.login_throttle
+
+
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Cache = Annotated[aioredis.Redis, Depends(_cache)]
 Sender = Annotated[Sends, Depends(command_sender)]
 Watcher = Annotated[OrderStatusWatcher, Depends(_watcher)]
 Catalog = Annotated[CatalogCache, Depends(_catalog)]
 Announced = Annotated[orders.AnnouncedMarks, Depends(_announced)]
+Passwords = Annotated[passwords.Passwords, Depends(_passwords)]
+LoginThrottle = Annotated[throttle.LoginThrottle, Depends(_login_throttle)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")
 

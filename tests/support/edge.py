@@ -21,6 +21,9 @@ from conveyor.infra.settings import ServiceUrls
 from tests.support.waiting import eventually_async
 
 ADMIN_EMAIL = "root@conveyor.example"
+# Settings for an edge beside the session's, which makes the first admin with its password:
+# started first, this one would make the admin with another.
+NO_FIRST_ADMIN = {"CONVEYOR_ADMIN_EMAIL": ""}
 API = "/api/v1"
 
 

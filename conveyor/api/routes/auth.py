@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from conveyor.api import security
 from conveyor.api.data import users
-from conveyor.api.deps import Db, KeptLogins, Settings
+from conveyor.api.deps import Db, KeptLogins, LoginThrottle, Passwords, Settings
 from conveyor.api.errors import Unauthorized
 from conveyor.api.routes import problems
 from conveyor.api.settings import ApiSettings
@@ -40,23 +40,38 @@ def _pair(settings: ApiSettings, user_id: UUID, family: UUID, refresh_token: str
     status_code=status.HTTP_201_CREATED,
     responses=problems(409, 422),
 )
-async def register(body: Registration, db: Db) -> UserPublic:
+async def register(body: Registration, db: Db, passwords: Passwords) -> UserPublic:
     """Open an account with the `user` role."""
-    security.check_password_strength(body.password, body.email, body.name)
-    password_hash = await security.hash_password(body.password)
+    await passwords.check_strength(body.password, body.email, body.name)
+    password_hash = await passwords.hash(body.password)
     return await users.create_user(db, body.email, body.name, password_hash)
 
 
 @router.post("/login", operation_id="login", responses=problems(401))
-async def login(body: Credentials, db: Db, settings: Settings) -> TokenPair:
-    """Trade e-mail and password for an access token and a refresh token."""
+async def login(
+    body: Credentials,
+    db: Db,
+    settings: Settings,
+    passwords: Passwords,
+    login_throttle: LoginThrottle,
+) -> TokenPair:
+    """Trade e-mail and password for an access token and a refresh token.
+
+    After a few failed attempts in a row with one e-mail address, each further attempt must
+    wait a delay that doubles each time (429 with `Retry-After`); the right password clears it.
+    """
+    await login_throttle.admit(body.email)
     found = await users.find_login(db, body.email)
-    valid = await security.verify_password(body.password, found[1] if found else None)
-    if found is None or not valid:
+    right = await passwords.verify(body.password, found[1] if found else None)
+    if found is None or not right:
         raise Unauthorized("the e-mail address or the password is wrong")
-    user = found[0]
+    await login_throttle.succeeded(body.email)
+    user, password_hash = found
     if user.status is not UserStatus.ACTIVE:
         raise Unauthorized("this account is disabled")
+    upgraded_hash = await passwords.upgraded(body.password, password_hash)
+    if upgraded_hash is not None:
+        await users.upgrade_password_hash(db, user.id, password_hash, upgraded_hash)
     refresh_token = security.new_refresh_token()
     family = await users.start_session(
         db,

@@ -7,7 +7,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from conveyor.api import security
 from conveyor.api.data import notifications, users
 from conveyor.api.deps import (
     AdminUser,
@@ -17,6 +16,7 @@ from conveyor.api.deps import (
     Db,
     KeptLogins,
     Limit,
+    Passwords,
 )
 from conveyor.api.errors import Conflict, NotFound
 from conveyor.api.routes import problems
@@ -67,10 +67,10 @@ async def list_my_notifications(
     status_code=status.HTTP_201_CREATED,
     responses=problems(403, 409, 422),
 )
-async def create_user(body: UserCreate, _: AdminUser, db: Db) -> UserPublic:
+async def create_user(body: UserCreate, _: AdminUser, db: Db, passwords: Passwords) -> UserPublic:
     """Open an account with any role (admins only)."""
-    security.check_password_strength(body.password, body.email, body.name)
-    password_hash = await security.hash_password(body.password)
+    await passwords.check_strength(body.password, body.email, body.name)
+    password_hash = await passwords.hash(body.password)
     return await users.create_user(db, body.email, body.name, password_hash, body.role)
 
 
