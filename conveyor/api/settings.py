@@ -106,13 +106,20 @@ class ApiSettings(RetentionSettings):
         return self.jwt_secret.get_secret_value() == _EPHEMERAL_SECRET
 
     @model_validator(mode="after")
-    def _withdraw_after_sends_end(self) -> ApiSettings:
-        if self.withdraw_unannounced_after_seconds <= self.kafka_send_timeout_seconds:
-            raise ValueError(
-                "CONVEYOR_WITHDRAW_UNANNOUNCED_AFTER_SECONDS must exceed "
-                "CONVEYOR_KAFKA_SEND_TIMEOUT_SECONDS, or an order still being sent could be "
-                "withdrawn"
-            )
+    def _periods_outlast_what_they_must(self) -> ApiSettings:
+        _must_outlast(
+            self,
+            "withdraw_unannounced_after_seconds",
+            "kafka_send_timeout_seconds",
+            "or an order still being sent could be withdrawn",
+        )
+        _must_outlast(
+            self,
+            "login_attempts_forgotten_after_seconds",
+            "login_delay_max_seconds",
+            "or an account's attempts would be forgotten while it waits out its delay and its "
+            "delays would never grow",
+        )
         return self
 
     @property
@@ -129,22 +136,19 @@ class ApiSettings(RetentionSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _attempts_remembered_past_the_longest_delay(self) -> ApiSettings:
-        if self.login_attempts_forgotten_after_seconds <= self.login_delay_max_seconds:
-            raise ValueError(
-                "CONVEYOR_LOGIN_ATTEMPTS_FORGOTTEN_AFTER_SECONDS must exceed "
-                "CONVEYOR_LOGIN_DELAY_MAX_SECONDS, or an account's attempts would be forgotten "
-                "while it waits out its delay and its delays would never grow"
-            )
-        return self
-
     @field_validator("jwt_secret")
     @classmethod
     def _long_enough(cls, secret: SecretStr) -> SecretStr:
         if len(secret.get_secret_value().encode()) < 32:
             raise ValueError("CONVEYOR_JWT_SECRET must be at least 32 bytes (256 bits)")
         return secret
+
+
+def _must_outlast(settings: ApiSettings, longer: str, shorter: str, or_else: str) -> None:
+    if getattr(settings, longer) <= getattr(settings, shorter):
+        raise ValueError(
+            f"CONVEYOR_{longer.upper()} must exceed CONVEYOR_{shorter.upper()}, {or_else}"
+        )
 
 
 @lru_cache

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.support.edge import NO_FIRST_ADMIN, Account, Api, EdgeProcess
+from tests.support.edge import CHEAP_PASSWORD_HASHES, NO_FIRST_ADMIN, Account, Api, EdgeProcess
 from tests.support.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -29,14 +29,12 @@ def throttled_edge(
         stack.urls,
         tmp_path_factory.mktemp("throttled-edge") / "edge.log",
         settings={
-            "CONVEYOR_LOGIN_ATTEMPTS_BEFORE_DELAY": str(ATTEMPTS_BEFORE_DELAY),
             **NO_FIRST_ADMIN,
+            **CHEAP_PASSWORD_HASHES,
+            "CONVEYOR_LOGIN_ATTEMPTS_BEFORE_DELAY": str(ATTEMPTS_BEFORE_DELAY),
             "CONVEYOR_LOGIN_DELAY_FIRST_SECONDS": str(FIRST_DELAY_SECONDS),
             "CONVEYOR_LOGIN_DELAY_MAX_SECONDS": str(MAX_DELAY_SECONDS),
             "CONVEYOR_LOGIN_ATTEMPTS_FORGOTTEN_AFTER_SECONDS": "60",
-            "CONVEYOR_PASSWORD_HASH_MEMORY_KIB": "8192",
-            "CONVEYOR_PASSWORD_HASH_TIME_COST": "1",
-            "CONVEYOR_PASSWORD_HASH_PARALLELISM": "1",
         },
     )
     with edge.running():
@@ -45,11 +43,8 @@ def throttled_edge(
 
 @pytest.fixture
 async def client(throttled_edge: EdgeProcess) -> AsyncIterator[Api]:
-    api = Api(throttled_edge)
-    try:
+    async with Api(throttled_edge) as api:
         yield api
-    finally:
-        await api.close()
 
 
 async def log_in(client: Api, email: str, password: str) -> httpx.Response:

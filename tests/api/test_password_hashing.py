@@ -10,16 +10,10 @@ import asyncpg
 import pytest
 
 from conveyor.devstack.errors import ServiceDidNotStart
-from tests.support.edge import NO_FIRST_ADMIN, Api, EdgeProcess
+from tests.support.edge import CHEAP_PASSWORD_HASHES, NO_FIRST_ADMIN, Api, EdgeProcess
 from tests.support.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
-
-CHEAP_COSTS = {
-    "CONVEYOR_PASSWORD_HASH_MEMORY_KIB": "8192",
-    "CONVEYOR_PASSWORD_HASH_TIME_COST": "1",
-    "CONVEYOR_PASSWORD_HASH_PARALLELISM": "1",
-}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +24,11 @@ def one_hash_at_a_time(
     edge = EdgeProcess(
         stack.urls,
         tmp_path_factory.mktemp("one-hash-edge") / "edge.log",
-        settings={**CHEAP_COSTS, **NO_FIRST_ADMIN, "CONVEYOR_PASSWORD_HASHING_BUDGET_MIB": "8"},
+        settings={
+            **NO_FIRST_ADMIN,
+            **CHEAP_PASSWORD_HASHES,
+            "CONVEYOR_PASSWORD_HASHING_BUDGET_MIB": "8",
+        },
     )
     with edge.running():
         yield edge
@@ -38,11 +36,8 @@ def one_hash_at_a_time(
 
 @pytest.fixture
 async def client(one_hash_at_a_time: EdgeProcess) -> AsyncIterator[Api]:
-    api = Api(one_hash_at_a_time)
-    try:
+    async with Api(one_hash_at_a_time) as api:
         yield api
-    finally:
-        await api.close()
 
 
 async def stored_hash(stack: RunningStack, email: str) -> str:

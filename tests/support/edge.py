@@ -24,6 +24,12 @@ ADMIN_EMAIL = "root@conveyor.example"
 # Settings for an edge beside the session's, which makes the first admin with its password:
 # started first, this one would make the admin with another.
 NO_FIRST_ADMIN = {"CONVEYOR_ADMIN_EMAIL": ""}
+# argon2id at a fraction of its default cost, for an edge whose tests are not about the cost.
+CHEAP_PASSWORD_HASHES = {
+    "CONVEYOR_PASSWORD_HASH_MEMORY_KIB": "8192",
+    "CONVEYOR_PASSWORD_HASH_TIME_COST": "1",
+    "CONVEYOR_PASSWORD_HASH_PARALLELISM": "1",
+}
 API = "/api/v1"
 
 
@@ -148,6 +154,12 @@ class Api:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    async def __aenter__(self) -> Api:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
     async def login(self, email: str, password: str) -> dict[str, Any]:
         response = await self.http.post("/auth/login", json={"email": email, "password": password})
