@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -20,9 +20,9 @@ MAX_DELAY_SECONDS = 4
 
 
 @pytest.fixture(scope="module")
-def throttled_edge(
+async def client(
     stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EdgeProcess]:
+) -> AsyncIterator[Api]:
     """An edge whose waits are short, so a test sees them grow and end; cheap hashes, since
     nothing here is about their cost."""
     edge = EdgeProcess(
@@ -38,13 +38,8 @@ def throttled_edge(
         },
     )
     with edge.running():
-        yield edge
-
-
-@pytest.fixture
-async def client(throttled_edge: EdgeProcess) -> AsyncIterator[Api]:
-    async with Api(throttled_edge) as api:
-        yield api
+        async with Api(edge) as api:
+            yield api
 
 
 async def log_in(client: Api, email: str, password: str) -> httpx.Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -17,9 +17,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def one_hash_at_a_time(
+async def client(
     stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EdgeProcess]:
+) -> AsyncIterator[Api]:
     """An edge with cheap hashes and a budget that holds exactly one of them."""
     edge = EdgeProcess(
         stack.urls,
@@ -31,13 +31,8 @@ def one_hash_at_a_time(
         },
     )
     with edge.running():
-        yield edge
-
-
-@pytest.fixture
-async def client(one_hash_at_a_time: EdgeProcess) -> AsyncIterator[Api]:
-    async with Api(one_hash_at_a_time) as api:
-        yield api
+        async with Api(edge) as api:
+            yield api
 
 
 async def stored_hash(stack: RunningStack, email: str) -> str:
