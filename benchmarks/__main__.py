@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import codec, deadlines, edge, operator, producer, saga, soak, throughput
+from benchmarks import codec, deadlines, edge, logins, operator, producer, saga, soak, throughput
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 
@@ -26,6 +26,7 @@ def main() -> None:
         urls = LocalStack(DevStackSettings(), console).service_urls()
         producer.run(console, urls)
         edge.run(console, urls)
+        logins.run(console, urls)
         operator.run(console, urls)
         # The saga, soak and throughput benchmarks start and stop processors, so they run
         # only on their own stack.
@@ -40,6 +41,7 @@ def main() -> None:
             soak.run(console, stack, orders=soak.BENCH_ORDERS, window=soak.BENCH_WINDOW)
             throughput.run(console, stack)
             edge.run(console, urls)
+            logins.run(console, urls)
             operator.run(console, urls)
         finally:
             stack.down(purge=True)

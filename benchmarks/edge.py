@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -114,8 +114,16 @@ async def _raw_producer(urls: ServiceUrls) -> Figures:
 
 
 class EdgeServer:
+    """The edge as its own uvicorn process (one worker); ``settings`` add to or override its
+    environment (``CONVEYOR_*``)."""
+
     def __init__(
-        self, urls: ServiceUrls, admin_password: str, without_kafka: bool, log_path: Path
+        self,
+        urls: ServiceUrls,
+        admin_password: str,
+        without_kafka: bool,
+        log_path: Path,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         [self.port] = free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -129,6 +137,7 @@ class EdgeServer:
             "CONVEYOR_RATE_LIMIT_ADDRESS_PER_MINUTE": "100000000",
             # Every order is the admin's, and the climbs keep thousands pending at once.
             "CONVEYOR_MAX_PENDING_ORDERS_PER_USER": "100000000",
+            **(settings or {}),
         }
         command = [sys.executable, "-m", "benchmarks.edge_server", str(self.port)]
         if without_kafka:

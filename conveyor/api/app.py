@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from conveyor import __version__
-from conveyor.api import exposition, problems, security
+from conveyor.api import exposition, problems
 from conveyor.api.account_mail import AccountMailSender
 from conveyor.api.caching import SESSION_ENTRIES, CatalogCache, Expiring
 from conveyor.api.commands import CommandSender, Sends
@@ -31,12 +31,14 @@ from conveyor.api.middleware import (
     RequestMetrics,
     ShedOverCapacity,
 )
+from conveyor.api.passwords import Passwords
 from conveyor.api.problems import PROBLEM_MEDIA_TYPE
 from conveyor.api.ratelimit import RateLimiter
 from conveyor.api.repeats import CatalogRepeats
 from conveyor.api.routes import auth, operations, orders, products
 from conveyor.api.routes import users as user_routes
 from conveyor.api.settings import ApiSettings, get_settings
+from conveyor.api.throttle import LoginThrottle
 from conveyor.api.waiting import OrderStatusWatcher, WaitsPerUser
 from conveyor.infra.database import apply_migrations
 from conveyor.infra.settings import ServiceUrls, get_service_urls
@@ -47,10 +49,10 @@ DATABASE_APPLICATION_NAME = "conveyor-api"
 log = logging.getLogger("conveyor.api")
 
 
-async def _first_admin(pool: asyncpg.Pool, settings: ApiSettings) -> None:
+async def _first_admin(pool: asyncpg.Pool, settings: ApiSettings, passwords: Passwords) -> None:
     if not settings.admin_email or settings.admin_password is None:
         return
-    password_hash = await security.hash_password(settings.admin_password.get_secret_value())
+    password_hash = await passwords.hash(settings.admin_password.get_secret_value())
     if await users.ensure_admin(pool, settings.admin_email, "Administrator", password_hash):
         log.info("created the first admin account %s", settings.admin_email)
 
@@ -142,6 +144,7 @@ def create_app(
         watcher = OrderStatusWatcher(cache)
         await watcher.start()
         account_mail = AccountMailSender(pool, urls.smtp_url)
+        passwords = Passwords(settings)
         chores = [
             asyncio.create_task(account_mail.run(), name="send-account-emails"),
             asyncio.create_task(_prune_sessions(pool), name="prune-expired-sessions"),
@@ -153,7 +156,8 @@ def create_app(
             ),
         ]
         try:
-            await _first_admin(pool, settings)
+            await passwords.start()
+            await _first_admin(pool, settings, passwords)
             app.state.resources = Resources(
                 urls,
                 pool,
@@ -166,6 +170,8 @@ def create_app(
                 announced,
                 WaitsPerUser(settings.max_waits_per_user),
                 account_mail,
+                passwords,
+                LoginThrottle(cache, settings),
             )
             yield
         finally:
@@ -175,6 +181,7 @@ def create_app(
                     await chore
             await announced.drain()
             await account_mail.close()
+            passwords.close()
             await watcher.stop()
             await commands.close()
             await cache.aclose()

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.api import ratelimit, security
+from conveyor.api import passwords, ratelimit, security, throttle
 from conveyor.api.account_mail import AccountMailSender
 from conveyor.api.caching import CatalogCache, Expiring
 from conveyor.api.commands import Sends
@@ -49,6 +49,8 @@ class Resources:
     announced: orders.AnnouncedMarks
     waits: WaitsPerUser
     account_mail: AccountMailSender
+    passwords: passwords.Passwords
+    login_throttle: throttle.LoginThrottle
 
 
 async def resources(request: Request) -> Resources:
@@ -103,6 +105,14 @@ async def _account_mail(held: Held) -> AccountMailSender:
     return held.account_mail
 
 
+async def _passwords(held: Held) -> passwords.Passwords:
+    return held.passwords
+
+
+async def _login_throttle(held: Held) -> throttle.LoginThrottle:
+    return held.login_throttle
+
+
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Cache = Annotated[aioredis.Redis, Depends(_cache)]
 Sender = Annotated[Sends, Depends(command_sender)]
@@ -112,6 +122,8 @@ Announced = Annotated[orders.AnnouncedMarks, Depends(_announced)]
 Waits = Annotated[WaitsPerUser, Depends(_waits)]
 # Woken when a route wrote an account e-mail, so it leaves at once.
 AccountMail = Annotated[AccountMailSender, Depends(_account_mail)]
+Passwords = Annotated[passwords.Passwords, Depends(_passwords)]
+LoginThrottle = Annotated[throttle.LoginThrottle, Depends(_login_throttle)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/login.")
 

@@ -70,6 +70,29 @@ class ApiSettings(RetentionSettings):
     # tests' shared edge turn it off.
     require_verified_email: bool = True
 
+    # Password hashing (argon2id; docs/accounts.md). The cost of one hash or check: its memory
+    # in KiB, its passes over that memory, and its lanes (threads). argon2-cffi's defaults,
+    # RFC 9106's second recommended set. A hash made with other costs still verifies (the
+    # costs are part of it) and is made anew with these at the account's next login.
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024)
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64)
+    # The memory one worker process may spend on hashes at once: as many hashes run side by
+    # side as fit in it, and the rest wait their turn. A worker's memory peaks this far above
+    # its idle size, whatever the number of logins arriving at once.
+    password_hashing_budget_mib: int = Field(default=128, ge=8)
+    # The least zxcvbn score (0 to 4) a new password must have: 3 is "safely unguessable:
+    # moderate protection from an offline slow-hash attack", what argon2 is for.
+    password_min_score: int = Field(default=3, ge=0, le=4)
+    # Failed logins per account (keyed by its e-mail address, known or not; docs/accounts.md):
+    # after this many attempts in a row without success, each further attempt must wait a
+    # delay, this long after the first and doubling each time up to the most; an account with
+    # no attempt for the last period starts again from nothing, and a success clears it.
+    login_attempts_before_delay: int = Field(default=5, ge=1)
+    login_delay_first_seconds: int = Field(default=2, ge=1)
+    login_delay_max_seconds: int = Field(default=900, ge=1)
+    login_attempts_forgotten_after_seconds: int = Field(default=3600, ge=1)
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
     # How long POST /orders waits for Kafka to acknowledge before answering 503.
@@ -104,12 +127,33 @@ class ApiSettings(RetentionSettings):
         return self.jwt_secret.get_secret_value() == _EPHEMERAL_SECRET
 
     @model_validator(mode="after")
-    def _withdraw_after_sends_end(self) -> ApiSettings:
-        if self.withdraw_unannounced_after_seconds <= self.kafka_send_timeout_seconds:
+    def _periods_outlast_what_they_must(self) -> ApiSettings:
+        _must_outlast(
+            self,
+            "withdraw_unannounced_after_seconds",
+            "kafka_send_timeout_seconds",
+            "or an order still being sent could be withdrawn",
+        )
+        _must_outlast(
+            self,
+            "login_attempts_forgotten_after_seconds",
+            "login_delay_max_seconds",
+            "or an account's attempts would be forgotten while it waits out its delay and its "
+            "delays would never grow",
+        )
+        return self
+
+    @property
+    def password_hashes_at_once(self) -> int:
+        """How many hashes one worker runs side by side within its hashing budget."""
+        return self.password_hashing_budget_mib * 1024 // self.password_hash_memory_kib
+
+    @model_validator(mode="after")
+    def _one_hash_fits_the_budget(self) -> ApiSettings:
+        if self.password_hashes_at_once < 1:
             raise ValueError(
-                "CONVEYOR_WITHDRAW_UNANNOUNCED_AFTER_SECONDS must exceed "
-                "CONVEYOR_KAFKA_SEND_TIMEOUT_SECONDS, or an order still being sent could be "
-                "withdrawn"
+                "CONVEYOR_PASSWORD_HASHING_BUDGET_MIB must hold at least one hash of "
+                "CONVEYOR_PASSWORD_HASH_MEMORY_KIB: raise the budget or lower the hash's memory"
             )
         return self
 
@@ -119,6 +163,13 @@ class ApiSettings(RetentionSettings):
         if len(secret.get_secret_value().encode()) < 32:
             raise ValueError("CONVEYOR_JWT_SECRET must be at least 32 bytes (256 bits)")
         return secret
+
+
+def _must_outlast(settings: ApiSettings, longer: str, shorter: str, or_else: str) -> None:
+    if getattr(settings, longer) <= getattr(settings, shorter):
+        raise ValueError(
+            f"CONVEYOR_{longer.upper()} must exceed CONVEYOR_{shorter.upper()}, {or_else}"
+        )
 
 
 @lru_cache

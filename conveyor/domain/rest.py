@@ -117,8 +117,9 @@ class Registration(_Input):
     name: Name = Field(examples=["Ada Lovelace"])
     password: NewPassword = Field(
         examples=["correct horse battery staple"],
-        description="At least 10 characters; common passwords and ones containing the "
-        "e-mail address or the name are refused.",
+        description="At least 10 characters and hard to guess (zxcvbn's estimate, judged "
+        "on the first 64 characters); passwords containing the e-mail address or the name are "
+        "refused.",
     )
 
 

@@ -97,7 +97,12 @@ async def test_admins_create_read_promote_and_delete_accounts(api: Api, admin: A
     email = f"staff-{uuid.uuid4().hex[:8]}@example.org"
     created = await api.http.post(
         "/users",
-        json={"email": email, "name": "Staff", "password": "staff password 123", "role": "admin"},
+        json={
+            "email": email,
+            "name": "Staff",
+            "password": "keeper of the stockroom 7",
+            "role": "admin",
+        },
         headers=admin.auth,
     )
     assert created.status_code == 201

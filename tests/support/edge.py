@@ -23,6 +23,15 @@ from conveyor.infra.settings import ServiceUrls
 from tests.support.waiting import eventually_async
 
 ADMIN_EMAIL = "root@conveyor.example"
+# Settings for an edge beside the session's, which makes the first admin with its password:
+# started first, this one would make the admin with another.
+NO_FIRST_ADMIN = {"CONVEYOR_ADMIN_EMAIL": ""}
+# argon2id at a fraction of its default cost, for an edge whose tests are not about the cost.
+CHEAP_PASSWORD_HASHES = {
+    "CONVEYOR_PASSWORD_HASH_MEMORY_KIB": "8192",
+    "CONVEYOR_PASSWORD_HASH_TIME_COST": "1",
+    "CONVEYOR_PASSWORD_HASH_PARALLELISM": "1",
+}
 API = "/api/v1"
 
 

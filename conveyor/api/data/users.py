@@ -124,6 +124,19 @@ async def find_login(pool: Pool, email: str) -> tuple[UserPublic, str] | None:
     return None if row is None else (user_from_row(row), row["password_hash"])
 
 
+async def upgrade_password_hash(pool: Pool, user_id: UUID, old_hash: str, new_hash: str) -> None:
+    """Store ``new_hash``, the same password with the current hashing costs, unless the
+    password changed since ``old_hash`` was read. Not a change of the account's own:
+    ``updated_at`` stays."""
+    async with database_errors():
+        await pool.execute(
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+            user_id,
+            old_hash,
+            new_hash,
+        )
+
+
 async def list_users(
     pool: Pool, limit: int, cursor: str | None
 ) -> tuple[list[UserPublic], str | None]:

@@ -18,6 +18,8 @@ from conveyor.api.deps import (
     CallerWithinEmailBudget,
     Db,
     KeptLogins,
+    LoginThrottle,
+    Passwords,
     ResetRequest,
     Settings,
     client_address,
@@ -64,11 +66,12 @@ async def open_account(
     role: Role,
     db: Pool,
     settings: ApiSettings,
+    passwords: Passwords,
     account_mail: AccountMailSender,
 ) -> UserPublic:
     """A new account, and the e-mail that asks its owner to verify the address."""
-    security.check_password_strength(body.password, body.email, body.name)
-    password_hash = await security.hash_password(body.password)
+    await passwords.check_strength(body.password, body.email, body.name)
+    password_hash = await passwords.hash(body.password)
     user = await users.create_user(
         db,
         body.email,
@@ -88,27 +91,45 @@ async def open_account(
     responses=problems(409, 422),
 )
 async def register(
-    body: Registration, db: Db, settings: Settings, account_mail: AccountMail
+    body: Registration,
+    db: Db,
+    settings: Settings,
+    passwords: Passwords,
+    account_mail: AccountMail,
 ) -> UserPublic:
     """Open an account with the `user` role. An e-mail with a code to verify the address
     follows (POST /auth/verify)."""
-    return await open_account(body, Role.USER, db, settings, account_mail)
+    return await open_account(body, Role.USER, db, settings, passwords, account_mail)
 
 
 @router.post("/login", operation_id="login", responses=problems(401))
-async def login(body: Credentials, db: Db, settings: Settings, request: Request) -> TokenPair:
+async def login(
+    body: Credentials,
+    db: Db,
+    settings: Settings,
+    request: Request,
+    passwords: Passwords,
+    login_throttle: LoginThrottle,
+) -> TokenPair:
     """Trade e-mail and password for an access token and a refresh token.
 
+    After a few failed attempts in a row with one e-mail address, each further attempt must
+    wait a delay that doubles each time (429 with `Retry-After`); the right password clears it.
     The login lasts CONVEYOR_SESSION_MAX_SECONDS (30 days by default) at the most, however
     often it is refreshed; GET /users/me/sessions lists it with its user agent and address.
     """
+    await login_throttle.admit(body.email)
     found = await users.find_login(db, body.email)
-    valid = await security.verify_password(body.password, found[1] if found else None)
-    if found is None or not valid:
+    right = await passwords.verify(body.password, found[1] if found else None)
+    if found is None or not right:
         raise Unauthorized("the e-mail address or the password is wrong")
-    user = found[0]
+    await login_throttle.succeeded(body.email)
+    user, password_hash = found
     if user.status is not UserStatus.ACTIVE:
         raise Unauthorized("this account is disabled")
+    upgraded_hash = await passwords.upgraded(body.password, password_hash)
+    if upgraded_hash is not None:
+        await users.upgrade_password_hash(db, user.id, password_hash, upgraded_hash)
     refresh_token = security.new_refresh_token()
     family = await users.start_session(
         db,
@@ -231,7 +252,9 @@ async def _write_password_reset(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(422),
 )
-async def confirm_password_reset(body: PasswordReset, db: Db, kept_logins: KeptLogins) -> Response:
+async def confirm_password_reset(
+    body: PasswordReset, db: Db, passwords: Passwords, kept_logins: KeptLogins
+) -> Response:
     """Set a new password with the code from a password reset e-mail.
 
     Every login of the account ends: its refresh tokens at once, its access tokens at once on
@@ -240,8 +263,8 @@ async def confirm_password_reset(body: PasswordReset, db: Db, kept_logins: KeptL
     weak password is 422 and leaves the code usable.
     """
     holder = await account_emails.reset_holder(db, body.token)
-    security.check_password_strength(body.new_password, holder.email, holder.name)
-    password_hash = await security.hash_password(body.new_password)
+    await passwords.check_strength(body.new_password, holder.email, holder.name)
+    password_hash = await passwords.hash(body.new_password)
     await users.reset_password(db, body.token, password_hash)
     kept_logins.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,7 +8,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response, status
 
-from conveyor.api import security
 from conveyor.api.data import notifications, users
 from conveyor.api.deps import (
     AccountMail,
@@ -20,6 +19,7 @@ from conveyor.api.deps import (
     Db,
     KeptLogins,
     Limit,
+    Passwords,
     Settings,
     limit_password_attempts,
 )
@@ -77,7 +77,11 @@ async def list_my_notifications(
     dependencies=[Depends(limit_password_attempts)],
 )
 async def change_my_password(
-    body: PasswordChange, login: CurrentLogin, db: Db, kept_logins: KeptLogins
+    body: PasswordChange,
+    login: CurrentLogin,
+    db: Db,
+    passwords: Passwords,
+    kept_logins: KeptLogins,
 ) -> Response:
     """Change your password, proving the current one; every other login of yours ends.
 
@@ -88,14 +92,12 @@ async def change_my_password(
     """
     user = login.user
     current_hash = await users.find_password_hash(db, user.id)
-    if current_hash is None or not await security.verify_password(
-        body.current_password, current_hash
-    ):
+    if current_hash is None or not await passwords.verify(body.current_password, current_hash):
         raise Forbidden("the current password is wrong")
     if body.new_password == body.current_password:
         raise Unprocessable("the new password must differ from the current one")
-    security.check_password_strength(body.new_password, user.email, user.name)
-    new_hash = await security.hash_password(body.new_password)
+    await passwords.check_strength(body.new_password, user.email, user.name)
+    new_hash = await passwords.hash(body.new_password)
     if not await users.change_password(
         db, user.id, current_hash, new_hash, keep_family=login.family
     ):
@@ -149,11 +151,16 @@ async def end_my_sessions(user: CurrentUser, db: Db, kept_logins: KeptLogins) ->
     responses=problems(403, 409, 422),
 )
 async def create_user(
-    body: UserCreate, _: AdminUser, db: Db, settings: Settings, account_mail: AccountMail
+    body: UserCreate,
+    _: AdminUser,
+    db: Db,
+    settings: Settings,
+    passwords: Passwords,
+    account_mail: AccountMail,
 ) -> UserPublic:
     """Open an account with any role (admins only). An e-mail with a code to verify the
     address follows (POST /auth/verify)."""
-    return await open_account(body, body.role, db, settings, account_mail)
+    return await open_account(body, body.role, db, settings, passwords, account_mail)
 
 
 @router.get("", operation_id="listUsers", responses=problems(403, 422))
