@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.api import ratelimit, security
+from conveyor.api import ratelimit
+from conveyor.api.access_tokens import AccessClaims, AccessTokens
 from conveyor.api.caching import CatalogCache, Expiring
 from conveyor.api.commands import Sends
 from conveyor.api.data import orders, users
@@ -62,7 +63,13 @@ async def _in_flight(request: Request) -> InFlight:
     return counted
 
 
+async def _access_tokens(request: Request) -> AccessTokens:
+    tokens: AccessTokens = request.app.state.access_tokens
+    return tokens
+
+
 Settings = Annotated[ApiSettings, Depends(current_settings)]
+Tokens = Annotated[AccessTokens, Depends(_access_tokens)]
 InFlightRequests = Annotated[InFlight, Depends(_in_flight)]
 Held = Annotated[Resources, Depends(resources)]
 
@@ -105,7 +112,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def limit_requests(request: Request, settings: Settings, held: Held) -> None:
+async def limit_requests(request: Request, settings: Settings, tokens: Tokens, held: Held) -> None:
     """Per client address, and per user when the request carries a valid token.
 
     The header is read directly, not through the bearer scheme, so that public routes (the
@@ -117,7 +124,7 @@ async def limit_requests(request: Request, settings: Settings, held: Held) -> No
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         try:
-            claims = security.read_access_token(settings, token.strip())
+            claims = tokens.read(token.strip())
         except Unauthorized:
             pass  # current_user answers 401; the address budget still counts the attempt.
         else:
@@ -128,23 +135,25 @@ async def limit_requests(request: Request, settings: Settings, held: Held) -> No
 
 
 async def limit_auth_attempts(request: Request, settings: Settings, held: Held) -> None:
+    """Per client address; the auth budget holds even while Redis is away (it fails closed),
+    since these routes are where passwords are guessed."""
     address = client_address(request)
     await held.limiter.spend(
         ratelimit.Budget("address", address, settings.rate_limit_address_per_minute),
-        ratelimit.Budget("auth", address, settings.rate_limit_auth_per_minute),
+        ratelimit.Budget("auth", address, settings.rate_limit_auth_per_minute, fails_closed=True),
     )
 
 
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def current_user(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
+async def current_user(tokens: Tokens, held: Held, credentials: Bearer) -> UserPublic:
     """The caller, from a valid access token of a live login of an active account.
 
     The login's check is kept for CONVEYOR_SESSION_CACHE_SECONDS: the routes that end a
     login or change an account clear what this worker kept (``KeptLogins``).
     """
-    claims = _access_claims(settings, credentials)
+    claims = _access_claims(tokens, credentials)
     return _admitted(
         await held.sessions.fetch(
             claims.session_family,
@@ -153,19 +162,19 @@ async def current_user(settings: Settings, held: Held, credentials: Bearer) -> U
     )
 
 
-async def current_user_anew(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
+async def current_user_anew(tokens: Tokens, held: Held, credentials: Bearer) -> UserPublic:
     """The caller as ``current_user`` finds it, read anew rather than kept: for the account's
     own page, which must show a change at once, in one query."""
-    claims = _access_claims(settings, credentials)
+    claims = _access_claims(tokens, credentials)
     return _admitted(await users.find_caller(held.pool, claims.user_id, claims.session_family))
 
 
 def _access_claims(
-    settings: ApiSettings, credentials: HTTPAuthorizationCredentials | None
-) -> security.AccessClaims:
+    tokens: AccessTokens, credentials: HTTPAuthorizationCredentials | None
+) -> AccessClaims:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
-    return security.read_access_token(settings, credentials.credentials)
+    return tokens.read(credentials.credentials)
 
 
 def _admitted(caller: users.Authenticated | None) -> UserPublic:

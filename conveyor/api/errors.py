@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic_core import ErrorDetails
+
 
 class ApiError(Exception):
     status = 500
@@ -77,3 +79,24 @@ class ServiceUnavailable(ApiError):
 
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+# pydantic's words for these name the class it expected, which is one of the edge's own.
+_NAMING_A_CLASS = {
+    "model_type": "Input should be an object",
+    "dataclass_type": "Input should be an object",
+    "is_instance_of": "Input is not of the expected kind",
+}
+
+
+def validation_message(issue: ErrorDetails) -> str:
+    """What a failed validation says, in the validator's own words where it has them.
+
+    pydantic puts the kind of exception before a validator's message ("Value error, ..."),
+    which tells a client about the edge's code and nothing about its request.
+    """
+    if issue["type"] in ("value_error", "assertion_error"):
+        error = issue.get("ctx", {}).get("error")
+        if error is not None:
+            return str(error)
+    return _NAMING_A_CLASS.get(issue["type"], issue["msg"])

@@ -13,8 +13,12 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conveyor.devstack import processes, prometheus_server
 from conveyor.devstack.errors import ServiceDidNotStart
@@ -28,6 +32,20 @@ PROMETHEUS = "prometheus"
 # The processors start first, in the catalogue's order.
 COMPONENTS = (*PROCESSOR_NAMES, EDGE, PROMETHEUS)
 DEV_ADMIN_EMAIL = "admin@conveyor.example"
+
+
+def _new_signing_key_pem() -> str:
+    """An Ed25519 key for the edge's access tokens, in PEM as `openssl genpkey -algorithm
+    ed25519` writes it. Made here: the dev stack never imports the edge's code."""
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
 
 
 @dataclass(frozen=True)
@@ -74,9 +92,14 @@ class Components:
             settings={
                 "CONVEYOR_API_HOST": settings.host,
                 "CONVEYOR_API_PORT": str(settings.api_port),
-                "CONVEYOR_JWT_SECRET": self._kept_secret("jwt-secret"),
+                "CONVEYOR_DEV_STACK": "true",
+                "CONVEYOR_JWT_SIGNING_KEYS": self._kept_secret(
+                    "jwt-signing-key.pem", _new_signing_key_pem
+                ),
                 "CONVEYOR_ADMIN_EMAIL": DEV_ADMIN_EMAIL,
-                "CONVEYOR_ADMIN_PASSWORD": self._kept_secret("admin-password"),
+                "CONVEYOR_ADMIN_PASSWORD": self._kept_secret(
+                    "admin-password", lambda: secrets.token_urlsafe(32)
+                ),
             },
         )
         monitor = Component(
@@ -109,13 +132,13 @@ class Components:
                 )
         return targets
 
-    def _kept_secret(self, name: str) -> str:
-        """A random secret made once per stack home, so tokens survive restarts of the edge."""
+    def _kept_secret(self, name: str, make: Callable[[], str]) -> str:
+        """A secret made once per stack home, so tokens survive restarts of the edge."""
         path = self.stack.settings.root / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            path.touch(0o600)  # never readable by others, not even for a moment
+            path.write_text(make())
         return path.read_text().strip()
 
     def health_url(self, component: Component) -> str:

@@ -8,11 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from conveyor.api import security
+from conveyor.api.access_tokens import AccessTokens
 from conveyor.api.data import users
-from conveyor.api.deps import Db, KeptLogins, Settings
+from conveyor.api.deps import Db, KeptLogins, Settings, Tokens
 from conveyor.api.errors import Unauthorized
 from conveyor.api.routes import problems
-from conveyor.api.settings import ApiSettings
 from conveyor.domain.rest import (
     Credentials,
     RefreshRequest,
@@ -26,11 +26,11 @@ from conveyor.domain.rest import (
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _pair(settings: ApiSettings, user_id: UUID, family: UUID, refresh_token: str) -> TokenPair:
+def _pair(tokens: AccessTokens, user_id: UUID, family: UUID, refresh_token: str) -> TokenPair:
     return TokenPair(
-        access_token=security.issue_access_token(settings, user_id, family),
+        access_token=tokens.issue(user_id, family),
         refresh_token=refresh_token,
-        expires_in=settings.access_token_seconds,
+        expires_in=int(tokens.lifetime.total_seconds()),
     )
 
 
@@ -48,7 +48,7 @@ async def register(body: Registration, db: Db) -> UserPublic:
 
 
 @router.post("/login", operation_id="login", responses=problems(401))
-async def login(body: Credentials, db: Db, settings: Settings) -> TokenPair:
+async def login(body: Credentials, db: Db, settings: Settings, tokens: Tokens) -> TokenPair:
     """Trade e-mail and password for an access token and a refresh token."""
     found = await users.find_login(db, body.email)
     valid = await security.verify_password(body.password, found[1] if found else None)
@@ -64,12 +64,12 @@ async def login(body: Credentials, db: Db, settings: Settings) -> TokenPair:
         security.refresh_token_digest(refresh_token),
         timedelta(seconds=settings.refresh_token_seconds),
     )
-    return _pair(settings, user.id, family, refresh_token)
+    return _pair(tokens, user.id, family, refresh_token)
 
 
 @router.post("/refresh", operation_id="refreshTokens", responses=problems(401))
 async def refresh(
-    body: RefreshRequest, db: Db, settings: Settings, kept_logins: KeptLogins
+    body: RefreshRequest, db: Db, settings: Settings, tokens: Tokens, kept_logins: KeptLogins
 ) -> TokenPair:
     """A new token pair; the refresh token sent stops working. Sending it again ends the login."""
     new_token = security.new_refresh_token()
@@ -86,7 +86,7 @@ async def refresh(
     caller = await users.find_user(db, user_id)
     if caller is None or caller.status is not UserStatus.ACTIVE:
         raise Unauthorized("this account is disabled")
-    return _pair(settings, user_id, family, new_token)
+    return _pair(tokens, user_id, family, new_token)
 
 
 @router.post("/logout", operation_id="logout", status_code=status.HTTP_204_NO_CONTENT)
