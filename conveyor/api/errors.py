@@ -81,14 +81,6 @@ class ServiceUnavailable(ApiError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
-# pydantic's words for these name the class it expected, which is one of the edge's own.
-_NAMING_A_CLASS = {
-    "model_type": "Input should be an object",
-    "dataclass_type": "Input should be an object",
-    "is_instance_of": "Input is not of the expected kind",
-}
-
-
 def validation_message(issue: ErrorDetails) -> str:
     """What a failed validation says, in the validator's own words where it has them.
 
@@ -99,4 +91,4 @@ def validation_message(issue: ErrorDetails) -> str:
         error = issue.get("ctx", {}).get("error")
         if error is not None:
             return str(error)
-    return _NAMING_A_CLASS.get(issue["type"], issue["msg"])
+    return issue["msg"]
