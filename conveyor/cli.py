@@ -295,6 +295,15 @@ def api(
         raise _fail(error) from error
 
 
+@app.command("new-signing-key")
+def new_signing_key() -> None:
+    """Print a new Ed25519 private key in PEM for CONVEYOR_JWT_SIGNING_KEYS, as
+    `openssl genpkey -algorithm ed25519` does (some openssl builds cannot)."""
+    from conveyor.api.signing_keys import new_signing_key_pem
+
+    typer.echo(new_signing_key_pem(), nl=False)
+
+
 def _publish(*messages: Message) -> list[UUID]:
     async def send() -> list[UUID]:
         async with Publisher(get_service_urls().kafka_bootstrap_servers) as publisher:

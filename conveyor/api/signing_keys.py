@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
-HOW_TO_MAKE_ONE = "make one with `openssl genpkey -algorithm ed25519`"
+HOW_TO_MAKE_ONE = (
+    "make one with `openssl genpkey -algorithm ed25519` (or `conveyor new-signing-key`)"
+)
 
 
 class UnusableSigningKeys(ValueError):

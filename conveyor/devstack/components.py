@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conveyor.devstack import processes, prometheus_server
 from conveyor.devstack.errors import ServiceDidNotStart
@@ -35,17 +33,14 @@ DEV_ADMIN_EMAIL = "admin@conveyor.example"
 
 
 def _new_signing_key_pem() -> str:
-    """An Ed25519 key for the edge's access tokens, in PEM as `openssl genpkey -algorithm
-    ed25519` writes it. Made here: the dev stack never imports the edge's code."""
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
+    """An Ed25519 key for the edge's access tokens, from the command operators use too (the
+    dev stack never imports the edge's code)."""
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor", "new-signing-key"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 @dataclass(frozen=True)
