@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -19,8 +20,9 @@ from conveyor.infra.settings import RetentionSettings
 # may run on it (`conveyor api` hands it to its workers); anywhere else the edge refuses to
 # start without CONVEYOR_JWT_SIGNING_KEYS.
 _EPHEMERAL_KEY = new_signing_key_pem()
-# The example values of the manifests and the README: a first admin must not keep them.
-_PLACEHOLDER_PASSWORD_WORDS = ("replace-with", "change-me", "changeme", "long pass phrase")
+# Words of the example values in the manifests and the README, letters only: a first admin
+# must not keep them.
+_PLACEHOLDER_PASSWORD_WORDS = ("replacewith", "changeme", "passphraseofyourown")
 
 
 def usable_cpus() -> int:
@@ -79,7 +81,7 @@ class ApiSettings(RetentionSettings):
     # ignored: a client must not choose the address its rate limit is counted against.
     trusted_proxies: list[str] = Field(default_factory=list)
     # How long the edge waits for Redis to accept a connection, and to answer a command,
-    # before counting it unreachable (rate limits then fall back: docs/accounts.md). A
+    # before counting it unreachable (rate limits then fall back: docs/edge.md). A
     # command is tried twice, so a silent Redis holds a request about twice this.
     redis_connect_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
     redis_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
@@ -171,7 +173,8 @@ class ApiSettings(RetentionSettings):
 
 
 def _refuse_weak_admin_password(password: str, email: str | None) -> None:
-    if any(word in password.lower() for word in _PLACEHOLDER_PASSWORD_WORDS):
+    letters = re.sub("[^a-z]", "", password.lower())
+    if any(word in letters for word in _PLACEHOLDER_PASSWORD_WORDS):
         raise ValueError(
             "CONVEYOR_ADMIN_PASSWORD is still the example's placeholder; set a long pass "
             "phrase of your own"

@@ -96,11 +96,12 @@ def test_the_edge_refuses_to_start_with_unsafe_settings_saying_what_to_do(
 
 
 async def test_on_the_dev_stack_the_edge_starts_without_keys_and_its_workers_share_one(
-    stack: RunningStack, tmp_path: Path
+    stack: RunningStack, fresh_database_url: str, tmp_path: Path
 ) -> None:
-    """Each worker is a process of its own; a key each would refuse the others' tokens."""
+    """Each worker is a process of its own; a key each would refuse the others' tokens. A
+    database of its own, so its first admin is made with the weak password."""
     edge = EdgeProcess(
-        stack.urls,
+        stack.urls.model_copy(update={"database_url": fresh_database_url}),
         tmp_path / "edge.log",
         settings={
             "CONVEYOR_DEV_STACK": "true",
