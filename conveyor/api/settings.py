@@ -188,14 +188,6 @@ def _refuse_weak_admin_password(password: str, email: str | None) -> None:
         ) from weak
 
 
-def load_settings() -> ApiSettings:
-    """The edge's settings from the environment; SettingsRefused says what is wrong."""
-    try:
-        return ApiSettings()
-    except ValidationError as error:
-        raise SettingsRefused("; ".join(_explained(issue) for issue in error.errors())) from None
-
-
 def _explained(issue: ErrorDetails) -> str:
     if issue["type"] == "value_error":
         return validation_message(issue)  # the validators above name their settings
@@ -205,4 +197,8 @@ def _explained(issue: ErrorDetails) -> str:
 
 @lru_cache
 def get_settings() -> ApiSettings:
-    return load_settings()
+    """The edge's settings from the environment; SettingsRefused says what is wrong."""
+    try:
+        return ApiSettings()
+    except ValidationError as error:
+        raise SettingsRefused("; ".join(_explained(issue) for issue in error.errors())) from None

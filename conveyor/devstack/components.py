@@ -131,9 +131,10 @@ class Components:
         """A secret made once per stack home, so tokens survive restarts of the edge."""
         path = self.stack.settings.root / name
         if not path.exists():
+            made = make()  # first, so a failure leaves no empty secret behind
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(0o600)  # never readable by others, not even for a moment
-            path.write_text(make())
+            path.write_text(made)
         return path.read_text().strip()
 
     def health_url(self, component: Component) -> str:
