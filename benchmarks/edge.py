@@ -38,6 +38,7 @@ from rich.table import Table
 
 from benchmarks.orderload import MAX_IN_FLIGHT, PRICE, STOCK
 from benchmarks.producer import new_topic, sample_record
+from conveyor.api.signing_keys import new_signing_key_pem
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from conveyor.infra.settings import ServiceUrls
@@ -130,7 +131,7 @@ class EdgeServer:
         env = {
             **os.environ,
             **urls.environment(),
-            "CONVEYOR_JWT_SECRET": "bench-" + "k" * 40,
+            "CONVEYOR_JWT_SIGNING_KEYS": new_signing_key_pem(),
             "CONVEYOR_ADMIN_EMAIL": ADMIN_EMAIL,
             "CONVEYOR_ADMIN_PASSWORD": admin_password,
             "CONVEYOR_RATE_LIMIT_USER_PER_MINUTE": "100000000",

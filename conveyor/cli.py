@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -248,20 +249,33 @@ def api(
         ),
     ] = None,
 ) -> None:
-    """Serve the REST edge (/api/v1, /docs, /healthz, /readyz, /metrics) with uvicorn.
+    """Serve the REST edge (/api/v1, /docs, /.well-known/jwks.json, /healthz, /readyz,
+    /metrics) with uvicorn.
 
     Reads KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL and CONVEYOR_* settings
-    (CONVEYOR_JWT_SECRET, CONVEYOR_ADMIN_EMAIL, CONVEYOR_ADMIN_PASSWORD, CONVEYOR_CORS_ORIGINS,
-    rate limits, ...). Applies the schema migrations at start-up. The workers' metrics are
-    added up in PROMETHEUS_MULTIPROC_DIR when it is set (emptied first), else in a temporary
-    directory.
+    (CONVEYOR_JWT_SIGNING_KEYS, CONVEYOR_ADMIN_EMAIL, CONVEYOR_ADMIN_PASSWORD,
+    CONVEYOR_TRUSTED_PROXIES, CONVEYOR_CORS_ORIGINS, rate limits, ...), and refuses to start
+    when one is invalid or unsafe. Applies the schema migrations at start-up. The workers'
+    metrics are added up in PROMETHEUS_MULTIPROC_DIR when it is set (emptied first), else in a
+    temporary directory.
     """
     import uvicorn
 
-    from conveyor.api.settings import get_settings
+    from conveyor.api.settings import SettingsRefused, get_settings
     from conveyor.api.workers import MetricsDirectoryUnusable, shared_metrics_directory
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsRefused as error:
+        raise _fail(error) from error
+    if settings.uses_ephemeral_key:
+        console.print(
+            "[yellow]warning:[/] CONVEYOR_JWT_SIGNING_KEYS is not set (CONVEYOR_DEV_STACK): "
+            "tokens are signed with a key made now, which dies with this process"
+        )
+        # The workers are processes of their own: each would make a key and refuse the
+        # tokens of its siblings.
+        os.environ["CONVEYOR_JWT_SIGNING_KEYS"] = settings.jwt_signing_keys.get_secret_value()
     try:
         with shared_metrics_directory():
             uvicorn.run(
@@ -272,11 +286,22 @@ def api(
                 workers=workers if workers is not None else settings.api_workers,
                 # The access log names routes and statuses; bodies (passwords, tokens) never.
                 access_log=True,
-                proxy_headers=True,
+                # X-Forwarded-For names the client only when a trusted proxy sent it.
+                proxy_headers=bool(settings.trusted_proxies),
+                forwarded_allow_ips=settings.trusted_proxies,
                 log_level="info",
             )
     except MetricsDirectoryUnusable as error:
         raise _fail(error) from error
+
+
+@app.command("new-signing-key")
+def new_signing_key() -> None:
+    """Print a new Ed25519 private key in PEM for CONVEYOR_JWT_SIGNING_KEYS, as
+    `openssl genpkey -algorithm ed25519` does (some openssl builds cannot)."""
+    from conveyor.api.signing_keys import new_signing_key_pem
+
+    typer.echo(new_signing_key_pem(), nl=False)
 
 
 def _publish(*messages: Message) -> list[UUID]:

@@ -68,12 +68,21 @@ kubectl apply --server-side -k crds
 kubectl wait --for=condition=Established --timeout=60s \
   crd/streamprocessors.conveyor.dev crd/topics.conveyor.dev
 
+# From the image just built, so no host tool must support ed25519.
+new_signing_key() { docker run --rm "$IMAGE" new-signing-key; }
+
 if ! kubectl -n "$NAMESPACE" get secret conveyor-edge >/dev/null 2>&1; then
   say "creating Secret conveyor-edge: a random token signing key and first admin password"
   kubectl -n "$NAMESPACE" create secret generic conveyor-edge \
-    --from-literal=CONVEYOR_JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n')" \
+    --from-literal=CONVEYOR_JWT_SIGNING_KEYS="$(new_signing_key)" \
     --from-literal=CONVEYOR_ADMIN_EMAIL=admin@conveyor.example \
     --from-literal=CONVEYOR_ADMIN_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -d '\n/+=')"
+elif [[ -z $(kubectl -n "$NAMESPACE" get secret conveyor-edge \
+  -o jsonpath='{.data.CONVEYOR_JWT_SIGNING_KEYS}') ]]; then
+  # A cluster made when tokens were signed with a shared secret: its tokens end.
+  say "adding a token signing key to Secret conveyor-edge"
+  kubectl -n "$NAMESPACE" patch secret conveyor-edge --type json --patch \
+    "[{\"op\":\"add\",\"path\":\"/data/CONVEYOR_JWT_SIGNING_KEYS\",\"value\":\"$(new_signing_key | base64 | tr -d '\n')\"}]"
 fi
 
 upgrade=false

@@ -15,9 +15,12 @@ import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from conveyor import __version__
 from conveyor.api import exposition, problems
+from conveyor.api.access_tokens import AccessTokens
 from conveyor.api.account_mail import AccountMailSender
 from conveyor.api.caching import SESSION_ENTRIES, CatalogCache, Expiring
 from conveyor.api.commands import CommandSender, Sends
@@ -35,7 +38,7 @@ from conveyor.api.passwords import Passwords
 from conveyor.api.problems import PROBLEM_MEDIA_TYPE
 from conveyor.api.ratelimit import RateLimiter
 from conveyor.api.repeats import CatalogRepeats
-from conveyor.api.routes import auth, operations, orders, products
+from conveyor.api.routes import auth, keys, operations, orders, products
 from conveyor.api.routes import users as user_routes
 from conveyor.api.settings import ApiSettings, get_settings
 from conveyor.api.throttle import LoginThrottle
@@ -46,6 +49,9 @@ from conveyor.infra.settings import ServiceUrls, get_service_urls
 API_PREFIX = "/api/v1"
 # How the edge's connections show in pg_stat_activity, for whoever watches the database.
 DATABASE_APPLICATION_NAME = "conveyor-api"
+# One more try, at once: a connection Redis dropped (a restart) is replaced without the
+# request noticing. More would hold every request while Redis is away, for nothing.
+REDIS_RETRIES = 1
 log = logging.getLogger("conveyor.api")
 
 
@@ -115,11 +121,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.uses_ephemeral_secret:
-            log.warning(
-                "CONVEYOR_JWT_SECRET is not set: tokens are signed with a key that dies with "
-                "this process; set it (32+ random bytes) for anything but local use"
-            )
         # Every worker of `conveyor api` runs this at once, and each step is safe so: the
         # migrations take an advisory lock, the first admin is an INSERT ... ON CONFLICT DO
         # NOTHING, session pruning deletes with SKIP LOCKED, so sweeps side by side share
@@ -134,7 +135,12 @@ def create_app(
             reset=_keep_session,
             server_settings={"application_name": DATABASE_APPLICATION_NAME},
         )
-        cache = aioredis.from_url(urls.redis_url)
+        cache = aioredis.from_url(
+            urls.redis_url,
+            socket_connect_timeout=settings.redis_connect_timeout_seconds,
+            socket_timeout=settings.redis_timeout_seconds,
+            retry=Retry(NoBackoff(), retries=REDIS_RETRIES),
+        )
         announced = order_records.AnnouncedMarks(pool)
         commands = sender or CommandSender(
             urls.kafka_bootstrap_servers,
@@ -202,7 +208,9 @@ def create_app(
     for router in (user_routes.router, products.router, orders.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_requests)])
     app.include_router(operations.router)
+    app.include_router(keys.router)
     app.state.settings = settings
+    app.state.access_tokens = AccessTokens.from_settings(settings)
     in_flight = InFlight(settings.max_requests_in_flight)
     app.state.in_flight = in_flight
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.api import passwords, ratelimit, security, throttle
+from conveyor.api import passwords, ratelimit, throttle
+from conveyor.api.access_tokens import AccessClaims, AccessTokens
 from conveyor.api.account_mail import AccountMailSender
 from conveyor.api.caching import CatalogCache, Expiring
 from conveyor.api.commands import Sends
@@ -68,7 +69,13 @@ async def _in_flight(request: Request) -> InFlight:
     return counted
 
 
+async def _access_tokens(request: Request) -> AccessTokens:
+    tokens: AccessTokens = request.app.state.access_tokens
+    return tokens
+
+
 Settings = Annotated[ApiSettings, Depends(current_settings)]
+Tokens = Annotated[AccessTokens, Depends(_access_tokens)]
 InFlightRequests = Annotated[InFlight, Depends(_in_flight)]
 Held = Annotated[Resources, Depends(resources)]
 
@@ -132,7 +139,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def limit_requests(request: Request, settings: Settings, held: Held) -> None:
+async def limit_requests(request: Request, settings: Settings, tokens: Tokens, held: Held) -> None:
     """Per client address, and per user when the request carries a valid token.
 
     The header is read directly, not through the bearer scheme, so that public routes (the
@@ -144,7 +151,7 @@ async def limit_requests(request: Request, settings: Settings, held: Held) -> No
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         try:
-            claims = security.read_access_token(settings, token.strip())
+            claims = tokens.read(token.strip())
         except Unauthorized:
             pass  # current_user answers 401; the address budget still counts the attempt.
         else:
@@ -155,10 +162,12 @@ async def limit_requests(request: Request, settings: Settings, held: Held) -> No
 
 
 async def limit_auth_attempts(request: Request, settings: Settings, held: Held) -> None:
+    """Per client address; the auth budget holds even while Redis is away (it fails closed),
+    since these routes are where passwords are guessed."""
     address = client_address(request)
     await held.limiter.spend(
         ratelimit.Budget("address", address, settings.rate_limit_address_per_minute),
-        ratelimit.Budget("auth", address, settings.rate_limit_auth_per_minute),
+        ratelimit.Budget("auth", address, settings.rate_limit_auth_per_minute, fails_closed=True),
     )
 
 
@@ -173,13 +182,13 @@ class Login:
     family: UUID
 
 
-async def current_login(settings: Settings, held: Held, credentials: Bearer) -> Login:
+async def current_login(tokens: Tokens, held: Held, credentials: Bearer) -> Login:
     """The caller, from a valid access token of a live login of an active account.
 
     The login's check is kept for CONVEYOR_SESSION_CACHE_SECONDS: the routes that end a
     login or change an account clear what this worker kept (``KeptLogins``).
     """
-    claims = _access_claims(settings, credentials)
+    claims = _access_claims(tokens, credentials)
     user = _admitted(
         await held.sessions.fetch(
             claims.session_family,
@@ -189,24 +198,24 @@ async def current_login(settings: Settings, held: Held, credentials: Bearer) -> 
     return Login(user, claims.session_family)
 
 
-async def current_user(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
+async def current_user(tokens: Tokens, held: Held, credentials: Bearer) -> UserPublic:
     """The caller as ``current_login`` finds it, for the routes that need no more."""
-    return (await current_login(settings, held, credentials)).user
+    return (await current_login(tokens, held, credentials)).user
 
 
-async def current_user_anew(settings: Settings, held: Held, credentials: Bearer) -> UserPublic:
+async def current_user_anew(tokens: Tokens, held: Held, credentials: Bearer) -> UserPublic:
     """The caller as ``current_user`` finds it, read anew rather than kept: for the account's
     own page, which must show a change at once, in one query."""
-    claims = _access_claims(settings, credentials)
+    claims = _access_claims(tokens, credentials)
     return _admitted(await users.find_caller(held.pool, claims.user_id, claims.session_family))
 
 
 def _access_claims(
-    settings: ApiSettings, credentials: HTTPAuthorizationCredentials | None
-) -> security.AccessClaims:
+    tokens: AccessTokens, credentials: HTTPAuthorizationCredentials | None
+) -> AccessClaims:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
-    return security.read_access_token(settings, credentials.credentials)
+    return tokens.read(credentials.credentials)
 
 
 def _admitted(caller: users.Authenticated | None) -> UserPublic:
@@ -230,7 +239,9 @@ async def limit_password_attempts(
     too."""
     await held.limiter.spend(
         ratelimit.Budget("account", str(login.user.id), settings.rate_limit_account_per_minute),
-        ratelimit.Budget("auth", client_address(request), settings.rate_limit_auth_per_minute),
+        ratelimit.Budget(
+            "auth", client_address(request), settings.rate_limit_auth_per_minute, fails_closed=True
+        ),
     )
 
 

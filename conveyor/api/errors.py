@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic_core import ErrorDetails
+
 
 class ApiError(Exception):
     status = 500
@@ -77,3 +79,16 @@ class ServiceUnavailable(ApiError):
 
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def validation_message(issue: ErrorDetails) -> str:
+    """What a failed validation says, in the validator's own words where it has them.
+
+    pydantic puts the kind of exception before a validator's message ("Value error, ..."),
+    which tells a client about the edge's code and nothing about its request.
+    """
+    if issue["type"] in ("value_error", "assertion_error"):
+        error = issue.get("ctx", {}).get("error")
+        if error is not None:
+            return str(error)
+    return issue["msg"]

@@ -37,7 +37,8 @@ KAFKA_PUBLISH_FAILURES = Counter(
 )
 RATE_LIMIT_DECISIONS = Counter(
     "conveyor_rate_limit_decisions_total",
-    "Requests refused (429) or let through unchecked (limiter unavailable), by scope.",
+    "Requests refused (429), let through unchecked (limiter unavailable), or let through "
+    "on the worker's own count (limiter unavailable, a budget that fails closed), by scope.",
     ["scope", "decision"],
 )
 EDGE_CACHE_LOOKUPS = Counter(

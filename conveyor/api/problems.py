@@ -2,7 +2,8 @@
 
 Routes raise ``conveyor.api.errors``; FastAPI's validation errors, Starlette's 404/405 and
 anything unexpected are turned into the same shape here. Validation errors never echo the
-input back, so a password sent in a malformed body is not reflected or logged.
+input back, so a password sent in a malformed body is not reflected or logged, nor name the
+edge's exception classes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from conveyor.api.errors import ApiError
+from conveyor.api.errors import ApiError, validation_message
 from conveyor.domain.rest import Problem, ValidationIssue
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -64,7 +65,7 @@ def _issues(error: RequestValidationError) -> list[ValidationIssue]:
     return [
         ValidationIssue(
             loc=[part if isinstance(part, int) else str(part) for part in issue.get("loc", ())],
-            msg=str(issue.get("msg", "")),
+            msg=validation_message(issue),
             type=str(issue.get("type", "")),
         )
         for issue in error.errors()

@@ -2,9 +2,13 @@
 
 A fixed one-minute window per (scope, caller). The requests that arrive while a count is on
 its way to Redis share the next round trip (``conveyor.api.batching``): one pipeline of
-INCRBY and EXPIRE per key for all of them. When Redis is unreachable requests are
-let through (and counted as such in the metrics): an outage of the limiter must not become
-an outage of the shop.
+INCRBY and EXPIRE per key for all of them.
+
+When Redis is unreachable most requests are let through (and counted as such in the
+metrics): an outage of the limiter must not become an outage of the shop. The budgets that
+guard against password guessing fail closed instead: each worker counts them alone, against
+the same budget, so logins go on at a bounded rate rather than all being refused or all let
+through.
 """
 
 from __future__ import annotations
@@ -32,6 +36,22 @@ class Budget:
     scope: str
     caller: str
     per_minute: int
+    # Counted by each worker alone while Redis is unreachable, rather than let through.
+    fails_closed: bool = False
+
+
+class _CountedHere:
+    """One worker's own counts in the current window, for budgets that fail closed."""
+
+    def __init__(self) -> None:
+        self._window = -1
+        self._counts: Counter[str] = Counter()
+
+    def count(self, key: str, window: int) -> int:
+        if window != self._window:  # the last window's counts are never read again
+            self._window, self._counts = window, Counter()
+        self._counts[key] += 1
+        return self._counts[key]
 
 
 @dataclass
@@ -46,6 +66,7 @@ class RateLimiter:
     def __init__(self, cache: aioredis.Redis) -> None:
         self._cache = cache
         self._batches = Batches(self._send, "rate-limits")
+        self._here = _CountedHere()
 
     async def spend(self, *budgets: Budget) -> None:
         """Count one request against each budget; TooManyRequests when any is exhausted."""
@@ -57,13 +78,16 @@ class RateLimiter:
         )
         self._batches.add(spending)
         try:
-            counts = await spending.counted
+            counted = list(zip(budgets, await spending.counted, strict=True))
+            decided_here = False
         except RedisError as exc:
-            for budget in budgets:
-                metrics.RATE_LIMIT_DECISIONS.labels(budget.scope, "unchecked").inc()
-            log.warning("rate limiter unavailable, letting the request through: %r", exc)
-            return
-        for budget, count in zip(budgets, counts, strict=True):
+            log.warning(
+                "rate limiter unavailable (%r): counting the auth budgets on this worker "
+                "alone, letting the rest through",
+                exc,
+            )
+            counted, decided_here = self._count_here(budgets, spending.keys, window), True
+        for budget, count in counted:
             if count > budget.per_minute:
                 metrics.RATE_LIMIT_DECISIONS.labels(budget.scope, "refused").inc()
                 retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
@@ -72,6 +96,21 @@ class RateLimiter:
                     f"retry after {retry_after} s",
                     retry_after,
                 )
+        if decided_here:
+            for budget, _ in counted:
+                metrics.RATE_LIMIT_DECISIONS.labels(budget.scope, "local").inc()
+
+    def _count_here(
+        self, budgets: tuple[Budget, ...], keys: list[str], window: int
+    ) -> list[tuple[Budget, int]]:
+        """The budgets that fail closed, counted by this worker; the others let through."""
+        counted = []
+        for budget, key in zip(budgets, keys, strict=True):
+            if budget.fails_closed:
+                counted.append((budget, self._here.count(key, window)))
+            else:
+                metrics.RATE_LIMIT_DECISIONS.labels(budget.scope, "unchecked").inc()
+        return counted
 
     async def _send(self, batch: list[_Spending]) -> None:
         """One round trip for ``batch``: each key raised by how many requests spend on it;

@@ -34,7 +34,8 @@ class CatalogRepeats:
             return
         request = Request(scope)
         try:
-            await limit_requests(request, scope["app"].state.settings, held)
+            state = scope["app"].state
+            await limit_requests(request, state.settings, state.access_tokens, held)
         except ApiError as error:
             answer: Response = api_error_response(error, scope["path"])
         else:

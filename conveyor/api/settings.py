@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
-import secrets
+import re
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsConfigDict
 
+from conveyor.api.errors import Unprocessable, validation_message
+from conveyor.api.signing_keys import HOW_TO_MAKE_ONE, new_signing_key_pem, read_signing_keys
+from conveyor.api.strength import check_strength
+from conveyor.domain.rest import MIN_PASSWORD_LENGTH
 from conveyor.infra.settings import RetentionSettings
 
-# A key for one process's life: tokens stop working when it restarts. Fine for `make run`,
-# never for a deployment, which sets CONVEYOR_JWT_SECRET (the edge warns when it is unset).
-_EPHEMERAL_SECRET = secrets.token_urlsafe(48)
+# A key for one process's life: its tokens stop working when it restarts. Only the dev stack
+# may run on it (`conveyor api` hands it to its workers); anywhere else the edge refuses to
+# start without CONVEYOR_JWT_SIGNING_KEYS.
+_EPHEMERAL_KEY = new_signing_key_pem()
+# Words of the example values in the manifests and the README, letters only: a first admin
+# must not keep them.
+_PLACEHOLDER_PASSWORD_WORDS = ("replacewith", "changeme", "passphraseofyourown")
 
 
 def usable_cpus() -> int:
@@ -28,16 +38,32 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+class SettingsRefused(Exception):
+    """The edge's settings are invalid or unsafe; the message names each and what to do."""
+
+
 class ApiSettings(RetentionSettings):
-    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
+    # Secrets are checked here: an error must never repeat the value it refuses.
+    model_config = SettingsConfigDict(
+        env_prefix="CONVEYOR_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
+
+    # A developer's machine (`conveyor dev up` sets it; a deployment never does): the edge may
+    # start without signing keys, on a key of its own that dies with it, and with a weak first
+    # admin password. Anywhere else it refuses to start with either.
+    dev_stack: bool = False
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=18000, ge=0, le=65535)
     # uvicorn worker processes of `conveyor api`: one per CPU, so one edge uses the machine.
     api_workers: int = Field(default_factory=usable_cpus, ge=1)
 
-    # HS256 with a key of at least 256 bits (RFC 7518 §3.2).
-    jwt_secret: SecretStr = SecretStr(_EPHEMERAL_SECRET)
+    # Ed25519 private keys in PEM, one after another: the first signs access tokens, each
+    # after it only verifies them, so tokens signed before a rotation live out their time.
+    # Every worker and replica must have the same (docs/accounts.md).
+    jwt_signing_keys: SecretStr = SecretStr(_EPHEMERAL_KEY)
+    # Replaced by jwt_signing_keys; read only to refuse it with what to do instead.
+    jwt_secret: SecretStr | None = None
     jwt_issuer: str = "conveyor"
     jwt_audience: str = "conveyor-api"
     access_token_seconds: int = Field(default=900, ge=30)
@@ -92,6 +118,15 @@ class ApiSettings(RetentionSettings):
     login_delay_first_seconds: int = Field(default=2, ge=1)
     login_delay_max_seconds: int = Field(default=900, ge=1)
     login_attempts_forgotten_after_seconds: int = Field(default=3600, ge=1)
+    # Addresses and networks (CIDR) of the proxies in front of the edge, an ingress or a load
+    # balancer, whose X-Forwarded-For names the client. From any other peer the header is
+    # ignored: a client must not choose the address its rate limit is counted against.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # How long the edge waits for Redis to accept a connection, and to answer a command,
+    # before counting it unreachable (rate limits then fall back: docs/edge.md). A
+    # command is tried twice, so a silent Redis holds a request about twice this.
+    redis_connect_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
@@ -123,8 +158,8 @@ class ApiSettings(RetentionSettings):
     session_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @property
-    def uses_ephemeral_secret(self) -> bool:
-        return self.jwt_secret.get_secret_value() == _EPHEMERAL_SECRET
+    def uses_ephemeral_key(self) -> bool:
+        return self.jwt_signing_keys.get_secret_value() == _EPHEMERAL_KEY
 
     @model_validator(mode="after")
     def _periods_outlast_what_they_must(self) -> ApiSettings:
@@ -157,12 +192,80 @@ class ApiSettings(RetentionSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _safe_outside_the_dev_stack(self) -> ApiSettings:
+        if self.dev_stack:
+            return self
+        if self.uses_ephemeral_key:
+            raise ValueError(
+                "CONVEYOR_JWT_SIGNING_KEYS is not set, and outside the dev stack every worker "
+                f"and replica must sign with the same key: {HOW_TO_MAKE_ONE} and set its PEM "
+                "(CONVEYOR_DEV_STACK=true runs on a key of the process's own, on a developer's "
+                "machine only)"
+            )
+        if self.admin_password is not None:
+            _refuse_weak_admin_password(
+                self.admin_password.get_secret_value(), self.admin_email, self.password_min_score
+            )
+        return self
+
+    @field_validator("jwt_signing_keys")
+    @classmethod
+    def _readable(cls, keys: SecretStr) -> SecretStr:
+        read_signing_keys(keys.get_secret_value())
+        return keys
+
     @field_validator("jwt_secret")
     @classmethod
-    def _long_enough(cls, secret: SecretStr) -> SecretStr:
-        if len(secret.get_secret_value().encode()) < 32:
-            raise ValueError("CONVEYOR_JWT_SECRET must be at least 32 bytes (256 bits)")
-        return secret
+    def _replaced(cls, secret: SecretStr | None) -> None:
+        if secret is not None:
+            raise ValueError(
+                "CONVEYOR_JWT_SECRET is no longer read: access tokens are signed with Ed25519 "
+                f"keys from CONVEYOR_JWT_SIGNING_KEYS; {HOW_TO_MAKE_ONE}, set its PEM there "
+                "and unset CONVEYOR_JWT_SECRET (tokens signed with the secret end; their "
+                "holders refresh or sign in again)"
+            )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy)
+            except ValueError as error:
+                raise ValueError(
+                    f"CONVEYOR_TRUSTED_PROXIES: {proxy!r} is not an IP address or a network "
+                    "(CIDR, with no host bits set)"
+                ) from error
+        return proxies
+
+
+def _refuse_weak_admin_password(password: str, email: str | None, min_score: int) -> None:
+    letters = re.sub("[^a-z]", "", password.lower())
+    if any(word in letters for word in _PLACEHOLDER_PASSWORD_WORDS):
+        raise ValueError(
+            "CONVEYOR_ADMIN_PASSWORD is still the example's placeholder; set a long pass "
+            "phrase of your own"
+        )
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(
+            f"CONVEYOR_ADMIN_PASSWORD is too short for the first admin; set a pass phrase of "
+            f"{MIN_PASSWORD_LENGTH} characters or more"
+        )
+    try:
+        check_strength(password, email or "", "Administrator", min_score)
+    except Unprocessable as weak:
+        raise ValueError(
+            f"CONVEYOR_ADMIN_PASSWORD is too weak for the first admin ({weak.detail}); set a "
+            "long pass phrase of your own"
+        ) from weak
+
+
+def _explained(issue: ErrorDetails) -> str:
+    if issue["type"] == "value_error":
+        return validation_message(issue)  # the validators above name their settings
+    variable = "CONVEYOR_" + "_".join(str(part) for part in issue["loc"]).upper()
+    return f"{variable}: {validation_message(issue)}"
 
 
 def _must_outlast(settings: ApiSettings, longer: str, shorter: str, or_else: str) -> None:
@@ -174,4 +277,8 @@ def _must_outlast(settings: ApiSettings, longer: str, shorter: str, or_else: str
 
 @lru_cache
 def get_settings() -> ApiSettings:
-    return ApiSettings()
+    """The edge's settings from the environment; SettingsRefused says what is wrong."""
+    try:
+        return ApiSettings()
+    except ValidationError as error:
+        raise SettingsRefused("; ".join(_explained(issue) for issue in error.errors())) from None

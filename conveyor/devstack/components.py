@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import secrets
 import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,17 @@ PROMETHEUS = "prometheus"
 # The processors start first, in the catalogue's order.
 COMPONENTS = (*PROCESSOR_NAMES, EDGE, PROMETHEUS)
 DEV_ADMIN_EMAIL = "admin@conveyor.example"
+
+
+def _new_signing_key_pem() -> str:
+    """An Ed25519 key for the edge's access tokens, from the command operators use too (the
+    dev stack never imports the edge's code)."""
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor", "new-signing-key"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 @dataclass(frozen=True)
@@ -74,9 +87,14 @@ class Components:
             settings={
                 "CONVEYOR_API_HOST": settings.host,
                 "CONVEYOR_API_PORT": str(settings.api_port),
-                "CONVEYOR_JWT_SECRET": self._kept_secret("jwt-secret"),
+                "CONVEYOR_DEV_STACK": "true",
+                "CONVEYOR_JWT_SIGNING_KEYS": self._kept_secret(
+                    "jwt-signing-key.pem", _new_signing_key_pem
+                ),
                 "CONVEYOR_ADMIN_EMAIL": DEV_ADMIN_EMAIL,
-                "CONVEYOR_ADMIN_PASSWORD": self._kept_secret("admin-password"),
+                "CONVEYOR_ADMIN_PASSWORD": self._kept_secret(
+                    "admin-password", lambda: secrets.token_urlsafe(32)
+                ),
                 # Trying the shop locally should not need a trip to the mail sink before the
                 # first order; the orders of unverified accounts still send no e-mail.
                 "CONVEYOR_REQUIRE_VERIFIED_EMAIL": "false",
@@ -112,13 +130,14 @@ class Components:
                 )
         return targets
 
-    def _kept_secret(self, name: str) -> str:
-        """A random secret made once per stack home, so tokens survive restarts of the edge."""
+    def _kept_secret(self, name: str, make: Callable[[], str]) -> str:
+        """A secret made once per stack home, so tokens survive restarts of the edge."""
         path = self.stack.settings.root / name
         if not path.exists():
+            made = make()  # first, so a failure leaves no empty secret behind
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            path.touch(0o600)  # never readable by others, not even for a moment
+            path.write_text(made)
         return path.read_text().strip()
 
     def health_url(self, component: Component) -> str:

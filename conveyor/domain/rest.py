@@ -84,6 +84,26 @@ Category = Annotated[str, StringConstraints(max_length=100, pattern=_PRINTABLE),
 Description = Annotated[str, StringConstraints(max_length=5000, pattern=_NO_NUL), _Storable]
 Bio = Annotated[str, StringConstraints(max_length=2000, pattern=_NO_NUL), _Storable]
 AvatarUrl = Annotated[str, StringConstraints(max_length=2048, pattern=_PRINTABLE), _Storable]
+# An https address with a host: a browser shows it as an image and runs nothing
+# (javascript:, data:), nor fetches it in the clear (http:).
+_HTTPS_URL = re.compile(
+    r"^https://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?([/?#][^\x00-\x20\x7f]*)?$"
+)
+
+
+def _https_url(url: str) -> str:
+    if not _HTTPS_URL.fullmatch(url):
+        raise ValueError("an avatar URL must be an https:// address with a host name")
+    return url
+
+
+NewAvatarUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_https_url),
+    _Storable,
+    WithJsonSchema({"type": "string", "maxLength": 2048, "pattern": _HTTPS_URL.pattern}),
+]
 Location = Annotated[str, StringConstraints(max_length=200, pattern=_PRINTABLE), _Storable]
 Phone = Annotated[str, StringConstraints(max_length=40, pattern=_PRINTABLE), _Storable]
 
@@ -184,6 +204,9 @@ class Profile(BaseModel):
 
 class ProfileUpdate(Profile):
     model_config = ConfigDict(extra="forbid")
+
+    # Only a new one is checked: one stored before https was required is still shown.
+    avatar_url: NewAvatarUrl | None = Field(default=None, examples=["https://example.org/ada.png"])
 
 
 class UserPublic(BaseModel):
@@ -371,6 +394,24 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str] = Field(examples=[{"kafka": "ok", "postgres": "ok", "redis": "ok"}])
+
+
+class JsonWebKey(BaseModel):
+    """An Ed25519 public key that verifies access tokens (RFC 8037)."""
+
+    kty: Literal["OKP"] = "OKP"
+    crv: Literal["Ed25519"] = "Ed25519"
+    x: str = Field(description="The public key, base64url without padding.")
+    kid: str = Field(description="The key's RFC 7638 thumbprint; a token's `kid` header names it.")
+    alg: Literal["EdDSA"] = "EdDSA"
+    use: Literal["sig"] = "sig"
+
+
+class JsonWebKeySet(BaseModel):
+    """Every key access tokens may be verified with: the one signing now first, then the ones
+    that signed tokens which have not expired yet."""
+
+    keys: list[JsonWebKey]
 
 
 T = TypeVar("T")

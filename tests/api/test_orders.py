@@ -97,7 +97,7 @@ async def test_a_confirmed_order_past_the_state_retention_can_no_longer_be_cance
         api.edge.urls,
         tmp_path / "edge.log",
         {"CONVEYOR_STATE_RETENTION_SECONDS": "2"},
-        jwt_secret=api.edge.jwt_secret,
+        signing_keys=api.edge.signing_keys,
         admin_password=api.edge.admin_password,
     )
     with short.running():

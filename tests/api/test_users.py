@@ -39,6 +39,42 @@ async def test_users_change_their_name_and_profile_field_by_field(
     assert profile["phone"] == "+44 20 7946 0958"
 
 
+async def test_users_show_an_https_avatar(api: Api, account: Account) -> None:
+    avatar = "https://images.example.org/ada.png?size=128"
+    response = await api.http.patch(
+        "/users/me", json={"profile": {"avatar_url": avatar}}, headers=account.auth
+    )
+    assert response.status_code == 200
+    me = (await api.http.get("/users/me", headers=account.auth)).json()
+    assert me["profile"]["avatar_url"] == avatar
+
+
+@pytest.mark.parametrize(
+    "avatar",
+    [
+        "javascript:alert(document.cookie)",
+        "http://images.example.org/ada.png",
+        "data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+",
+        "https://",
+        "https://user:secret@images.example.org/ada.png",
+    ],
+    ids=["javascript", "http", "data", "no host", "credentials"],
+)
+async def test_an_avatar_that_is_not_an_https_address_is_refused(
+    api: Api, account: Account, avatar: str
+) -> None:
+    response = await api.http.patch(
+        "/users/me", json={"profile": {"avatar_url": avatar}}, headers=account.auth
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    [issue] = response.json()["errors"]
+    assert issue["loc"] == ["body", "profile", "avatar_url"]
+    assert issue["msg"] == "an avatar URL must be an https:// address with a host name"
+    me = (await api.http.get("/users/me", headers=account.auth)).json()
+    assert me["profile"]["avatar_url"] is None
+
+
 @pytest.mark.parametrize("field", [{"role": "admin"}, {"status": "disabled"}, {"email": "x@y.io"}])
 async def test_users_cannot_change_their_role_status_or_email(
     api: Api, account: Account, field: dict[str, str]

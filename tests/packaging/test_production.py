@@ -31,6 +31,7 @@ PRODUCTION_COMMANDS = [
     ["operator", "--help"],
     ["db", "--help"],
     ["dlq", "--help"],
+    ["new-signing-key"],
 ]
 
 # Runs the CLI in-process on each argument list, imports what each production command's body

@@ -6,7 +6,7 @@ import os
 import secrets
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ import httpx
 
 from conveyor.api.account_mail import code_in
 from conveyor.api.settings import ApiSettings
+from conveyor.api.signing_keys import new_signing_key_pem
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
 from conveyor.devstack.smtp_sink import read_mailbox
@@ -39,8 +40,10 @@ API = "/api/v1"
 class EdgeProcess:
     urls: ServiceUrls
     log_path: Path
-    settings: dict[str, str] = field(default_factory=dict)
-    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    # CONVEYOR_* and service variables over the defaults below; None removes one.
+    settings: Mapping[str, str | None] = field(default_factory=dict)
+    # Ed25519 keys in PEM, the first signing: what CONVEYOR_JWT_SIGNING_KEYS holds.
+    signing_keys: str = field(default_factory=new_signing_key_pem)
     admin_password: str = field(default_factory=lambda: f"admin-{secrets.token_urlsafe(16)}")
     # uvicorn workers; None leaves the edge's default (one per CPU). One unless a test asks:
     # every worker holds a database pool of its own, and a test machine may have many CPUs.
@@ -61,12 +64,18 @@ class EdgeProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         [self.port] = free_ports(1)
+        command = [sys.executable, "-m", "conveyor", "api"]
+        self.launched = Launched("the edge", command, self.log_path, self.environment())
+        self.launched.start(f"{self.base_url}/healthz", timeout)
+
+    def environment(self) -> dict[str, str]:
+        """What ``conveyor api`` runs with: the stack, this edge's settings, and the test's."""
         env = {
             **os.environ,
             **self.urls.environment(),
             "CONVEYOR_API_HOST": "127.0.0.1",
             "CONVEYOR_API_PORT": str(self.port),
-            "CONVEYOR_JWT_SECRET": self.jwt_secret,
+            "CONVEYOR_JWT_SIGNING_KEYS": self.signing_keys,
             "CONVEYOR_ADMIN_EMAIL": ADMIN_EMAIL,
             "CONVEYOR_ADMIN_PASSWORD": self.admin_password,
             # The shared edge must not throttle the suite; limits have tests of their own.
@@ -83,9 +92,7 @@ class EdgeProcess:
         }
         if self.workers is not None:
             env["CONVEYOR_API_WORKERS"] = str(self.workers)
-        command = [sys.executable, "-m", "conveyor", "api"]
-        self.launched = Launched("the edge", command, self.log_path, env)
-        self.launched.start(f"{self.base_url}/healthz", timeout)
+        return {name: value for name, value in env.items() if value is not None}
 
     def stop(self) -> None:
         if self.launched is not None:

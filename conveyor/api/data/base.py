@@ -32,7 +32,9 @@ async def database_errors(conflict: str = "it already exists") -> AsyncIterator[
     except asyncpg.UniqueViolationError as exc:
         raise Conflict(conflict) from exc
     except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
-        raise Unprocessable(f"the value cannot be stored: {exc.__class__.__name__}") from exc
+        raise Unprocessable(
+            "a value is out of the range the shop can store (an amount too large, a text too long)"
+        ) from exc
     except (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError) as exc:
         raise ServiceUnavailable("the database is unreachable; retry shortly", 5) from exc
 

@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, BackgroundTasks, Request, Response, status
 
 from conveyor.api import security
+from conveyor.api.access_tokens import AccessTokens
 from conveyor.api.account_mail import AccountMailSender
 from conveyor.api.data import account_emails, users
 from conveyor.api.data.base import Pool
@@ -22,6 +23,7 @@ from conveyor.api.deps import (
     Passwords,
     ResetRequest,
     Settings,
+    Tokens,
     client_address,
 )
 from conveyor.api.errors import Conflict, ServiceUnavailable, Unauthorized
@@ -50,11 +52,11 @@ def _lifetimes(settings: ApiSettings) -> users.Lifetimes:
     )
 
 
-def _pair(settings: ApiSettings, user_id: UUID, family: UUID, refresh_token: str) -> TokenPair:
+def _pair(tokens: AccessTokens, user_id: UUID, family: UUID, refresh_token: str) -> TokenPair:
     return TokenPair(
-        access_token=security.issue_access_token(settings, user_id, family),
+        access_token=tokens.issue(user_id, family),
         refresh_token=refresh_token,
-        expires_in=settings.access_token_seconds,
+        expires_in=int(tokens.lifetime.total_seconds()),
     )
 
 
@@ -107,6 +109,7 @@ async def login(
     body: Credentials,
     db: Db,
     settings: Settings,
+    tokens: Tokens,
     request: Request,
     passwords: Passwords,
     login_throttle: LoginThrottle,
@@ -139,12 +142,12 @@ async def login(
         user_agent=request.headers.get("user-agent"),
         client_address=client_address(request),
     )
-    return _pair(settings, user.id, family, refresh_token)
+    return _pair(tokens, user.id, family, refresh_token)
 
 
 @router.post("/refresh", operation_id="refreshTokens", responses=problems(401))
 async def refresh(
-    body: RefreshRequest, db: Db, settings: Settings, kept_logins: KeptLogins
+    body: RefreshRequest, db: Db, settings: Settings, tokens: Tokens, kept_logins: KeptLogins
 ) -> TokenPair:
     """A new token pair; the refresh token sent stops working. Sending it again ends the login.
 
@@ -165,7 +168,7 @@ async def refresh(
     caller = await users.find_user(db, user_id)
     if caller is None or caller.status is not UserStatus.ACTIVE:
         raise Unauthorized("this account is disabled")
-    return _pair(settings, user_id, family, new_token)
+    return _pair(tokens, user_id, family, new_token)
 
 
 @router.post("/logout", operation_id="logout", status_code=status.HTTP_204_NO_CONTENT)
