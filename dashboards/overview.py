@@ -149,7 +149,8 @@ def overview() -> Dashboard:
             "Edge caches",
             "Lookups per second in each edge worker's own caches: catalog answers served from "
             "memory (a low share of hits under steady traffic means queries too varied for "
-            "CONVEYOR_CATALOG_CACHE_SECONDS to help) and kept login checks.",
+            "CONVEYOR_CATALOG_CACHE_SECONDS to help), kept login checks and verified access "
+            "tokens.",
             [
                 Query(
                     "sum by (cache, result) "

@@ -3,6 +3,7 @@ ending anyone's login; forged, foreign and expired tokens are refused (RFC 8725,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,6 +17,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from conveyor.api.access_tokens import LEEWAY_SECONDS
 from conveyor.api.signing_keys import SigningKey, new_signing_key_pem, read_signing_keys
 from tests.support.edge import Account, Api, EdgeProcess, bearer
 from tests.support.stack import RunningStack
@@ -168,6 +170,21 @@ async def test_a_correctly_signed_token_with_a_wrong_claim_is_refused(
 ) -> None:
     forged = signed({**claims_of(account.access_token), claim: value}, signing_key(api.edge))
     assert await refused(api, forged)
+
+
+async def test_a_token_accepted_before_is_refused_once_it_has_expired(
+    api: Api, account: Account
+) -> None:
+    """Each worker keeps the claims of the tokens it verified; a kept token still expires."""
+    expires_at = time.time() + 3
+    token = signed(
+        {**claims_of(account.access_token), "exp": int(expires_at)}, signing_key(api.edge)
+    )
+    for _ in range(6):  # on every worker of the edge, as far as the requests spread
+        assert await accepted(api, token)
+    await asyncio.sleep(max(0.0, expires_at + LEEWAY_SECONDS + 1 - time.time()))
+    for _ in range(6):
+        assert await refused(api, token)
 
 
 async def test_a_token_without_expiry_is_refused(api: Api, account: Account) -> None:
