@@ -47,14 +47,20 @@ def a_client_address() -> str:
 
 
 async def logins_from(edge: EdgeProcess, peer: str, forwarded_for: list[str]) -> list[int]:
-    """A failing login from ``peer`` per address, each saying it came from that address."""
+    """A failing login from ``peer`` per address, each saying it came from that address.
+
+    Each for an e-mail address of its own, so only the per-address budget can refuse one
+    (not the wait after failed logins per e-mail address)."""
     transport = httpx.AsyncHTTPTransport(local_address=peer)
     async with httpx.AsyncClient(base_url=edge.base_url + API, transport=transport) as http:
         return [
             (
                 await http.post(
                     "/auth/login",
-                    json={"email": "nobody@example.org", "password": "a wrong guess"},
+                    json={
+                        "email": f"nobody-{secrets.token_hex(6)}@example.org",
+                        "password": "a wrong guess",
+                    },
                     headers={"X-Forwarded-For": address},
                 )
             ).status_code
