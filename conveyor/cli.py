@@ -30,7 +30,7 @@ from conveyor.domain.messages import (
 from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.infra import dead_letters
 from conveyor.infra.database import apply_migrations, redact_dsn
-from conveyor.infra.errors import InfraError
+from conveyor.infra.errors import InfraError, ServiceSettingsRefused
 from conveyor.infra.publisher import Publisher
 from conveyor.infra.settings import get_service_urls
 
@@ -285,7 +285,9 @@ def api(
 
     try:
         settings = get_settings()
-    except SettingsRefused as error:
+        # Checked here too, so a bad Kafka login setting stops the edge before it serves.
+        get_service_urls()
+    except (SettingsRefused, ServiceSettingsRefused) as error:
         raise _fail(error) from error
     if settings.uses_ephemeral_key:
         console.print(
