@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import os
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from conveyor.domain.messages import (
 from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.infra import dead_letters
 from conveyor.infra.database import apply_migrations, redact_dsn
-from conveyor.infra.errors import InfraError
+from conveyor.infra.errors import InfraError, ServiceSettingsRefused
 from conveyor.infra.publisher import Publisher
 from conveyor.infra.settings import get_service_urls
 
@@ -75,6 +76,11 @@ HomeOption = Annotated[
 ]
 
 
+class KafkaSecurityChoice(enum.StrEnum):
+    plaintext = "plaintext"
+    scram_tls = "scram-tls"
+
+
 def _fail(error: Exception) -> typer.Exit:
     console.print(f"[red]error:[/] {error}")
     return typer.Exit(code=1)
@@ -106,6 +112,14 @@ def dev_up(
             "--services-only", help="Start only Kafka, PostgreSQL, Redis, SMTP and payments."
         ),
     ] = False,
+    kafka_security: Annotated[
+        KafkaSecurityChoice | None,
+        typer.Option(
+            "--kafka-security",
+            help="plaintext, or scram-tls: Kafka over SASL_SSL with SCRAM-SHA-512 logins "
+            "(CONVEYOR_DEV_KAFKA_SECURITY). Takes effect when Kafka's storage is first made.",
+        ),
+    ] = None,
 ) -> None:
     """Start every service, the five processors, the edge and Prometheus that are not running
     yet, and wait until all are healthy.
@@ -119,7 +133,12 @@ def dev_up(
         from conveyor.devstack.errors import DevStackError
 
     try:
-        commands.up(home, services_only=services_only, console=console)
+        commands.up(
+            home,
+            services_only=services_only,
+            console=console,
+            kafka_security=kafka_security.value if kafka_security else None,
+        )
     except (DevStackError, InfraError) as error:
         raise _fail(error) from error
 
@@ -266,7 +285,9 @@ def api(
 
     try:
         settings = get_settings()
-    except SettingsRefused as error:
+        # Checked here too, so a bad Kafka login setting stops the edge before it serves.
+        get_service_urls()
+    except (SettingsRefused, ServiceSettingsRefused) as error:
         raise _fail(error) from error
     if settings.uses_ephemeral_key:
         console.print(
@@ -306,7 +327,10 @@ def new_signing_key() -> None:
 
 def _publish(*messages: Message) -> list[UUID]:
     async def send() -> list[UUID]:
-        async with Publisher(get_service_urls().kafka_bootstrap_servers) as publisher:
+        urls = get_service_urls()
+        async with Publisher(
+            urls.kafka_bootstrap_servers, security=urls.kafka_security()
+        ) as publisher:
             return [await publisher.publish(message) for message in messages]
 
     try:
@@ -407,8 +431,11 @@ TopicArgument = Annotated[
 
 def _dead_letters(topic: str) -> list[dead_letters.DeadLetterRecord]:
     try:
+        urls = get_service_urls()
         return asyncio.run(
-            dead_letters.read_dead_letters(get_service_urls().kafka_bootstrap_servers, topic)
+            dead_letters.read_dead_letters(
+                urls.kafka_bootstrap_servers, topic, security=urls.kafka_security()
+            )
         )
     except InfraError as error:
         raise _fail(error) from error
@@ -518,12 +545,14 @@ def dlq_replay(
         )
 
     try:
+        urls = get_service_urls()
         outcomes = asyncio.run(
             dead_letters.replay_dead_letters(
-                get_service_urls().kafka_bootstrap_servers,
+                urls.kafka_bootstrap_servers,
                 chosen,
                 dry_run=dry_run,
                 progress=report,
+                security=urls.kafka_security(),
             )
         )
     except InfraError as error:

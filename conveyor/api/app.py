@@ -146,6 +146,7 @@ def create_app(
             urls.kafka_bootstrap_servers,
             settings.kafka_send_timeout_seconds,
             settings.retry_after_seconds,
+            urls.kafka_security(),
         )
         watcher = OrderStatusWatcher(cache)
         await watcher.start()

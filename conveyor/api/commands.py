@@ -18,6 +18,7 @@ from conveyor.api import metrics
 from conveyor.api.errors import ServiceUnavailable
 from conveyor.domain.messages import Message
 from conveyor.infra.errors import KafkaUnavailable
+from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 from conveyor.infra.publisher import Publisher
 
 log = logging.getLogger("conveyor.api")
@@ -35,8 +36,15 @@ class Sends(Protocol):
 
 
 class CommandSender:
-    def __init__(self, bootstrap_servers: str, send_timeout: float, retry_after: int) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        send_timeout: float,
+        retry_after: int,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security
         self.send_timeout = send_timeout
         self.retry_after = retry_after
         self._publisher: Publisher | None = None
@@ -48,6 +56,7 @@ class CommandSender:
                 # Awaited one at a time by the edge's requests: no linger, send at once.
                 publisher = Publisher(
                     self.bootstrap_servers,
+                    security=self.security,
                     linger_ms=0,
                     request_timeout_ms=int(self.send_timeout * 1000),
                 )

@@ -8,6 +8,7 @@ the libraries only it needs (the ``devstack`` extra).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -18,15 +19,22 @@ from conveyor.devstack.stack import LocalStack
 from conveyor.infra.database import redact_dsn
 
 
-def _stack(home: Path | None, console: Console) -> LocalStack:
-    settings = DevStackSettings() if home is None else DevStackSettings(home=home)
+def _stack(home: Path | None, console: Console, **overrides: Any) -> LocalStack:
+    chosen = {"home": home, **overrides}
+    settings = DevStackSettings(**{name: value for name, value in chosen.items() if value})
     return LocalStack(settings, console)
 
 
-def up(home: Path | None, *, services_only: bool, console: Console) -> None:
+def up(
+    home: Path | None,
+    *,
+    services_only: bool,
+    console: Console,
+    kafka_security: str | None = None,
+) -> None:
     """Start what is not running yet and print where everything is; raises ``DevStackError``
     or ``InfraError`` when something does not come up."""
-    stack = _stack(home, console)
+    stack = _stack(home, console, kafka_security=kafka_security)
     stack.up()
     if not services_only:
         Components(stack).up()

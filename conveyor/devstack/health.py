@@ -13,15 +13,16 @@ from conveyor.devstack.payment_sandbox import payment_gateway_is_healthy
 from conveyor.devstack.smtp_sink import smtp_is_healthy
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import describe_cluster
+from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 
 
-def kafka_is_healthy(bootstrap_servers: str) -> bool:
+def kafka_is_healthy(bootstrap_servers: str, security: KafkaSecurity = PLAINTEXT) -> bool:
     host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
     try:
         # A closed port is answered at once; only an open one is worth a Kafka handshake,
         # whose client logs every refused connection as an error.
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=2).close()
-        asyncio.run(describe_cluster(bootstrap_servers, timeout_seconds=3))
+        asyncio.run(describe_cluster(bootstrap_servers, timeout_seconds=3, security=security))
     except (InfraError, OSError, ValueError):
         return False
     return True
@@ -56,9 +57,10 @@ def smtp_url_is_healthy(url: str) -> bool:
     return smtp_is_healthy(parts.hostname or "127.0.0.1", parts.port or 25)
 
 
-def check(service: str, url: str) -> bool:
+def check(service: str, url: str, kafka_security: KafkaSecurity = PLAINTEXT) -> bool:
+    if service == "kafka":
+        return kafka_is_healthy(url, kafka_security)
     checks = {
-        "kafka": kafka_is_healthy,
         "postgres": postgres_is_healthy,
         "redis": redis_is_healthy,
         "smtp": smtp_url_is_healthy,

@@ -12,10 +12,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from conveyor.devstack.certificates import LocalAuthority, ServerCertificate
 from conveyor.devstack.errors import PrerequisiteMissing
 from conveyor.devstack.settings import DevStackSettings
 
 MINIMUM_JAVA = 17
+# The login of the scram-tls listener, for clients and for the broker itself.
+SASL_MECHANISM = "SCRAM-SHA-512"
 
 
 def _resource(name: str) -> str:
@@ -103,6 +106,55 @@ def fetch_jars(settings: DevStackSettings, console: Console) -> Path:
     return libs
 
 
+def certificate(settings: DevStackSettings) -> ServerCertificate:
+    """The certificate the scram-tls listener presents, from the stack's own authority."""
+    return LocalAuthority(settings.tls_dir).server("kafka", [settings.host, "localhost"])
+
+
+def _keystore(settings: DevStackSettings) -> Path:
+    """The listener's key and certificate chain in one PEM file, as Kafka's PEM keystore
+    reads them; rewritten at every start, so a renewed certificate is picked up."""
+    served = certificate(settings)
+    keystore = settings.tls_dir / "kafka-keystore.pem"
+    keystore.touch(0o600)  # never readable by others, not even for a moment
+    keystore.chmod(0o600)
+    keystore.write_bytes(served.key.read_bytes() + served.chain.read_bytes())
+    return keystore
+
+
+def _listener_properties(settings: DevStackSettings) -> list[str]:
+    host = settings.host
+    controller = f"CONTROLLER://{host}:{settings.kafka_controller_port}"
+    if settings.kafka_security == "plaintext":
+        return [
+            f"listeners=PLAINTEXT://{host}:{settings.kafka_port},{controller}",
+            f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+        ]
+    login = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{settings.kafka_sasl_username}" password="{settings.kafka_sasl_password}";'
+    )
+    return [
+        f"listeners=SASL_SSL://{host}:{settings.kafka_port},{controller}",
+        f"advertised.listeners=SASL_SSL://{host}:{settings.kafka_port}",
+        # The controller's listener stays plaintext: a single node, on loopback only, that
+        # clients never dial (they bootstrap from the SASL_SSL listener).
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        # The broker logs in to its own listener like any client, so no listener is open
+        # without a login.
+        "inter.broker.listener.name=SASL_SSL",
+        f"sasl.enabled.mechanisms={SASL_MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={SASL_MECHANISM}",
+        f"listener.name.sasl_ssl.{SASL_MECHANISM.lower()}.sasl.jaas.config={login}",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={_keystore(settings)}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={certificate(settings).authority}",
+    ]
+
+
 def server_properties(settings: DevStackSettings, log_dir: Path) -> str:
     host = settings.host
     return "\n".join(
@@ -110,12 +162,8 @@ def server_properties(settings: DevStackSettings, log_dir: Path) -> str:
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
-            f"listeners=PLAINTEXT://{host}:{settings.kafka_port},"
-            f"CONTROLLER://{host}:{settings.kafka_controller_port}",
-            f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+            *_listener_properties(settings),
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={log_dir}",
             # One broker: internal topics cannot be replicated more than once.
             "offsets.topic.replication.factor=1",
@@ -146,7 +194,10 @@ def prepare(settings: DevStackSettings, console: Console) -> list[str]:
     log_config = data / "log4j2.yaml"
     log_config.write_text(_resource("kafka-log4j2.yaml"))
     classpath = f"{libs}/*"
-    if not (log_dir / "meta.properties").exists():
+    formatted_for = data / "formatted-for"
+    if (log_dir / "meta.properties").exists():
+        _check_formatted_for(settings, formatted_for)
+    else:
         cluster_id = _cluster_id()
         result = subprocess.run(
             [
@@ -160,6 +211,7 @@ def prepare(settings: DevStackSettings, console: Console) -> list[str]:
                 f"--cluster-id={cluster_id}",
                 "-c",
                 str(properties),
+                *_scram_users(settings),
             ],
             capture_output=True,
             text=True,
@@ -169,6 +221,7 @@ def prepare(settings: DevStackSettings, console: Console) -> list[str]:
             raise PrerequisiteMissing(
                 f"formatting Kafka's storage in {log_dir} failed:\n{result.stdout}{result.stderr}"
             )
+        formatted_for.write_text(settings.kafka_security)
     return [
         java,
         "-Xms256m",
@@ -181,6 +234,27 @@ def prepare(settings: DevStackSettings, console: Console) -> list[str]:
         "kafka.Kafka",
         str(properties),
     ]
+
+
+def _scram_users(settings: DevStackSettings) -> list[str]:
+    # SCRAM logins live in the cluster's metadata; made at format time, they exist before
+    # the broker first listens.
+    if settings.kafka_security == "plaintext":
+        return []
+    user = f"name={settings.kafka_sasl_username},password={settings.kafka_sasl_password}"
+    return ["--add-scram", f"{SASL_MECHANISM}=[{user}]"]
+
+
+def _check_formatted_for(settings: DevStackSettings, formatted_for: Path) -> None:
+    # Storage formatted before the marker existed was formatted for plaintext.
+    was = formatted_for.read_text().strip() if formatted_for.exists() else "plaintext"
+    if was != settings.kafka_security:
+        raise PrerequisiteMissing(
+            f"the local Kafka in {formatted_for.parent} was formatted for {was}, and "
+            f"CONVEYOR_DEV_KAFKA_SECURITY={settings.kafka_security} needs its logins made at "
+            f"format time: run `conveyor dev down --purge` (this deletes the stack's data), "
+            f"or keep CONVEYOR_DEV_KAFKA_SECURITY={was}"
+        )
 
 
 def _cluster_id() -> str:

@@ -6,7 +6,7 @@ import os
 import secrets
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,6 +105,12 @@ class DevStackSettings(BaseSettings):
     payment_timeout_delay_seconds: float = 30.0
     # The local payment sandbox's API key, which the stack also gives the processors.
     payments_api_key: str = "sk_sandbox_conveyor_dev"
+    # plaintext, or scram-tls: Kafka's client listener then speaks SASL_SSL, with a
+    # certificate of the stack's own authority and SCRAM-SHA-512 logins, as a deployment's
+    # brokers do. Chosen when Kafka's storage is first formatted (the login is made then).
+    kafka_security: Literal["plaintext", "scram-tls"] = "plaintext"
+    kafka_sasl_username: str = "conveyor"
+    kafka_sasl_password: str = "conveyor-dev-kafka-password"
 
     @classmethod
     def isolated(cls, home: Path, **overrides: Any) -> DevStackSettings:
@@ -141,6 +147,11 @@ class DevStackSettings(BaseSettings):
     @property
     def state_file(self) -> Path:
         return self.root / "state.json"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The stack's certificate authority and the certificates it signed."""
+        return self.root / "tls"
 
     @property
     def env_file(self) -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -25,7 +26,7 @@ from conveyor.devstack import health, kafka_server, postgres_server, processes, 
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.infra.database import apply_migrations, create_database_if_missing
-from conveyor.infra.settings import ServiceUrls
+from conveyor.infra.settings import KAFKA_SECURITY_FIELDS, ServiceUrls
 from conveyor.infra.topic_admin import declared_topics, ensure_topics
 
 
@@ -103,6 +104,7 @@ class LocalStack:
             if self.is_external(payments)
             else self.settings.payments_api_key
         )
+        [kafka] = [service for service in SERVICES if service.name == "kafka"]
         return ServiceUrls(
             kafka_bootstrap_servers=by_name["kafka"],
             database_url=by_name["postgres"],
@@ -110,7 +112,35 @@ class LocalStack:
             smtp_url=by_name["smtp"],
             payment_gateway_url=by_name["payments"],
             payment_gateway_api_key=SecretStr(api_key),
+            **(
+                self._external_kafka_security()
+                if self.is_external(kafka)
+                else self._local_kafka_security()
+            ),
         )
+
+    def _external_kafka_security(self) -> dict[str, Any]:
+        # Every one given, so none is taken from this process's own environment instead.
+        defaults = ServiceUrls.model_fields
+        return {
+            name: self.environ.get(name.upper(), defaults[name].default)
+            for name in KAFKA_SECURITY_FIELDS
+        }
+
+    def _local_kafka_security(self) -> dict[str, Any]:
+        s = self.settings
+        if s.kafka_security == "plaintext":
+            return {name: ServiceUrls.model_fields[name].default for name in KAFKA_SECURITY_FIELDS}
+        return {
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": kafka_server.SASL_MECHANISM,
+            "kafka_sasl_username": s.kafka_sasl_username,
+            "kafka_sasl_password": SecretStr(s.kafka_sasl_password),
+            "kafka_ssl_ca_file": str(kafka_server.certificate(s).authority),
+        }
+
+    def _healthy(self, service: Service, url: str) -> bool:
+        return health.check(service.name, url, self.service_urls().kafka_security())
 
     @property
     def maildir(self) -> Path:
@@ -191,10 +221,10 @@ class LocalStack:
         began = time.monotonic()
 
         def healthy_or_dead() -> bool:
-            return not record.is_alive() or health.check(service.name, url)
+            return not record.is_alive() or self._healthy(service, url)
 
         processes.wait_until(healthy_or_dead, self.settings.start_timeout_seconds)
-        if record.is_alive() and health.check(service.name, url):
+        if record.is_alive() and self._healthy(service, url):
             self.console.print(
                 f"[bold]{service.name}[/]: [green]healthy[/] in {time.monotonic() - began:.1f} s"
             )
@@ -221,7 +251,7 @@ class LocalStack:
 
     def _require_external(self, service: Service) -> None:
         url = self.url(service)
-        if not health.check(service.name, url):
+        if not self._healthy(service, url):
             raise DevStackError(
                 f"{service.url_variable} is set, but nothing healthy answers there ({url}). "
                 f"Start that service, or unset {service.url_variable} to run a local one."
@@ -243,19 +273,17 @@ class LocalStack:
         )
         # Locally the stack owns the topics: made from the declarations the Topic resources
         # of a cluster are made from.
-        created = asyncio.run(ensure_topics(urls.kafka_bootstrap_servers, declared_topics()))
+        created = asyncio.run(
+            ensure_topics(
+                urls.kafka_bootstrap_servers, declared_topics(), security=urls.kafka_security()
+            )
+        )
         self.console.print(f"[bold]kafka[/]: topics ready ({len(created)} created or grown now)")
 
     def _write_env_file(self) -> None:
-        urls = self.service_urls()
         lines = [
             "# Written by `conveyor dev up`: the addresses of the local stack.",
-            f"KAFKA_BOOTSTRAP_SERVERS={urls.kafka_bootstrap_servers}",
-            f"DATABASE_URL={urls.database_url}",
-            f"REDIS_URL={urls.redis_url}",
-            f"SMTP_URL={urls.smtp_url}",
-            f"PAYMENT_GATEWAY_URL={urls.payment_gateway_url}",
-            f"PAYMENT_GATEWAY_API_KEY={urls.payment_gateway_api_key.get_secret_value()}",
+            *(f"{name}={value}" for name, value in self.service_urls().environment().items()),
             f"CONVEYOR_DEV_MAILDIR={self.maildir}",
             "",
         ]
@@ -270,9 +298,7 @@ class LocalStack:
             url = self.url(service)
             if self.is_external(service):
                 report.append(
-                    ServiceStatus(
-                        service.name, "external", None, url, health.check(service.name, url)
-                    )
+                    ServiceStatus(service.name, "external", None, url, self._healthy(service, url))
                 )
                 continue
             record = records.get(service.name)
@@ -285,7 +311,7 @@ class LocalStack:
                         "running",
                         record.pid,
                         url,
-                        health.check(service.name, self._health_url(service)),
+                        self._healthy(service, self._health_url(service)),
                     )
                 )
             else:

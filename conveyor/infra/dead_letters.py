@@ -30,6 +30,7 @@ from conveyor.domain.errors import UndecodableMessage
 from conveyor.domain.topics import DEAD_LETTER_SUFFIX
 from conveyor.infra.errors import DeadLetterNotFound, KafkaUnavailable
 from conveyor.infra.kafka import create_producer
+from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 from conveyor.infra.topic_admin import compacted_topic, topic_admin
 
 REPLAY_LEDGER_TOPIC = "conveyor.dlq-replays"
@@ -107,12 +108,14 @@ def dead_letter_topic_of(topic: str) -> str:
     return topic if topic.endswith(DEAD_LETTER_SUFFIX) else topic + DEAD_LETTER_SUFFIX
 
 
-async def read_dead_letters(bootstrap_servers: str, topic: str) -> list[DeadLetterRecord]:
+async def read_dead_letters(
+    bootstrap_servers: str, topic: str, *, security: KafkaSecurity = PLAINTEXT
+) -> list[DeadLetterRecord]:
     """Every dead letter of ``topic`` (a source topic, or its ``.dlq``), oldest first per
     partition, each with its replay from the ledger."""
     dlq = dead_letter_topic_of(topic)
-    records = await _read_to_end(bootstrap_servers, dlq, missing_ok=False)
-    replays = await read_replays(bootstrap_servers)
+    records = await _read_to_end(bootstrap_servers, dlq, missing_ok=False, security=security)
+    replays = await read_replays(bootstrap_servers, security=security)
     return [
         DeadLetterRecord(
             dead_letter_topic=dlq,
@@ -138,10 +141,14 @@ def _letter(value: bytes | None) -> DeadLetter | None:
         return None
 
 
-async def read_replays(bootstrap_servers: str) -> dict[str, Replay]:
+async def read_replays(
+    bootstrap_servers: str, *, security: KafkaSecurity = PLAINTEXT
+) -> dict[str, Replay]:
     """The replay ledger: the newest record per dead letter (none before the first replay)."""
     replays: dict[str, Replay] = {}
-    for record in await _read_to_end(bootstrap_servers, REPLAY_LEDGER_TOPIC, missing_ok=True):
+    for record in await _read_to_end(
+        bootstrap_servers, REPLAY_LEDGER_TOPIC, missing_ok=True, security=security
+    ):
         if record.value is None:
             continue
         try:
@@ -205,6 +212,7 @@ async def replay_dead_letters(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[ReplayOutcome]:
     """Send each of ``letters`` back to its source topic and partition, once.
 
@@ -214,12 +222,14 @@ async def replay_dead_letters(
     is called after each letter.
     """
     # Read afresh, not taken from the letters: another operator may have replayed since.
-    replays = await read_replays(bootstrap_servers) if letters else {}
+    replays = await read_replays(bootstrap_servers, security=security) if letters else {}
     outcomes: list[ReplayOutcome] = []
-    producer = None if dry_run or not letters else create_producer(bootstrap_servers)
+    producer = (
+        None if dry_run or not letters else create_producer(bootstrap_servers, security=security)
+    )
     try:
         if producer is not None:
-            await _ensure_ledger(bootstrap_servers, letters[0].dead_letter_topic)
+            await _ensure_ledger(bootstrap_servers, letters[0].dead_letter_topic, security)
             await producer.start()
         for done, dead in enumerate(letters, start=1):
             key = _ledger_key(dead.dead_letter_topic, dead.partition, dead.offset)
@@ -297,23 +307,23 @@ async def _replay_one(
     return ReplayOutcome(dead, "replayed", replay)
 
 
-async def _ensure_ledger(bootstrap_servers: str, like: str) -> None:
+async def _ensure_ledger(bootstrap_servers: str, like: str, security: KafkaSecurity) -> None:
     """Create the replay ledger unless it exists, replicated like the topic ``like``.
 
     One partition keeps the ledger in the order it was written; compaction keeps one record
     per dead letter, so it grows with the letters ever replayed, not with time.
     """
-    async with topic_admin(bootstrap_servers) as admin:
+    async with topic_admin(bootstrap_servers, security=security) as admin:
         state = await admin.describe(like)
         replicas = 1 if state is None else state.replication_factor
         await admin.ensure([compacted_topic(REPLAY_LEDGER_TOPIC, 1, replicas)])
 
 
 async def _read_to_end(
-    bootstrap_servers: str, topic: str, *, missing_ok: bool
+    bootstrap_servers: str, topic: str, *, missing_ok: bool, security: KafkaSecurity
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record ``topic`` holds up to its end as of now, partition by partition."""
-    async with topic_admin(bootstrap_servers) as admin:
+    async with topic_admin(bootstrap_servers, security=security) as admin:
         count = (await admin.partition_counts([topic])).get(topic)
         if count is None:
             if missing_ok:
@@ -333,6 +343,7 @@ async def _read_to_end(
         enable_auto_commit=False,
         isolation_level="read_committed",
         request_timeout_ms=15_000,
+        **security.client_options(),
     )
     try:
         await consumer.start()

@@ -8,6 +8,11 @@ class InfraError(Exception):
     """An outside service (Kafka, PostgreSQL, Redis) failed or is unreachable."""
 
 
+class ServiceSettingsRefused(InfraError):
+    """The settings saying where the outside services are, and how to reach them, do not
+    hold together; the message names the setting and what to do."""
+
+
 class KafkaUnavailable(InfraError):
     """No Kafka broker answered, or it refused what was asked."""
 

@@ -14,9 +14,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from conveyor.infra.errors import KafkaUnavailable
+from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 
 
-def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
+def create_producer(
+    bootstrap_servers: str, *, security: KafkaSecurity = PLAINTEXT, **overrides: Any
+) -> AIOKafkaProducer:
     """A producer that never loses an acknowledged record.
 
     acks=all with idempotence means a record the broker acknowledged is on every in-sync
@@ -28,16 +31,20 @@ def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProduce
         "enable_idempotence": True,
         "linger_ms": 5,
         "request_timeout_ms": 15_000,
+        **security.client_options(),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
 
 
-async def describe_cluster(bootstrap_servers: str, timeout_seconds: float = 5.0) -> dict[str, Any]:
+async def describe_cluster(
+    bootstrap_servers: str, timeout_seconds: float = 5.0, *, security: KafkaSecurity = PLAINTEXT
+) -> dict[str, Any]:
     """The cluster's metadata; raises KafkaUnavailable when no broker answers in time."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         request_timeout_ms=int(timeout_seconds * 1000),
+        **security.client_options(),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_seconds)
@@ -48,7 +55,8 @@ async def describe_cluster(bootstrap_servers: str, timeout_seconds: float = 5.0)
     except (KafkaError, OSError, TimeoutError) as exc:
         raise KafkaUnavailable(
             f"no Kafka broker answered at {bootstrap_servers}: {exc!r}; "
-            "check KAFKA_BOOTSTRAP_SERVERS or start the local stack with `conveyor dev up`"
+            "check KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL, or start the local "
+            "stack with `conveyor dev up`"
         ) from exc
     finally:
         await admin.close()
@@ -62,20 +70,28 @@ class LagReader:
     closed and the next read connects afresh.
     """
 
-    def __init__(self, bootstrap_servers: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        timeout_seconds: float = 10.0,
+        *,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.timeout_seconds = timeout_seconds
+        self.security = security
         self._clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
 
     async def _connected(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._clients is None:
             timeout_ms = int(self.timeout_seconds * 1000)
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=timeout_ms
-            )
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=timeout_ms
-            )
+            options = {
+                "bootstrap_servers": self.bootstrap_servers,
+                "request_timeout_ms": timeout_ms,
+                **self.security.client_options(),
+            }
+            admin = AIOKafkaAdminClient(**options)
+            consumer = AIOKafkaConsumer(**options)
             try:
                 await asyncio.wait_for(admin.start(), self.timeout_seconds)
                 await asyncio.wait_for(consumer.start(), self.timeout_seconds)
@@ -133,9 +149,11 @@ async def consumer_group_lag(
     group_id: str,
     topics: Sequence[str] = (),
     timeout_seconds: float = 10.0,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> dict[tuple[str, int], int]:
     """``LagReader.lag`` once, for a caller that asks now and then."""
-    reader = LagReader(bootstrap_servers, timeout_seconds)
+    reader = LagReader(bootstrap_servers, timeout_seconds, security=security)
     try:
         return await reader.lag(group_id, topics)
     finally:

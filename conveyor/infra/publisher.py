@@ -13,14 +13,21 @@ from conveyor.domain.messages import Message
 from conveyor.domain.topics import topic_for
 from conveyor.infra.errors import KafkaUnavailable
 from conveyor.infra.kafka import create_producer
+from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 
 
 class Publisher:
     """Writes each message to its one topic, durably (acks=all, idempotent producer)."""
 
-    def __init__(self, bootstrap_servers: str, **producer_options: Any) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        security: KafkaSecurity = PLAINTEXT,
+        **producer_options: Any,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self._producer = create_producer(bootstrap_servers, **producer_options)
+        self._producer = create_producer(bootstrap_servers, security=security, **producer_options)
 
     async def __aenter__(self) -> Publisher:
         try:

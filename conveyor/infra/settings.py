@@ -1,14 +1,21 @@
 """Where the outside services are: one URL each, from the environment.
 
 Every component reads the same five variables, so a deployment points Conveyor at existing
-Kafka, PostgreSQL, Redis, SMTP and payment gateway by setting them, and the gateway's API key
-beside its URL. The defaults are the addresses the local stack (``conveyor dev up``) listens on.
+Kafka, PostgreSQL, Redis, SMTP and payment gateway by setting them, the gateway's API key
+beside its URL and Kafka's credentials beside its brokers. The defaults are the addresses the
+local stack (``conveyor dev up``) listens on. TLS to PostgreSQL and Redis is asked for in
+their URLs (``?sslmode=verify-full``, ``rediss://``), which are handed to their clients whole.
 """
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.infra.errors import ServiceSettingsRefused
+from conveyor.infra.kafka_security import KafkaSecurity
 
 SERVICE_URL_VARIABLES = (
     "KAFKA_BOOTSTRAP_SERVERS",
@@ -17,6 +24,18 @@ SERVICE_URL_VARIABLES = (
     "SMTP_URL",
     "PAYMENT_GATEWAY_URL",
     "PAYMENT_GATEWAY_API_KEY",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CA_FILE",
+)
+KAFKA_SECURITY_FIELDS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_ca_file",
 )
 
 
@@ -32,6 +51,42 @@ class ServiceUrls(BaseSettings):
     payment_gateway_url: str = "http://127.0.0.1:18080"
     # Sent as `Authorization: Bearer <key>` with every gateway request; empty: none sent.
     payment_gateway_api_key: SecretStr = SecretStr("")
+    # PLAINTEXT, or SASL_SSL: TLS to the brokers and a SCRAM login over it.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    # The certificate authority the brokers' certificates are checked against; empty: the
+    # system's trusted authorities.
+    kafka_ssl_ca_file: str = ""
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Self:
+        if self.kafka_security_protocol != "SASL_SSL":
+            return self
+        if not self.kafka_sasl_username or not self.kafka_sasl_password.get_secret_value():
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD: set both (a deployment takes them from its Kafka "
+                "credentials Secret), or set KAFKA_SECURITY_PROTOCOL=PLAINTEXT"
+            )
+        if self.kafka_ssl_ca_file and not Path(self.kafka_ssl_ca_file).is_file():
+            raise ValueError(
+                f"KAFKA_SSL_CA_FILE={self.kafka_ssl_ca_file} is not a file: point it at the "
+                "PEM certificate of the authority that signed the brokers' certificates, or "
+                "leave it empty to trust the system's authorities"
+            )
+        return self
+
+    def kafka_security(self) -> KafkaSecurity:
+        """How this component's Kafka clients connect and log in."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password.get_secret_value(),
+            ca_file=self.kafka_ssl_ca_file,
+        )
 
     def environment(self) -> dict[str, str]:
         """These settings as the environment variables a component reads them from."""
@@ -43,7 +98,17 @@ class ServiceUrls(BaseSettings):
 
 @lru_cache
 def get_service_urls() -> ServiceUrls:
-    return ServiceUrls()
+    """The settings from the environment; ServiceSettingsRefused says what is wrong."""
+    try:
+        return ServiceUrls()
+    except ValidationError as error:
+        reasons = "; ".join(
+            issue["msg"].removeprefix("Value error, ")
+            if not issue["loc"]
+            else f"{str(issue['loc'][0]).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise ServiceSettingsRefused(reasons) from None
 
 
 class RetentionSettings(BaseSettings):

@@ -28,6 +28,7 @@ from aiokafka.errors import BrokerResponseError, KafkaError
 from conveyor.domain.processors import RETRIED_TOPICS
 from conveyor.domain.topics import TOPICS, TopicSpec, dead_letter_topic, retry_topic
 from conveyor.infra.errors import InfraError, KafkaUnavailable, TopicRefused, TopicsMissing
+from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +253,12 @@ def _check(code: int, doing: str, message: Any) -> None:
 
 @asynccontextmanager
 async def topic_admin(
-    bootstrap_servers: str, timeout_seconds: float = 15.0
+    bootstrap_servers: str, timeout_seconds: float = 15.0, *, security: KafkaSecurity = PLAINTEXT
 ) -> AsyncIterator[TopicAdmin]:
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_seconds * 1000)
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=int(timeout_seconds * 1000),
+        **security.client_options(),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_seconds)
@@ -263,7 +266,7 @@ async def topic_admin(
         await admin.close()
         raise KafkaUnavailable(
             f"no Kafka broker answered at {bootstrap_servers}: {exc!r}; check "
-            "KAFKA_BOOTSTRAP_SERVERS"
+            "KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL"
         ) from exc
     try:
         yield TopicAdmin(admin, bootstrap_servers)
@@ -271,9 +274,14 @@ async def topic_admin(
         await admin.close()
 
 
-async def ensure_topics(bootstrap_servers: str, wanted: Iterable[WantedTopic]) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str,
+    wanted: Iterable[WantedTopic],
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+) -> list[str]:
     """``TopicAdmin.ensure`` through a client of its own; returns the names it changed."""
-    async with topic_admin(bootstrap_servers) as admin:
+    async with topic_admin(bootstrap_servers, security=security) as admin:
         return await admin.ensure(wanted)
 
 
@@ -282,6 +290,8 @@ async def verify_topics(
     wanted: Sequence[WantedTopic],
     wait_seconds: float,
     check_every_seconds: float = 5.0,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Returns once every topic of ``wanted`` exists with at least its partitions; never
     creates one. Waits while one is missing (their owner may not have made them yet),
@@ -290,7 +300,7 @@ async def verify_topics(
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            async with topic_admin(bootstrap_servers) as admin:
+            async with topic_admin(bootstrap_servers, security=security) as admin:
                 problems = await admin.missing(wanted)
         except InfraError as exc:
             problems = [str(exc)]

@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 
 from conveyor.domain.resources import GROUP
-from conveyor.infra.errors import InfraError
+from conveyor.infra.errors import InfraError, ServiceSettingsRefused
 from conveyor.infra.settings import get_service_urls
 from conveyor.operator import metrics
 from conveyor.operator.children import MANAGED_BY
@@ -69,12 +69,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         raise kopf.PermanentError(
             "no Kubernetes credentials: run in a pod with a service account, or set KUBECONFIG"
         )
+    try:
+        urls = get_service_urls()
+    except ServiceSettingsRefused as error:
+        raise kopf.PermanentError(str(error)) from error
     kube = Kube.connect(info)
+    security = urls.kafka_security()
     memo["runtime"] = Runtime(
         settings=get_operator_settings(),
         kube=kube,
-        processors=ProcessorReconciler(kube),
-        topics=TopicReconciler(kube, get_service_urls().kafka_bootstrap_servers),
+        processors=ProcessorReconciler(kube, kafka_security=security),
+        topics=TopicReconciler(kube, urls.kafka_bootstrap_servers, kafka_security=security),
     )
 
 

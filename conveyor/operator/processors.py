@@ -26,6 +26,7 @@ from conveyor.domain.resources import (
 from conveyor.domain.topics import consumer_group
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import consumer_group_lag
+from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 from conveyor.operator import children, metrics
 from conveyor.operator.conditions import Observation, previous_status, settle, truth
 from conveyor.operator.errors import KubernetesError
@@ -59,6 +60,9 @@ class ScaleDecision:
 @dataclass
 class ProcessorReconciler:
     kube: Kube
+    # The operator's own Kafka login, used for every processor's lag whichever brokers its
+    # spec names: the processor's pods keep their credentials to themselves.
+    kafka_security: KafkaSecurity = PLAINTEXT
     stabilizers: dict[str, Stabilizer] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
 
@@ -121,7 +125,9 @@ class ProcessorReconciler:
             bootstrap = await self._bootstrap_servers(owner)
             # Given the inputs, the lag has an entry for every partition they have: it also
             # tells which exist and how many partitions each has.
-            lag = await consumer_group_lag(bootstrap, consumer_group(processor), inputs)
+            lag = await consumer_group_lag(
+                bootstrap, consumer_group(processor), inputs, security=self.kafka_security
+            )
         except (InfraError, KafkaSecretMissing) as exc:
             # Not a failed reconcile (the children are still applied), but no lag, no
             # autoscaling and TopicsReady=Unknown until Kafka answers again.

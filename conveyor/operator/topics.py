@@ -14,6 +14,7 @@ from typing import Any
 
 from conveyor.domain.resources import Condition, TopicResourceSpec, TopicStatus
 from conveyor.infra.errors import KafkaUnavailable, TopicRefused
+from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 from conveyor.infra.topic_admin import TopicState, topic_admin
 from conveyor.operator import metrics
 from conveyor.operator.conditions import Observation, previous_status, settle
@@ -25,6 +26,7 @@ from conveyor.operator.processors import EventPoster
 class TopicReconciler:
     kube: Kube
     bootstrap_servers: str
+    kafka_security: KafkaSecurity = PLAINTEXT
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
 
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
@@ -33,7 +35,7 @@ class TopicReconciler:
         observation = Observation.now(body["metadata"].get("generation"))
         partitions: int | None = None
         try:
-            async with topic_admin(self.bootstrap_servers) as admin:
+            async with topic_admin(self.bootstrap_servers, security=self.kafka_security) as admin:
                 state = await admin.describe(name)
                 if state is None:
                     await admin.create(name, spec.partitions, spec.replication_factor, spec.config)
@@ -80,7 +82,7 @@ class TopicReconciler:
         if spec.deletion_policy != "Delete":
             self.log.info("topic %s kept in Kafka (deletionPolicy Retain)", spec.topic_name)
             return
-        async with topic_admin(self.bootstrap_servers) as admin:
+        async with topic_admin(self.bootstrap_servers, security=self.kafka_security) as admin:
             await admin.delete(spec.topic_name)
         self.log.info("topic %s deleted from Kafka (deletionPolicy Delete)", spec.topic_name)
 

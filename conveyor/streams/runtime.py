@@ -57,6 +57,7 @@ from conveyor.domain.topics import (
 from conveyor.infra.dead_letters import record_headers, replayed_from
 from conveyor.infra.errors import InfraError
 from conveyor.infra.kafka import LagReader
+from conveyor.infra.kafka_security import KafkaSecurity
 from conveyor.infra.settings import RetentionSettings, ServiceUrls
 from conveyor.infra.topic_admin import (
     compacted_topic,
@@ -217,6 +218,18 @@ Sends = Sequence[tuple[Send, Envelope[Message]]]
 Actor = Callable[[Sequence[Decided[D]]], Awaitable[Sends]]
 
 
+def _broker_credentials(security: KafkaSecurity) -> faust.SASLCredentials | None:
+    """Faust's form of ``security``: it hands the same options to each of its own clients."""
+    if security.protocol == "PLAINTEXT":
+        return None
+    return faust.SASLCredentials(
+        username=security.username,
+        password=security.password,
+        mechanism=security.sasl_mechanism,
+        ssl_context=security.ssl_context(),
+    )
+
+
 class Processor:
     """One processor: a Faust app whose consumer group is ``conveyor-<name>``."""
 
@@ -248,6 +261,7 @@ class Processor:
             broker_heartbeat_interval=settings.session_timeout_seconds / 4,
             producer_acks=-1,
             web_enabled=False,
+            broker_credentials=_broker_credentials(urls.kafka_security()),
             **options,
         )
         self._topics: dict[str, faust.TopicT] = {}
@@ -258,7 +272,7 @@ class Processor:
         # off every hop of the saga. Under exactly_once it must wait for its transaction.
         self._publish_at_once = settings.processing_guarantee == "at_least_once"
         self._parks = bool(self.spec.parks)
-        self._lag_reader = LagReader(urls.kafka_bootstrap_servers)
+        self._lag_reader = LagReader(urls.kafka_bootstrap_servers, security=urls.kafka_security())
         self.app.on_partitions_assigned.connect(self._count_rebalance)
         self.app.on_before_shutdown.connect(self._close_lag_reader)
         self.app.timer(settings.lag_interval_seconds)(self._report_lag)
@@ -772,6 +786,7 @@ class Processor:
         and then refuses the first write with PartitionsMismatch; made here, they exist first.
         """
         bootstrap = self.urls.kafka_bootstrap_servers
+        security = self.urls.kafka_security()
         replication = self.settings.replication_factor
         declared = declared_topics(replication)
         changelogs = [
@@ -783,12 +798,14 @@ class Processor:
             for table in self.app.tables.values()
         ]
         if self.settings.topics == "verify":
-            await verify_topics(bootstrap, declared, self.settings.topics_wait_seconds)
+            await verify_topics(
+                bootstrap, declared, self.settings.topics_wait_seconds, security=security
+            )
             owned = changelogs
         else:
             owned = [*declared, *changelogs]
         if owned:
-            await ensure_topics(bootstrap, owned)
+            await ensure_topics(bootstrap, owned, security=security)
 
     def run(self) -> None:
         """Provision the declared topics, expose metrics, and run the worker until stopped."""
