@@ -54,9 +54,23 @@ class Autoscaling(_Resource):
     )
 
 
+SecretName = Annotated[
+    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+
+
 class SecretKeyRef(_Resource):
-    name: str = Field(min_length=1, max_length=253)
-    key: str = Field(default="KAFKA_BOOTSTRAP_SERVERS", min_length=1, max_length=253)
+    """A key of a Secret in the resource's own namespace: there is no namespace to name, and
+    the name is one DNS name, never a path."""
+
+    name: SecretName
+    key: str = Field(
+        default="KAFKA_BOOTSTRAP_SERVERS",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="A key of that Secret: letters, digits, '-', '_' and '.'.",
+    )
 
 
 class KafkaConnection(_Resource):
@@ -88,11 +102,6 @@ class StateStore(_Resource):
 class EnvVar(_Resource):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=253)
     value: str = Field(default="", max_length=32768)
-
-
-SecretName = Annotated[
-    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-]
 
 
 class Canary(_Resource):

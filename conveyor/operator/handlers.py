@@ -25,7 +25,8 @@ from conveyor.operator.children import MANAGED_BY
 from conveyor.operator.errors import OperatorError
 from conveyor.operator.kinds import OWNED_KINDS, STREAM_PROCESSOR, TOPIC
 from conveyor.operator.kube import Kube
-from conveyor.operator.processors import EventPoster, KafkaSecretMissing, ProcessorReconciler
+from conveyor.operator.processors import EventPoster, KafkaSecretUnusable, ProcessorReconciler
+from conveyor.operator.secrecy import SecretValues
 from conveyor.operator.settings import OperatorSettings, get_operator_settings
 from conveyor.operator.topics import TopicReconciler
 
@@ -57,6 +58,11 @@ def _runtime(memo: kopf.Memo) -> Runtime:
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # No peering resources to install: one operator replica (the Deployment is Recreate).
     settings.peering.standalone = True
+    operator_settings = get_operator_settings()
+    # Serving named namespaces, Kopf would otherwise list and watch every namespace and CRD of
+    # the cluster, which needs cluster-wide rights. It serves the named namespaces as they are
+    # and the kinds whose CRDs exist at start-up (discovery needs no rights).
+    settings.scanning.disabled = bool(operator_settings.namespace_list)
     # The CRDs' status schemas are strict, so Kopf keeps its bookkeeping in annotations.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -75,10 +81,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         raise kopf.PermanentError(str(error)) from error
     kube = Kube.connect(info)
     security = urls.kafka_security()
+    secret_values = SecretValues()
+    secret_values.guard(logging.getLogger(), logging.getLogger("kopf.objects"))
     memo["runtime"] = Runtime(
-        settings=get_operator_settings(),
+        settings=operator_settings,
         kube=kube,
-        processors=ProcessorReconciler(kube, kafka_security=security),
+        processors=ProcessorReconciler(kube, kafka_security=security, secret_values=secret_values),
         topics=TopicReconciler(kube, urls.kafka_bootstrap_servers, kafka_security=security),
     )
 
@@ -106,7 +114,7 @@ async def _keep_reconciling(
             started = time.perf_counter()
             try:
                 await reconcile(body, _poster(body))
-            except (OperatorError, InfraError, KafkaSecretMissing) as exc:
+            except (OperatorError, InfraError, KafkaSecretUnusable) as exc:
                 metrics.RECONCILES.labels(kind, "error").inc()
                 logger.warning("reconcile failed, trying again on the next event or beat: %s", exc)
             except Exception:

@@ -26,10 +26,21 @@ FIELD_MANAGER = "conveyor-operator"
 
 
 def path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    """The object's URL path. A name or namespace is one path segment, whatever it holds: a
+    name like ``../../kube-system/secrets/x`` cannot reach into another namespace."""
     plural = kind_of(api_version, kind).plural
     root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    scoped = f"{root}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{root}/{plural}"
-    return f"{scoped}/{quote(name)}" if name else scoped
+    scoped = f"{root}/{plural}"
+    if namespace:
+        scoped = f"{root}/namespaces/{_segment(namespace)}/{plural}"
+    return f"{scoped}/{_segment(name)}" if name else scoped
+
+
+def _segment(text: str) -> str:
+    # "." and ".." survive quoting and would be resolved as dot segments by the URL library.
+    if text in (".", ".."):
+        raise KubernetesError(f"{text!r} is not a Kubernetes name")
+    return quote(text, safe="")
 
 
 class Kube:

@@ -33,6 +33,7 @@ from conveyor.operator.errors import KubernetesError
 from conveyor.operator.kinds import OWNED_KINDS, SERVICE_MONITOR, STREAM_PROCESSOR
 from conveyor.operator.kube import Kube, Object
 from conveyor.operator.scaling import Stabilizer, ceiling, recommend
+from conveyor.operator.secrecy import SecretValues
 
 # As a Deployment's default progressDeadlineSeconds: a rollout this slow is reported Degraded.
 PROGRESS_DEADLINE_SECONDS = 600
@@ -64,6 +65,7 @@ class ProcessorReconciler:
     # spec names: the processor's pods keep their credentials to themselves.
     kafka_security: KafkaSecurity = PLAINTEXT
     stabilizers: dict[str, Stabilizer] = field(default_factory=dict)
+    secret_values: SecretValues = field(default_factory=SecretValues)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
 
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
@@ -121,18 +123,28 @@ class ProcessorReconciler:
     async def _read_kafka(self, owner: children.Owner) -> KafkaView:
         processor = owner.spec.processor
         inputs = [topic.name for topic in PROCESSORS[processor].inputs]
+        # Not a failed reconcile when Kafka cannot be read (the children are still applied),
+        # but no lag, no autoscaling and TopicsReady=Unknown until Kafka answers again.
         try:
-            bootstrap = await self._bootstrap_servers(owner)
+            bootstrap, from_secret = await self._bootstrap_servers(owner)
+        except KafkaSecretUnusable as exc:
+            return self._unreadable(owner, str(exc))
+        try:
             # Given the inputs, the lag has an entry for every partition they have: it also
             # tells which exist and how many partitions each has.
             lag = await consumer_group_lag(
                 bootstrap, consumer_group(processor), inputs, security=self.kafka_security
             )
-        except (InfraError, KafkaSecretMissing) as exc:
-            # Not a failed reconcile (the children are still applied), but no lag, no
-            # autoscaling and TopicsReady=Unknown until Kafka answers again.
-            self.log.warning("%s/%s: Kafka not readable: %s", owner.namespace, owner.name, exc)
-            return KafkaView(problem=str(exc))
+        except InfraError as exc:
+            if from_secret is None:
+                return self._unreadable(owner, str(exc))
+            # The error quotes the address, which came from a Secret: say where it is instead.
+            cause = type(exc.__cause__ or exc).__name__
+            return self._unreadable(
+                owner,
+                f"no Kafka broker answered at the address in {from_secret} ({cause}); "
+                "check that it lists the brokers as host:port and that they are reachable",
+            )
         per_topic: dict[str, int] = dict.fromkeys(inputs, 0)
         partitions: dict[str, int] = {}
         for (topic, _), records in lag.items():
@@ -145,19 +157,45 @@ class ProcessorReconciler:
             missing_topics=tuple(name for name in inputs if name not in partitions),
         )
 
-    async def _bootstrap_servers(self, owner: children.Owner) -> str:
+    def _unreadable(self, owner: children.Owner, problem: str) -> KafkaView:
+        self.log.warning("%s/%s: Kafka not readable: %s", owner.namespace, owner.name, problem)
+        return KafkaView(problem=problem)
+
+    async def _bootstrap_servers(self, owner: children.Owner) -> tuple[str, str | None]:
+        """Kafka's address, and where it came from when that is a Secret ("Secret ns/name key
+        K"), which is then all a message may say of it.
+
+        Only the one Secret the spec names is read, by name, in the resource's own namespace:
+        the operator may not list Secrets, and a name cannot leave the namespace.
+        """
         kafka = owner.spec.kafka
         if kafka.bootstrap_servers:
-            return kafka.bootstrap_servers
+            return kafka.bootstrap_servers, None
         assert kafka.secret_ref is not None
+        where = f"Secret {owner.namespace}/{kafka.secret_ref.name} key {kafka.secret_ref.key}"
         secret = await self.kube.get("v1", "Secret", owner.namespace, kafka.secret_ref.name)
-        encoded = (secret or {}).get("data", {}).get(kafka.secret_ref.key)
-        if encoded is None:
-            raise KafkaSecretMissing(
-                f"Secret {owner.namespace}/{kafka.secret_ref.name} has no key "
-                f"{kafka.secret_ref.key}; create it with the Kafka bootstrap servers"
+        if secret is None:
+            raise KafkaSecretUnusable(
+                f"Secret {owner.namespace}/{kafka.secret_ref.name} not found; create it with "
+                f"the Kafka bootstrap servers under the key {kafka.secret_ref.key}"
             )
-        return base64.b64decode(encoded).decode().strip()
+        encoded = secret.get("data", {}).get(kafka.secret_ref.key)
+        if encoded is None:
+            raise KafkaSecretUnusable(
+                f"Secret {owner.namespace}/{kafka.secret_ref.name} has no key "
+                f"{kafka.secret_ref.key}; add it with the Kafka bootstrap servers"
+            )
+        try:
+            servers = base64.b64decode(encoded).decode().strip()
+        except ValueError:
+            servers = ""
+        self.secret_values.remember_bootstrap_servers(servers)
+        if not _is_address_list(servers):
+            raise KafkaSecretUnusable(
+                f"{where} does not hold Kafka bootstrap servers; put host:port pairs there, "
+                "separated by commas"
+            )
+        return servers, where
 
     def _decide_replicas(self, owner: children.Owner, kafka: KafkaView) -> ScaleDecision:
         spec = owner.spec
@@ -212,8 +250,18 @@ class ProcessorReconciler:
                     await self.kube.delete(kind.api_version, kind.kind, owner.namespace, found_name)
 
 
-class KafkaSecretMissing(Exception):
-    """The Secret a StreamProcessor names for its Kafka address is missing or lacks the key."""
+class KafkaSecretUnusable(Exception):
+    """The Secret a StreamProcessor names for its Kafka address is missing, lacks the key, or
+    holds no address list there. The message names the Secret and key, never the value."""
+
+
+def _is_address_list(servers: str) -> bool:
+    """``host:port[,host:port...]``: what Kafka clients take as bootstrap servers."""
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or " " in host:
+            return False
+    return True
 
 
 def _status(

@@ -20,6 +20,15 @@ CRDS = REPOSITORY / "crds"
 INSTALL = MANIFESTS / "install.yaml"
 SECRETS_EXAMPLE = MANIFESTS / "secrets.example.yaml"
 KIND = MANIFESTS / "overlays" / "kind"
+CLUSTER_WIDE = MANIFESTS / "overlays" / "cluster-wide"
+ANOTHER_NAMESPACE = MANIFESTS / "overlays" / "another-namespace"
+# Every render that installs Conveyor whole: the tree and its overlays.
+INSTALLATIONS = {
+    "manifests": MANIFESTS,
+    "overlays/kind": KIND,
+    "overlays/cluster-wide": CLUSTER_WIDE,
+    "overlays/another-namespace": ANOTHER_NAMESPACE,
+}
 # What `make manifests` puts above the render.
 INSTALL_HEADER = "# Rendered from manifests/ by `make manifests`; do not edit.\n"
 NAMESPACE = "conveyor"

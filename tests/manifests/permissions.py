@@ -1,7 +1,9 @@
 """What the operator does to the Kubernetes API, as (verb, resource, subresource) triples.
 
 Resources are spelled as `kubectl auth can-i` takes them (`<plural>.<group>`; core ones bare).
-The ClusterRole must grant exactly ``NEEDED``, and none of ``REFUSED``.
+The Role of a namespace the operator serves must grant exactly ``NEEDED`` there, and none of
+``REFUSED``; the cluster-wide overlay's ClusterRole grants ``NEEDED`` and ``CLUSTER_WIDE_ONLY``
+everywhere.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ NEEDED: tuple[Access, ...] = (
     Access("patch", "events"),
     Access("create", "events.events.k8s.io"),
     Access("patch", "events.events.k8s.io"),
-    Access("list", "namespaces"),
-    Access("watch", "namespaces"),
+)
+
+# Kopf serving every namespace starts serving a kind once its CRD appears; serving named
+# namespaces it scans the kinds once, at start-up, and needs nothing of the cluster.
+CLUSTER_WIDE_ONLY: tuple[Access, ...] = (
     Access("list", "customresourcedefinitions.apiextensions.k8s.io"),
     Access("watch", "customresourcedefinitions.apiextensions.k8s.io"),
 )
@@ -56,6 +61,8 @@ REFUSED: tuple[Access, ...] = (
     Access("delete", "namespaces"),
     Access("create", "namespaces"),
     Access("get", "namespaces"),
+    Access("list", "namespaces"),
+    Access("watch", "namespaces"),
     Access("list", "secrets"),
     Access("watch", "secrets"),
     Access("create", "secrets"),
@@ -85,7 +92,7 @@ REFUSED: tuple[Access, ...] = (
 
 
 def granted(rules: list[dict[str, list[str]]]) -> set[Access]:
-    """Every access a ClusterRole's rules grant (they must name no wildcards)."""
+    """Every access a Role's or ClusterRole's rules grant (they must name no wildcards)."""
     found = set()
     for rule in rules:
         for group in rule["apiGroups"]:

@@ -1,5 +1,6 @@
 """A real API server's verdict: every manifest is accepted, and the operator's role is least
-privilege.
+privilege: what it needs in the namespaces it serves, nothing in any other, and nothing of the
+cluster unless the cluster-wide overlay is installed.
 
 The tests share the session's control plane with others, so what they create for real lives
 in a namespace of their own, and cluster-wide objects carry a unique suffix; both are removed
@@ -19,9 +20,9 @@ import pytest
 
 from conveyor.devstack.control_plane import ControlPlane
 from tests.manifests.conftest import (
+    CLUSTER_WIDE,
     INSTALL,
     MANIFESTS,
-    NAMESPACE,
     SECRETS_EXAMPLE,
     Document,
     Kustomize,
@@ -29,7 +30,7 @@ from tests.manifests.conftest import (
     kustomizations,
     label,
 )
-from tests.manifests.permissions import NEEDED, REFUSED, Access
+from tests.manifests.permissions import CLUSTER_WIDE_ONLY, NEEDED, REFUSED, Access
 from tests.support.waiting import eventually
 
 ELSEWHERE = "somewhere-else"
@@ -51,8 +52,8 @@ class Sandbox:
                 assert "namespace" not in item["metadata"], item["metadata"]
             else:
                 # Every namespaced object names its namespace, so no render depends on
-                # kubectl's current one.
-                assert item["metadata"].get("namespace") == NAMESPACE, item["metadata"]
+                # kubectl's current one (an overlay may name more than `conveyor`).
+                assert item["metadata"].get("namespace"), item["metadata"]
                 item["metadata"]["namespace"] = self.namespace
             for subject in item.get("subjects", []):
                 subject["namespace"] = self.namespace
@@ -105,7 +106,7 @@ def test_every_manifest_passes_server_side_dry_run(
 
 @dataclass(frozen=True)
 class Operator:
-    """The rbac folder applied for real, and who its ServiceAccount is."""
+    """The operator's RBAC objects applied for real, and who its ServiceAccount is."""
 
     cluster: ControlPlane
     namespace: str
@@ -115,7 +116,7 @@ class Operator:
     def user(self) -> str:
         return f"system:serviceaccount:{self.namespace}:{self.name}"
 
-    def can(self, access: Access) -> bool:
+    def can(self, access: Access, namespace: str) -> bool:
         subresource = [f"--subresource={access.subresource}"] if access.subresource else []
         answered = self.cluster.kubectl(
             "auth",
@@ -123,18 +124,17 @@ class Operator:
             access.verb,
             access.resource,
             *subresource,
-            # Not the operator's own namespace: the role is meant to be cluster-wide.
-            f"--namespace={ELSEWHERE}",
+            f"--namespace={namespace}",
             f"--as={self.user}",
             check=False,
         )
         if "the server doesn't have a resource type" in answered.stderr:
-            return self._review(access)
+            return self._review(access, namespace)
         answer = answered.stdout.strip()
         assert answer in ("yes", "no"), f"{access}: {answered.stdout}{answered.stderr}"
         return answer == "yes"
 
-    def _review(self, access: Access) -> bool:
+    def _review(self, access: Access, namespace: str) -> bool:
         """The SubjectAccessReview `can-i` sends, made by hand for a kind the server does not
         serve (ServiceMonitor without the Prometheus Operator): kubectl then drops the group."""
         resource, _, group = access.resource.partition(".")
@@ -149,7 +149,7 @@ class Operator:
                     "system:authenticated",
                 ],
                 "resourceAttributes": {
-                    "namespace": ELSEWHERE,
+                    "namespace": namespace,
                     "verb": access.verb,
                     "group": group,
                     "resource": resource,
@@ -163,9 +163,8 @@ class Operator:
         return bool(json.loads(answered.stdout)["status"].get("allowed", False))
 
 
-@pytest.fixture(scope="module")
-def operator_account(sandbox: Sandbox, kustomize: Kustomize) -> Iterator[Operator]:
-    rbac = sandbox.relocate(kustomize.render(MANIFESTS / "rbac"))
+def _granted(sandbox: Sandbox, rbac: list[Document]) -> Iterator[Operator]:
+    """``rbac`` (the account and its grants, moved into the sandbox) applied, until the end."""
     for item in rbac:
         # Cluster-wide names are shared by every test of the session: make these unique.
         if item["kind"] in ("ClusterRole", "ClusterRoleBinding"):
@@ -179,25 +178,71 @@ def operator_account(sandbox: Sandbox, kustomize: Kustomize) -> Iterator[Operato
     try:
         # The authorizer learns of a new binding through a watch, a moment later.
         eventually(
-            lambda: operator.can(NEEDED[0]),
+            lambda: operator.can(NEEDED[0], sandbox.namespace),
             "the operator's account is granted what it needs",
             within=30,
             interval=0.2,
         )
         yield operator
     finally:
-        names = [f"conveyor-operator-{sandbox.suffix}"]
-        sandbox.cluster.kubectl(
-            "delete", "clusterrolebinding", *names, "--ignore-not-found", check=False
-        )
-        sandbox.cluster.kubectl("delete", "clusterrole", *names, "--ignore-not-found", check=False)
+        for item in rbac:
+            if item["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+                sandbox.cluster.kubectl(
+                    "delete", item["kind"], item["metadata"]["name"], "--ignore-not-found"
+                )
+
+
+@pytest.fixture(scope="module")
+def operator_account(sandbox: Sandbox, kustomize: Kustomize) -> Iterator[Operator]:
+    """The default installation's account: it serves the sandbox, as it would `conveyor`."""
+    yield from _granted(sandbox, sandbox.relocate(kustomize.render(MANIFESTS / "rbac")))
+
+
+@pytest.fixture(scope="module")
+def cluster_wide_account(crds_installed: ControlPlane, kustomize: Kustomize) -> Iterator[Operator]:
+    """The cluster-wide overlay's account, in a sandbox of its own."""
+    suffix = uuid.uuid4().hex[:8]
+    sandbox = Sandbox(crds_installed, f"cluster-wide-{suffix}", suffix)
+    crds_installed.kubectl("create", "namespace", sandbox.namespace)
+    rbac_kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    rbac = [item for item in kustomize.render(CLUSTER_WIDE) if item["kind"] in rbac_kinds]
+    try:
+        yield from _granted(sandbox, sandbox.relocate(rbac))
+    finally:
+        crds_installed.kubectl("delete", "namespace", sandbox.namespace, "--wait=false")
 
 
 @pytest.mark.parametrize("access", NEEDED, ids=str)
-def test_the_operator_may_do_what_it_needs(operator_account: Operator, access: Access) -> None:
-    assert operator_account.can(access)
+def test_the_operator_may_do_what_it_needs_in_a_namespace_it_serves(
+    operator_account: Operator, access: Access
+) -> None:
+    assert operator_account.can(access, operator_account.namespace)
+
+
+@pytest.mark.parametrize("access", REFUSED + CLUSTER_WIDE_ONLY, ids=str)
+def test_the_operator_may_do_nothing_more_in_a_namespace_it_serves(
+    operator_account: Operator, access: Access
+) -> None:
+    assert not operator_account.can(access, operator_account.namespace)
+
+
+@pytest.mark.parametrize("access", NEEDED + REFUSED + CLUSTER_WIDE_ONLY, ids=str)
+def test_the_operator_may_do_nothing_in_a_namespace_it_does_not_serve(
+    operator_account: Operator, access: Access
+) -> None:
+    # Reading a Secret there above all: a StreamProcessor elsewhere cannot borrow its rights.
+    assert not operator_account.can(access, ELSEWHERE)
+
+
+@pytest.mark.parametrize("access", NEEDED + CLUSTER_WIDE_ONLY, ids=str)
+def test_the_cluster_wide_operator_may_do_what_it_needs_in_any_namespace(
+    cluster_wide_account: Operator, access: Access
+) -> None:
+    assert cluster_wide_account.can(access, ELSEWHERE)
 
 
 @pytest.mark.parametrize("access", REFUSED, ids=str)
-def test_the_operator_may_do_nothing_more(operator_account: Operator, access: Access) -> None:
-    assert not operator_account.can(access)
+def test_the_cluster_wide_operator_may_do_nothing_more(
+    cluster_wide_account: Operator, access: Access
+) -> None:
+    assert not cluster_wide_account.can(access, ELSEWHERE)

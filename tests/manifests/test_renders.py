@@ -9,6 +9,8 @@ import yaml
 
 from conveyor.operator.crds import definitions
 from tests.manifests.conftest import (
+    ANOTHER_NAMESPACE,
+    CLUSTER_WIDE,
     CRDS,
     INSTALL,
     INSTALL_HEADER,
@@ -72,12 +74,25 @@ def _identities(objects: list[Document]) -> set[tuple[str, str, str]]:
     }
 
 
-def test_the_kind_overlay_renders_everything_the_installation_does(
-    installation: list[Document], on_kind: list[Document]
+# What the cluster-wide overlay turns into a ClusterRole and its binding.
+OPERATOR_RBAC = {
+    ("Role", "conveyor", "conveyor-operator"),
+    ("RoleBinding", "conveyor", "conveyor-operator"),
+}
+
+
+@pytest.mark.parametrize(
+    "overlay", [KIND, ANOTHER_NAMESPACE, CLUSTER_WIDE], ids=lambda path: path.name
+)
+def test_every_overlay_renders_everything_the_installation_does(
+    installation: list[Document], kustomize: Kustomize, overlay: Path
 ) -> None:
-    # The overlay lists the base's folders one by one; a folder added to the base must be
+    # The overlays list the base's folders one by one; a folder added to the base must be
     # added there too.
-    assert _identities(installation) - _identities(on_kind) == set()
+    expected = _identities(installation)
+    if overlay == CLUSTER_WIDE:
+        expected -= OPERATOR_RBAC
+    assert expected - _identities(kustomize.render(overlay)) == set()
 
 
 def _conveyor_images(objects: list[Document], repository: str = "conveyor") -> dict[str, str]:

@@ -17,6 +17,8 @@ from conveyor.domain.topics import TOPICS, dead_letter_topic, retry_topic
 from conveyor.infra.settings import SERVICE_URL_VARIABLES
 from conveyor.operator.settings import OperatorSettings
 from tests.manifests.conftest import (
+    CLUSTER_WIDE,
+    INSTALLATIONS,
     KIND,
     MANIFESTS,
     SECRETS_EXAMPLE,
@@ -25,7 +27,7 @@ from tests.manifests.conftest import (
     documents,
     of_kind,
 )
-from tests.manifests.permissions import NEEDED, granted
+from tests.manifests.permissions import CLUSTER_WIDE_ONLY, NEEDED, granted
 
 pytestmark = pytest.mark.cluster  # kubectl comes from scripts/control-plane
 
@@ -237,15 +239,80 @@ def test_only_one_operator_ever_runs(installation: list[Document]) -> None:
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
-def test_the_role_grants_exactly_what_the_operator_needs(installation: list[Document]) -> None:
-    [role] = of_kind(installation, "ClusterRole")
+def _no_wildcards(role: Document) -> None:
     for rule in role["rules"]:
         assert "*" not in [*rule["apiGroups"], *rule["resources"], *rule["verbs"]], rule
+
+
+def test_the_role_grants_exactly_what_the_operator_needs(installation: list[Document]) -> None:
+    [role] = of_kind(installation, "Role")
+    _no_wildcards(role)
     assert granted(role["rules"]) == set(NEEDED)
 
 
+def test_the_installation_grants_nothing_cluster_wide(installation: list[Document]) -> None:
+    assert of_kind(installation, "ClusterRole") == []
+    assert of_kind(installation, "ClusterRoleBinding") == []
+
+
+def test_the_cluster_wide_overlay_grants_the_same_everywhere_and_crd_watching(
+    kustomize: Kustomize,
+) -> None:
+    objects = kustomize.render(CLUSTER_WIDE)
+    assert of_kind(objects, "Role") == []
+    assert of_kind(objects, "RoleBinding") == []
+    [role] = of_kind(objects, "ClusterRole")
+    _no_wildcards(role)
+    assert granted(role["rules"]) == {*NEEDED, *CLUSTER_WIDE_ONLY}
+    [binding] = of_kind(objects, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+
+
+def _served_namespaces(objects: list[Document]) -> set[str]:
+    """CONVEYOR_OPERATOR_NAMESPACES of the operator's Deployment, as a set ({""}: all)."""
+    [deployment] = [
+        item
+        for item in of_kind(objects, "Deployment")
+        if item["metadata"]["name"] == "conveyor-operator"
+    ]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    [value] = [v["value"] for v in container["env"] if v["name"] == "CONVEYOR_OPERATOR_NAMESPACES"]
+    return {name.strip() for name in value.split(",")}
+
+
+def _bound_namespaces(objects: list[Document]) -> set[str]:
+    """Where the operator's account is granted its role ({""}: in every namespace)."""
+    [account] = [
+        item
+        for item in of_kind(objects, "ServiceAccount")
+        if item["metadata"]["name"] == "conveyor-operator"
+    ]
+    subject = {
+        "kind": "ServiceAccount",
+        "name": account["metadata"]["name"],
+        "namespace": account["metadata"]["namespace"],
+    }
+    return {
+        item["metadata"].get("namespace", "")
+        for item in [*of_kind(objects, "RoleBinding"), *of_kind(objects, "ClusterRoleBinding")]
+        if subject in item["subjects"]
+    }
+
+
+@pytest.mark.parametrize("tree", INSTALLATIONS.values(), ids=INSTALLATIONS.keys())
+def test_the_operator_serves_exactly_the_namespaces_it_is_granted(
+    kustomize: Kustomize, tree: Path
+) -> None:
+    objects = kustomize.render(tree)
+    assert _served_namespaces(objects) == _bound_namespaces(objects)
+
+
 def test_every_rbac_rule_says_why_it_is_needed() -> None:
-    lines = (MANIFESTS / "rbac" / "cluster-role.yaml").read_text().splitlines()
+    lines = (MANIFESTS / "rbac" / "watched-namespace" / "role.yaml").read_text().splitlines()
     rules = [index for index, line in enumerate(lines) if line.startswith("  - apiGroups:")]
     assert len(rules) == len(yaml.safe_load("\n".join(lines))["rules"])
     for index in rules:

@@ -132,6 +132,10 @@ def test_invalid_specs_are_refused_by_the_api_server(
         ),
         "Unsupported value": stream_processor("c", "k:9092", processor="shipping"),
         "should be greater than or equal to 1": topic("d", "t.d", 0),
+        # A Secret's name is one name in the resource's namespace, never a path out of it.
+        "spec.kafka.secretRef.name: Invalid value": stream_processor(
+            "f", "", kafka={"secretRef": {"name": "../../kube-system/secrets/token"}}
+        ),
     }
     for message, body in refused.items():
         answer = namespace.kubectl("apply", "-f", "-", input_text=json.dumps(body), check=False)
@@ -510,6 +514,54 @@ def test_a_kafka_secret_that_is_missing_is_reported_on_the_status(
         f"--from-literal=KAFKA_BOOTSTRAP_SERVERS={stack.urls.kafka_bootstrap_servers}",
     )
     eventually(lambda: ready(namespace, "inventory"), "with the Secret in place it is Ready")
+
+
+# Where a Secret's value sits, and what the status then says instead of the value.
+SECRET_MARKERS = {
+    "an address nothing answers at": (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "{marker}.invalid:9092",
+        "no Kafka broker answered at the address in Secret {namespace}/kafka key "
+        "KAFKA_BOOTSTRAP_SERVERS",
+    ),
+    "text that is no address": (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "{marker}",
+        "Secret {namespace}/kafka key KAFKA_BOOTSTRAP_SERVERS does not hold Kafka bootstrap "
+        "servers",
+    ),
+    "another key than the one named": (
+        "OTHER",
+        "{marker}:9092",
+        "Secret {namespace}/kafka has no key KAFKA_BOOTSTRAP_SERVERS",
+    ),
+}
+
+
+@pytest.mark.parametrize("placement", SECRET_MARKERS, ids=str)
+def test_a_kafka_secrets_value_never_reaches_status_events_or_logs(
+    namespace: Namespace, operator: OperatorProcess, placement: str
+) -> None:
+    key, value, says = SECRET_MARKERS[placement]
+    marker = f"marker-{uuid.uuid4().hex}"
+    literal = f"--from-literal={key}={value.format(marker=marker)}"
+    namespace.kubectl("create", "secret", "generic", "kafka", literal)
+    namespace.apply(stream_processor("inventory", "", kafka={"secretRef": {"name": "kafka"}}))
+    expected = says.format(namespace=namespace.name)
+    found = eventually(
+        lambda: processor_when(
+            namespace,
+            "inventory",
+            lambda found: expected in json.dumps(found.get("status", {})),
+        ),
+        f"the status says: {expected}",
+    )
+    # What is wrong is still plain: which Secret and key, and Kafka left unread.
+    assert condition(found, "TopicsReady") == ("Unknown", "KafkaUnreachable")
+    assert condition(found, "Degraded") == ("True", "KafkaUnreachable")
+    assert marker not in json.dumps(found["status"])
+    assert marker not in namespace.kubectl("get", "events", "-o", "json").stdout
+    assert marker not in operator.log(characters=50_000_000)
 
 
 SERVICE_MONITOR_CRD = {
