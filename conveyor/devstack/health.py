@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -56,12 +57,14 @@ def smtp_url_is_healthy(url: str) -> bool:
     return smtp_is_healthy(parts.hostname or "127.0.0.1", parts.port or 25)
 
 
-def check(service: str, url: str) -> bool:
-    checks = {
+def check(service: str, url: str, payment_gateway_ca_certificates: str = "") -> bool:
+    """Whether ``service`` answers at ``url``; the payment gateway's certificate is checked
+    against ``payment_gateway_ca_certificates`` (PEM) when given, as its clients check it."""
+    checks: dict[str, Callable[[str], bool]] = {
         "kafka": kafka_is_healthy,
         "postgres": postgres_is_healthy,
         "redis": redis_is_healthy,
         "smtp": smtp_url_is_healthy,
-        "payments": payment_gateway_is_healthy,
+        "payments": lambda url: payment_gateway_is_healthy(url, payment_gateway_ca_certificates),
     }
     return checks[service](url)

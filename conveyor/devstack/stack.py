@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from conveyor.devstack import health, kafka_server, postgres_server, processes, redis_server
+from conveyor.devstack.certificates import LocalAuthority
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.infra.database import apply_migrations, create_database_if_missing
@@ -86,7 +87,8 @@ class LocalStack:
             "redis": f"redis://{s.host}:{s.redis_port}/0",
             "kafka": f"{s.host}:{s.kafka_port}",
             "smtp": f"smtp://{s.host}:{s.smtp_port}",
-            "payments": f"http://{s.host}:{s.payments_port}",
+            # HTTPS and an API key, as a real gateway: the processors meet the same refusals.
+            "payments": f"https://{s.host}:{s.payments_port}",
         }[service]
 
     def is_external(self, service: Service) -> bool:
@@ -98,11 +100,14 @@ class LocalStack:
     def service_urls(self) -> ServiceUrls:
         by_name = {service.name: self.url(service) for service in SERVICES}
         [payments] = [service for service in SERVICES if service.name == "payments"]
-        api_key = (
-            self.environ.get("PAYMENT_GATEWAY_API_KEY", "")
-            if self.is_external(payments)
-            else self.settings.payments_api_key
-        )
+        if self.is_external(payments):
+            api_key = self.environ.get("PAYMENT_GATEWAY_API_KEY", "")
+            ca_certificates = self.environ.get("PAYMENT_GATEWAY_CA_CERTIFICATES", "")
+        else:
+            api_key = self.settings.payments_api_key
+            # Before the sandbox first starts there is no authority yet, and nothing to trust.
+            authority = self.authority.certificate_path
+            ca_certificates = authority.read_text() if authority.exists() else ""
         return ServiceUrls(
             kafka_bootstrap_servers=by_name["kafka"],
             database_url=by_name["postgres"],
@@ -110,7 +115,13 @@ class LocalStack:
             smtp_url=by_name["smtp"],
             payment_gateway_url=by_name["payments"],
             payment_gateway_api_key=SecretStr(api_key),
+            payment_gateway_ca_certificates=ca_certificates,
         )
+
+    @property
+    def authority(self) -> LocalAuthority:
+        """The stack's own certificate authority, which signs what its services present."""
+        return LocalAuthority(self.settings.root / "certificates")
 
     @property
     def maildir(self) -> Path:
@@ -170,6 +181,7 @@ class LocalStack:
                 str(self.maildir),
             ]
         else:
+            served = self.authority.server("payment-gateway", [s.host, "localhost"])
             command = [
                 sys.executable,
                 "-m",
@@ -182,6 +194,10 @@ class LocalStack:
                 str(s.payment_timeout_delay_seconds),
                 "--api-key",
                 s.payments_api_key,
+                "--certificate",
+                str(served.chain),
+                "--private-key",
+                str(served.key),
             ]
         self.console.print(f"[bold]{service.name}[/]: starting on {self.local_url(service.name)}")
         return processes.spawn(service.name, command, log_file, cwd=s.root, user=user)
@@ -191,10 +207,10 @@ class LocalStack:
         began = time.monotonic()
 
         def healthy_or_dead() -> bool:
-            return not record.is_alive() or health.check(service.name, url)
+            return not record.is_alive() or self._healthy(service, url)
 
         processes.wait_until(healthy_or_dead, self.settings.start_timeout_seconds)
-        if record.is_alive() and health.check(service.name, url):
+        if record.is_alive() and self._healthy(service, url):
             self.console.print(
                 f"[bold]{service.name}[/]: [green]healthy[/] in {time.monotonic() - began:.1f} s"
             )
@@ -213,6 +229,10 @@ class LocalStack:
             f"(`conveyor dev down --purge` starts from empty data)."
         )
 
+    def _healthy(self, service: Service, url: str) -> bool:
+        ca_certificates = self.service_urls().payment_gateway_ca_certificates
+        return health.check(service.name, url, ca_certificates)
+
     def _health_url(self, service: Service) -> str:
         if service.name == "postgres" and not self.is_external(service):
             # The application database may not exist yet; the server's own one always does.
@@ -221,7 +241,7 @@ class LocalStack:
 
     def _require_external(self, service: Service) -> None:
         url = self.url(service)
-        if not health.check(service.name, url):
+        if not self._healthy(service, url):
             raise DevStackError(
                 f"{service.url_variable} is set, but nothing healthy answers there ({url}). "
                 f"Start that service, or unset {service.url_variable} to run a local one."
@@ -256,6 +276,8 @@ class LocalStack:
             f"SMTP_URL={urls.smtp_url}",
             f"PAYMENT_GATEWAY_URL={urls.payment_gateway_url}",
             f"PAYMENT_GATEWAY_API_KEY={urls.payment_gateway_api_key.get_secret_value()}",
+            # PEM spans lines; quoted, a shell reads it whole (and PEM holds no quote).
+            f"PAYMENT_GATEWAY_CA_CERTIFICATES='{urls.payment_gateway_ca_certificates}'",
             f"CONVEYOR_DEV_MAILDIR={self.maildir}",
             "",
         ]
@@ -271,7 +293,7 @@ class LocalStack:
             if self.is_external(service):
                 report.append(
                     ServiceStatus(
-                        service.name, "external", None, url, health.check(service.name, url)
+                        service.name, "external", None, url, self._healthy(service, url)
                     )
                 )
                 continue
@@ -285,7 +307,7 @@ class LocalStack:
                         "running",
                         record.pid,
                         url,
-                        health.check(service.name, self._health_url(service)),
+                        self._healthy(service, self._health_url(service)),
                     )
                 )
             else:

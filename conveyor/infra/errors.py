@@ -29,3 +29,7 @@ class TopicsMissing(InfraError):
 class DeadLetterNotFound(InfraError):
     """The dead-letter topic, or the dead letter asked for, is not in Kafka; the message
     says which exist."""
+
+
+class SettingRefused(InfraError):
+    """A setting cannot work as given; the message names it and says what to do."""

@@ -2,13 +2,19 @@
 
 Every component reads the same five variables, so a deployment points Conveyor at existing
 Kafka, PostgreSQL, Redis, SMTP and payment gateway by setting them, and the gateway's API key
-beside its URL. The defaults are the addresses the local stack (``conveyor dev up``) listens on.
+and the authority its certificate is checked against beside its URL. The defaults are the
+addresses the local stack (``conveyor dev up``) listens on.
 """
 
+import ipaddress
+import ssl
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.infra.errors import SettingRefused
 
 SERVICE_URL_VARIABLES = (
     "KAFKA_BOOTSTRAP_SERVERS",
@@ -17,6 +23,7 @@ SERVICE_URL_VARIABLES = (
     "SMTP_URL",
     "PAYMENT_GATEWAY_URL",
     "PAYMENT_GATEWAY_API_KEY",
+    "PAYMENT_GATEWAY_CA_CERTIFICATES",
 )
 
 
@@ -32,6 +39,10 @@ class ServiceUrls(BaseSettings):
     payment_gateway_url: str = "http://127.0.0.1:18080"
     # Sent as `Authorization: Bearer <key>` with every gateway request; empty: none sent.
     payment_gateway_api_key: SecretStr = SecretStr("")
+    # PEM certificates of the authorities the gateway's certificate is checked against, for a
+    # gateway behind a private CA; empty: the system's authorities. The PEM itself rather than
+    # a file, so a Kubernetes Secret key can hold it.
+    payment_gateway_ca_certificates: str = ""
 
     def environment(self) -> dict[str, str]:
         """These settings as the environment variables a component reads them from."""
@@ -39,6 +50,37 @@ class ServiceUrls(BaseSettings):
             name.upper(): value.get_secret_value() if isinstance(value, SecretStr) else str(value)
             for name, value in self.model_dump().items()
         }
+
+
+    def payment_gateway_tls(self) -> ssl.SSLContext:
+        """How the gateway's certificate is checked; refuses settings that would send the API
+        key in clear across a network, or trust nothing."""
+        address = urlsplit(self.payment_gateway_url)
+        if address.scheme == "http" and not _is_loopback(address.hostname or ""):
+            raise SettingRefused(
+                f"PAYMENT_GATEWAY_URL is {self.payment_gateway_url}: plain http would send the "
+                "gateway's API key and the card tokens in clear. Use the gateway's https:// "
+                "address (http is only for a gateway on this host)."
+            )
+        if not self.payment_gateway_ca_certificates:
+            return ssl.create_default_context()
+        try:
+            return ssl.create_default_context(cadata=self.payment_gateway_ca_certificates)
+        except (ssl.SSLError, ValueError) as refused:
+            raise SettingRefused(
+                "PAYMENT_GATEWAY_CA_CERTIFICATES holds no PEM certificate that can be read "
+                f"({refused}). Put the PEM of the authority that signs the gateway's "
+                "certificate there, or leave it empty to trust the system's authorities."
+            ) from refused
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache
