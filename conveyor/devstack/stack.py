@@ -292,9 +292,7 @@ class LocalStack:
             url = self.url(service)
             if self.is_external(service):
                 report.append(
-                    ServiceStatus(
-                        service.name, "external", None, url, self._healthy(service, url)
-                    )
+                    ServiceStatus(service.name, "external", None, url, self._healthy(service, url))
                 )
                 continue
             record = records.get(service.name)

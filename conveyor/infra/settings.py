@@ -51,7 +51,6 @@ class ServiceUrls(BaseSettings):
             for name, value in self.model_dump().items()
         }
 
-
     def payment_gateway_tls(self) -> ssl.SSLContext:
         """How the gateway's certificate is checked; refuses settings that would send the API
         key in clear across a network, or trust nothing."""

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 import pytest
 
 from conveyor.devstack.certificates import LocalAuthority

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
