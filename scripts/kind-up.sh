@@ -85,6 +85,24 @@ elif [[ -z $(kubectl -n "$NAMESPACE" get secret conveyor-edge \
     "[{\"op\":\"add\",\"path\":\"/data/CONVEYOR_JWT_SIGNING_KEYS\",\"value\":\"$(new_signing_key | base64 | tr -d '\n')\"}]"
 fi
 
+if ! kubectl -n "$NAMESPACE" get secret payment-gateway-tls >/dev/null 2>&1; then
+  say "creating Secrets payment-gateway-tls and payment-gateway: the sandbox's certificate, its CA and a random API key"
+  tls=$(mktemp -d)
+  trap 'rm -rf "$tls"' EXIT
+  # The dev stack's own certificate authority, from the sandboxes image, so the host needs no
+  # openssl; the files come out as a tar stream.
+  docker run --rm --entrypoint sh "$SANDBOXES_IMAGE" -c '
+    python -c "import sys; from pathlib import Path; from conveyor.devstack.certificates import LocalAuthority; LocalAuthority(Path(\"/tmp/tls\")).server(\"payment-gateway\", sys.argv[1:])" \
+      payment-gateway "payment-gateway.$0.svc" "payment-gateway.$0.svc.cluster.local" &&
+    tar -C /tmp/tls -c ca.pem payment-gateway.pem payment-gateway-key.pem' "$NAMESPACE" |
+    tar -x -C "$tls"
+  kubectl -n "$NAMESPACE" create secret generic payment-gateway \
+    --from-literal=PAYMENT_GATEWAY_API_KEY="sk_kind_$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')" \
+    --from-file=PAYMENT_GATEWAY_CA_CERTIFICATES="$tls/ca.pem"
+  kubectl -n "$NAMESPACE" create secret tls payment-gateway-tls \
+    --cert="$tls/payment-gateway.pem" --key="$tls/payment-gateway-key.pem"
+fi
+
 upgrade=false
 kubectl -n "$NAMESPACE" get deployment conveyor-operator >/dev/null 2>&1 && upgrade=true
 

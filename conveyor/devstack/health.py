@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -57,13 +58,20 @@ def smtp_url_is_healthy(url: str) -> bool:
     return smtp_is_healthy(parts.hostname or "127.0.0.1", parts.port or 25)
 
 
-def check(service: str, url: str, kafka_security: KafkaSecurity = PLAINTEXT) -> bool:
-    if service == "kafka":
-        return kafka_is_healthy(url, kafka_security)
-    checks = {
+def check(
+    service: str,
+    url: str,
+    kafka_security: KafkaSecurity = PLAINTEXT,
+    payment_gateway_ca_certificates: str = "",
+) -> bool:
+    """Whether ``service`` answers at ``url``, reached as its clients reach it: Kafka with
+    ``kafka_security``, the payment gateway's certificate checked against
+    ``payment_gateway_ca_certificates`` (PEM) when given."""
+    checks: dict[str, Callable[[str], bool]] = {
+        "kafka": lambda url: kafka_is_healthy(url, kafka_security),
         "postgres": postgres_is_healthy,
         "redis": redis_is_healthy,
         "smtp": smtp_url_is_healthy,
-        "payments": payment_gateway_is_healthy,
+        "payments": lambda url: payment_gateway_is_healthy(url, payment_gateway_ca_certificates),
     }
     return checks[service](url)

@@ -21,6 +21,8 @@ from uuid import UUID
 import aiohttp
 import asyncpg
 
+from conveyor.infra.settings import ServiceUrls
+
 
 @dataclass(frozen=True)
 class Discrepancy:
@@ -71,30 +73,30 @@ def kept_by(payment: Mapping[str, Any]) -> Decimal:
     return Decimal(payment["amount"]) - Decimal(payment["amount_refunded"])
 
 
-async def gateway_ledger(
-    gateway_url: str, api_key: str = "", reference: str | None = None
-) -> list[dict[str, Any]]:
+def gateway_session(urls: ServiceUrls) -> aiohttp.ClientSession:
+    """A session that reaches the gateway as the payments processor does: with its API key,
+    trusting what it trusts."""
+    key = urls.payment_gateway_api_key.get_secret_value()
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(ssl=urls.payment_gateway_tls()),
+        headers={"Authorization": f"Bearer {key}"} if key else {},
+    )
+
+
+async def gateway_ledger(urls: ServiceUrls, reference: str | None = None) -> list[dict[str, Any]]:
     """Every payment the gateway holds, or those made with ``reference`` (an order id)."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     params = {} if reference is None else {"reference": reference}
     async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
-        session.get(
-            f"{gateway_url.rstrip('/')}/v1/payments", headers=headers, params=params
-        ) as answer,
+        gateway_session(urls) as session,
+        session.get(f"{urls.payment_gateway_url.rstrip('/')}/v1/payments", params=params) as answer,
     ):
         answer.raise_for_status()
         items: list[dict[str, Any]] = (await answer.json())["items"]
         return items
 
 
-async def check_money(
-    gateway_url: str,
-    database_url: str,
-    *,
-    api_key: str = "",
-    order_ids: Collection[UUID] | None = None,
-) -> MoneyCheck:
+async def check_money(urls: ServiceUrls, order_ids: Collection[UUID] | None = None) -> MoneyCheck:
     """The discrepancies between the gateway's ledger and the orders' statuses.
 
     ``order_ids`` limits the check to those orders (a test's own, on a shared stack); without
@@ -102,10 +104,10 @@ async def check_money(
     discrepancy too.
     """
     kept: dict[str, Decimal] = {}
-    for payment in await gateway_ledger(gateway_url, api_key):
+    for payment in await gateway_ledger(urls):
         reference = str(payment["reference"])
         kept[reference] = kept.get(reference, Decimal("0.00")) + kept_by(payment)
-    connection = await asyncpg.connect(database_url)
+    connection = await asyncpg.connect(urls.database_url)
     try:
         if order_ids is None:
             rows = await connection.fetch("SELECT id, status, total FROM orders")

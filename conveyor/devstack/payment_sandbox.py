@@ -18,7 +18,8 @@ body gets the stored answer (``Idempotent-Replayed: true``), the same key with a
 409. An authorization can be voided (``POST /v1/payments/{id}/void``) or refunded, in part or
 in full (``POST /v1/payments/{id}/refunds``), never both. ``GET /v1/payments?reference=`` finds
 an order's payments: the ledger. With ``--api-key`` every ``/v1`` request must carry
-``Authorization: Bearer <key>``, or gets a 401.
+``Authorization: Bearer <key>``, or gets a 401. With ``--certificate`` and ``--private-key``
+it serves HTTPS only, as a real gateway does.
 
 Run it with ``python -m conveyor.devstack.payment_sandbox --port N``.
 """
@@ -30,6 +31,7 @@ import asyncio
 import hashlib
 import json
 import secrets
+import ssl
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -385,12 +387,28 @@ def require_api_key(api_key: str) -> Middleware:
     return check
 
 
-def payment_gateway_is_healthy(url: str, timeout: float = 2.0) -> bool:
+def payment_gateway_is_healthy(url: str, ca_certificates: str = "", timeout: float = 2.0) -> bool:
+    """Whether the gateway answers its health check; over https, with a certificate signed by
+    an authority of ``ca_certificates`` (PEM) or, when empty, of the system's."""
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/healthz", timeout=timeout) as answer:  # noqa: S310
+        trust = ssl.create_default_context(cadata=ca_certificates or None)
+        with urllib.request.urlopen(  # noqa: S310
+            f"{url.rstrip('/')}/healthz", timeout=timeout, context=trust
+        ) as answer:
             return bool(answer.status == 200)
     except (OSError, urllib.error.URLError, ValueError):
         return False
+
+
+def serving_tls(certificate: str | None, private_key: str | None) -> ssl.SSLContext | None:
+    """What the sandbox presents over HTTPS; None serves plain HTTP."""
+    if certificate is None and private_key is None:
+        return None
+    if certificate is None or private_key is None:
+        raise SystemExit("--certificate and --private-key go together: give both, or neither")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, private_key)
+    return context
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -408,6 +426,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="when set, /v1 requests without `Authorization: Bearer <key>` are answered 401",
     )
+    parser.add_argument(
+        "--certificate",
+        default=None,
+        help="PEM file of the certificate chain to serve HTTPS with (needs --private-key)",
+    )
+    parser.add_argument("--private-key", default=None, help="PEM file of the certificate's key")
     arguments = parser.parse_args(argv)
     # aiohttp stops on SIGTERM and SIGINT by itself; a short grace keeps tok_timeout
     # requests from holding the shutdown up.
@@ -415,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         create_app(arguments.timeout_delay, arguments.api_key),
         host=arguments.host,
         port=arguments.port,
+        ssl_context=serving_tls(arguments.certificate, arguments.private_key),
         shutdown_timeout=1.0,
         print=lambda text: print(text, flush=True),
     )

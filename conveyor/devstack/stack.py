@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from conveyor.devstack import health, kafka_server, postgres_server, processes, redis_server
+from conveyor.devstack.certificates import LocalAuthority
 from conveyor.devstack.errors import DevStackError, ServiceDidNotStart
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.infra.database import apply_migrations, create_database_if_missing
@@ -87,7 +88,8 @@ class LocalStack:
             "redis": f"redis://{s.host}:{s.redis_port}/0",
             "kafka": f"{s.host}:{s.kafka_port}",
             "smtp": f"smtp://{s.host}:{s.smtp_port}",
-            "payments": f"http://{s.host}:{s.payments_port}",
+            # HTTPS and an API key, as a real gateway: the processors meet the same refusals.
+            "payments": f"https://{s.host}:{s.payments_port}",
         }[service]
 
     def is_external(self, service: Service) -> bool:
@@ -99,11 +101,14 @@ class LocalStack:
     def service_urls(self) -> ServiceUrls:
         by_name = {service.name: self.url(service) for service in SERVICES}
         [payments] = [service for service in SERVICES if service.name == "payments"]
-        api_key = (
-            self.environ.get("PAYMENT_GATEWAY_API_KEY", "")
-            if self.is_external(payments)
-            else self.settings.payments_api_key
-        )
+        if self.is_external(payments):
+            api_key = self.environ.get("PAYMENT_GATEWAY_API_KEY", "")
+            ca_certificates = self.environ.get("PAYMENT_GATEWAY_CA_CERTIFICATES", "")
+        else:
+            api_key = self.settings.payments_api_key
+            # Before the sandbox first starts there is no authority yet, and nothing to trust.
+            authority = self.authority.certificate_path
+            ca_certificates = authority.read_text() if authority.exists() else ""
         [kafka] = [service for service in SERVICES if service.name == "kafka"]
         return ServiceUrls(
             kafka_bootstrap_servers=by_name["kafka"],
@@ -112,6 +117,7 @@ class LocalStack:
             smtp_url=by_name["smtp"],
             payment_gateway_url=by_name["payments"],
             payment_gateway_api_key=SecretStr(api_key),
+            payment_gateway_ca_certificates=ca_certificates,
             **(
                 self._external_kafka_security()
                 if self.is_external(kafka)
@@ -140,7 +146,15 @@ class LocalStack:
         }
 
     def _healthy(self, service: Service, url: str) -> bool:
-        return health.check(service.name, url, self.service_urls().kafka_security())
+        urls = self.service_urls()
+        return health.check(
+            service.name, url, urls.kafka_security(), urls.payment_gateway_ca_certificates
+        )
+
+    @property
+    def authority(self) -> LocalAuthority:
+        """The stack's own certificate authority, which signs what its services present."""
+        return LocalAuthority(self.settings.tls_dir)
 
     @property
     def maildir(self) -> Path:
@@ -200,6 +214,7 @@ class LocalStack:
                 str(self.maildir),
             ]
         else:
+            served = self.authority.server("payment-gateway", [s.host, "localhost"])
             command = [
                 sys.executable,
                 "-m",
@@ -212,6 +227,10 @@ class LocalStack:
                 str(s.payment_timeout_delay_seconds),
                 "--api-key",
                 s.payments_api_key,
+                "--certificate",
+                str(served.chain),
+                "--private-key",
+                str(served.key),
             ]
         self.console.print(f"[bold]{service.name}[/]: starting on {self.local_url(service.name)}")
         return processes.spawn(service.name, command, log_file, cwd=s.root, user=user)
@@ -283,7 +302,11 @@ class LocalStack:
     def _write_env_file(self) -> None:
         lines = [
             "# Written by `conveyor dev up`: the addresses of the local stack.",
-            *(f"{name}={value}" for name, value in self.service_urls().environment().items()),
+            # PEM spans lines; quoted, a shell reads it whole (and PEM holds no quote).
+            *(
+                f"{name}='{value}'" if "\n" in value else f"{name}={value}"
+                for name, value in self.service_urls().environment().items()
+            ),
             f"CONVEYOR_DEV_MAILDIR={self.maildir}",
             "",
         ]

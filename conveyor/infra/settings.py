@@ -1,15 +1,19 @@
 """Where the outside services are: one URL each, from the environment.
 
 Every component reads the same five variables, so a deployment points Conveyor at existing
-Kafka, PostgreSQL, Redis, SMTP and payment gateway by setting them, the gateway's API key
-beside its URL and Kafka's credentials beside its brokers. The defaults are the addresses the
-local stack (``conveyor dev up``) listens on. TLS to PostgreSQL and Redis is asked for in
-their URLs (``?sslmode=verify-full``, ``rediss://``), which are handed to their clients whole.
+Kafka, PostgreSQL, Redis, SMTP and payment gateway by setting them: the gateway's API key
+and the authority its certificate is checked against beside its URL, and Kafka's credentials
+beside its brokers. The defaults are the addresses the local stack (``conveyor dev up``)
+listens on. TLS to PostgreSQL and Redis is asked for in their URLs (``?sslmode=verify-full``,
+``rediss://``), which are handed to their clients whole.
 """
 
+import ipaddress
+import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +33,7 @@ SERVICE_URL_VARIABLES = (
     "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_CA_FILE",
+    "PAYMENT_GATEWAY_CA_CERTIFICATES",
 )
 KAFKA_SECURITY_FIELDS = (
     "kafka_security_protocol",
@@ -51,6 +56,11 @@ class ServiceUrls(BaseSettings):
     payment_gateway_url: str = "http://127.0.0.1:18080"
     # Sent as `Authorization: Bearer <key>` with every gateway request; empty: none sent.
     payment_gateway_api_key: SecretStr = SecretStr("")
+    # PEM certificates of the authorities the gateway's certificate is checked against, for a
+    # gateway behind a private CA; empty: the system's authorities. The PEM itself rather than
+    # a file, so a Kubernetes Secret key can hold it.
+    payment_gateway_ca_certificates: str = ""
+
     # PLAINTEXT, or SASL_SSL: TLS to the brokers and a SCRAM login over it.
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
@@ -94,6 +104,36 @@ class ServiceUrls(BaseSettings):
             name.upper(): value.get_secret_value() if isinstance(value, SecretStr) else str(value)
             for name, value in self.model_dump().items()
         }
+
+    def payment_gateway_tls(self) -> ssl.SSLContext:
+        """How the gateway's certificate is checked; refuses settings that would send the API
+        key in clear across a network, or trust nothing."""
+        address = urlsplit(self.payment_gateway_url)
+        if address.scheme == "http" and not _is_loopback(address.hostname or ""):
+            raise ServiceSettingsRefused(
+                f"PAYMENT_GATEWAY_URL is {self.payment_gateway_url}: plain http would send the "
+                "gateway's API key and the card tokens in clear. Use the gateway's https:// "
+                "address (http is only for a gateway on this host)."
+            )
+        if not self.payment_gateway_ca_certificates:
+            return ssl.create_default_context()
+        try:
+            return ssl.create_default_context(cadata=self.payment_gateway_ca_certificates)
+        except (ssl.SSLError, ValueError) as refused:
+            raise ServiceSettingsRefused(
+                "PAYMENT_GATEWAY_CA_CERTIFICATES holds no PEM certificate that can be read "
+                f"({refused}). Put the PEM of the authority that signs the gateway's "
+                "certificate there, or leave it empty to trust the system's authorities."
+            ) from refused
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

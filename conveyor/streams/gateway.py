@@ -14,8 +14,9 @@ What an answer means:
 - 429: the gateway asks us to slow down: tried again after its ``Retry-After``;
 - any other 4xx (400, 401, 403, 404, 409, 422, ...): our request or credentials are wrong,
   never the card; counted in ``conveyor_payment_gateway_rejected_requests_total``;
-- 5xx, refused or reset connections: the gateway is failing: tried again, and counted by the
-  circuit breaker;
+- 5xx, refused or reset connections, a certificate that is not trusted: the gateway is
+  failing (or is not the gateway): tried again, and counted by the circuit breaker; never a
+  payment, nor a decline;
 - a timeout (or a 504, the gateway's own timeout upstream): counted by the breaker only when
   the gateway does not answer a lookup either; a lookup answered at once proves the gateway
   is up, and only this request (one card's slowness) was slow.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -127,6 +129,7 @@ class PaymentGateway:
         base_url: str,
         *,
         api_key: str = "",
+        tls: ssl.SSLContext | None = None,
         timeout_seconds: float,
         attempts: int,
         backoff_seconds: float,
@@ -134,6 +137,8 @@ class PaymentGateway:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        # None: the gateway's certificate is checked against the system's authorities.
+        self.tls = tls
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
@@ -354,7 +359,9 @@ class PaymentGateway:
         self, method: str, path: str, body: dict[str, Any] | None, idempotency_key: str | None
     ) -> Answer:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout, connector=aiohttp.TCPConnector(ssl=self.tls or True)
+            )
         headers = {}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key

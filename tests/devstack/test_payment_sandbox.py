@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from conveyor.devstack.certificates import LocalAuthority
 from conveyor.devstack.payment_sandbox import payment_gateway_is_healthy
 from conveyor.devstack.settings import free_ports
 from tests.support.waiting import eventually
@@ -26,16 +28,20 @@ API_KEY = "sk_test_sandbox"
 
 
 @contextmanager
-def sandbox(*options: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def sandbox(
+    *options: str, scheme: str = "http", trusted: str = ""
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     [port] = free_ports(1)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "conveyor.devstack.payment_sandbox",
          "--port", str(port), "--timeout-delay", str(TIMEOUT_DELAY), *options],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        eventually(lambda: payment_gateway_is_healthy(url), f"the sandbox serves {url}", within=20)
+        eventually(
+            lambda: payment_gateway_is_healthy(url, trusted), f"the sandbox serves {url}", within=20
+        )
         yield url, process
     finally:
         if process.poll() is None:
@@ -52,6 +58,21 @@ def gateway() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 @pytest.fixture(scope="module")
 def gateway_with_key() -> Iterator[str]:
     with sandbox("--api-key", API_KEY) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> LocalAuthority:
+    return LocalAuthority(tmp_path_factory.mktemp("authority"))
+
+
+@pytest.fixture(scope="module")
+def gateway_over_https(authority: LocalAuthority) -> Iterator[str]:
+    served = authority.server("payment-gateway", ["127.0.0.1"])
+    options = ("--api-key", API_KEY, "--certificate", str(served.chain),
+               "--private-key", str(served.key))  # fmt: skip
+    trusted = authority.certificate_path.read_text()
+    with sandbox(*options, scheme="https", trusted=trusted) as (url, _):
         yield url
 
 
@@ -321,6 +342,27 @@ async def test_with_an_api_key_a_request_without_it_is_refused_401(
     ) as found:
         assert len((await found.json())["items"]) == 1
     assert payment_gateway_is_healthy(gateway_with_key), "health needs no key"
+
+
+async def test_over_https_only_clients_trusting_its_authority_and_holding_the_key_are_served(
+    gateway_over_https: str, authority: LocalAuthority
+) -> None:
+    trusting = ssl.create_default_context(cafile=authority.certificate_path)
+    body = {"amount": "5.00", "currency": "EUR", "token": "tok_visa",
+            "reference": str(uuid.uuid4())}  # fmt: skip
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusting)) as session:
+        for presented, expected in (({}, 401), ({"Authorization": f"Bearer {API_KEY}"}, 201)):
+            headers = {"Idempotency-Key": str(uuid.uuid4()), **presented}
+            async with session.post(
+                f"{gateway_over_https}/v1/payments", json=body, headers=headers
+            ) as answer:
+                assert answer.status == expected
+    async with aiohttp.ClientSession() as trusting_only_the_system:
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await trusting_only_the_system.get(f"{gateway_over_https}/healthz")
+    assert not payment_gateway_is_healthy(gateway_over_https), "untrusted: not healthy"
+    plain = gateway_over_https.replace("https://", "http://")
+    assert not payment_gateway_is_healthy(plain), "no plain HTTP beside the HTTPS"
 
 
 def test_the_gateway_stops_cleanly_on_sigterm(

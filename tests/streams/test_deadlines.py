@@ -138,8 +138,7 @@ async def test_an_order_whose_payment_answer_never_comes_gives_its_stock_back_an
     row = await shop.wait_status(order.order_id, {"rejected"})
     assert row["reason"] == "timed_out"
     [payment] = await gateway_ledger(
-        stack.urls.payment_gateway_url,
-        stack.urls.payment_gateway_api_key.get_secret_value(),
+        stack.urls,
         reference=str(order.order_id),
     )
     assert payment["status"] == "voided"
@@ -163,8 +162,7 @@ async def test_a_refund_whose_answer_never_comes_is_asked_again_and_done_once(
     await shop.wait_status(order.order_id, {"cancelled"})
     await shop.wait_stock(product, StockFigures(available=3, reserved=0, sold=0))
     [payment] = await gateway_ledger(
-        stack.urls.payment_gateway_url,
-        stack.urls.payment_gateway_api_key.get_secret_value(),
+        stack.urls,
         reference=str(order.order_id),
     )
     # Asked twice, refunded once: the gateway keeps nothing, and gave back no more than it took.

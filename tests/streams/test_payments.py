@@ -19,13 +19,14 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 import pytest
 
-from conveyor.devstack.money import gateway_ledger
+from conveyor.devstack.certificates import LocalAuthority
+from conveyor.devstack.money import gateway_ledger, gateway_session
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode
 from conveyor.domain.topics import DEFAULT_PARTITIONS
@@ -133,8 +134,7 @@ def metric_total(workers: Workers, metric: str, **labels: str) -> float:
 
 async def ledger_of(stack: RunningStack, order_id: UUID) -> list[dict[str, Any]]:
     return await gateway_ledger(
-        stack.urls.payment_gateway_url,
-        stack.urls.payment_gateway_api_key.get_secret_value(),
+        stack.urls,
         reference=str(order_id),
     )
 
@@ -248,6 +248,44 @@ async def test_a_gateway_refusing_our_key_is_payment_unavailable_never_a_decline
     await assert_money_settled(stack.urls, [order])
 
 
+async def test_payments_are_authorized_over_https_with_the_gateway_key(
+    shop: Shop, stack: RunningStack
+) -> None:
+    product = await shop.add_product(1)
+    order = await shop.place([(product, 1)])
+
+    row = await shop.wait_status(order.order_id)
+
+    assert stack.urls.payment_gateway_url.startswith("https://")
+    assert (row["status"], row["reason"]) == ("confirmed", None)
+    [payment] = await ledger_of(stack, order.order_id)
+    assert payment["status"] == "authorized"
+
+
+async def test_a_gateway_whose_certificate_is_not_trusted_is_payment_unavailable_never_paid(
+    shop: Shop, stack: RunningStack, workers: Workers, tmp_path: Path
+) -> None:
+    """The processor trusts another authority than the one that signed the gateway's
+    certificate, as it would an impostor's: nothing is sent, nothing charged."""
+    stranger = LocalAuthority(tmp_path)
+    stranger.server("someone-else", ["127.0.0.1"])
+    product = await shop.add_product(1)
+    trusting_a_stranger = {
+        "PAYMENT_GATEWAY_CA_CERTIFICATES": stranger.certificate_path.read_text(),
+        "CONVEYOR_PAYMENT_ATTEMPTS": "1",
+    }
+    async with payments_started_with(workers, trusting_a_stranger):
+        order = await shop.place([(product, 1)])
+        [declined] = await wait_replies(stack, order.order_id, m.PaymentDeclined)
+    assert isinstance(declined, m.PaymentDeclined)
+    assert declined.reason == m.RejectionReason.PAYMENT_UNAVAILABLE
+    assert "certificate" in declined.detail.lower()
+    row = await shop.wait_status(order.order_id)
+    assert (row["status"], row["reason"]) == ("rejected", "payment_unavailable")
+    assert await ledger_of(stack, order.order_id) == []
+    await assert_money_settled(stack.urls, [order])
+
+
 async def test_a_rate_limited_authorization_is_tried_again_after_retry_after(
     shop: Shop, stack: RunningStack, workers: Workers
 ) -> None:
@@ -302,12 +340,9 @@ async def test_slow_cards_never_open_the_breaker_for_everyone_else(
 async def sandbox_post(
     stack: RunningStack, path: str, body: dict[str, Any], key: str | None = None
 ) -> dict[str, Any]:
-    headers = {
-        "Idempotency-Key": key or str(uuid.uuid4()),
-        "Authorization": f"Bearer {stack.urls.payment_gateway_api_key.get_secret_value()}",
-    }
+    headers = {"Idempotency-Key": key or str(uuid.uuid4())}
     async with (
-        aiohttp.ClientSession() as session,
+        gateway_session(stack.urls) as session,
         session.post(stack.urls.payment_gateway_url + path, json=body, headers=headers) as answer,
     ):
         result: dict[str, Any] = await answer.json(content_type=None)

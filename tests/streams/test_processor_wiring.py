@@ -6,6 +6,9 @@ wiring the worker would subscribe and restore with.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,37 @@ def test_building_a_processor_the_catalogue_does_not_know_names_the_ones_it_does
     with pytest.raises(KeyError) as refused:
         built("shipping", tmp_path)
     assert all(name in str(refused.value) for name in PROCESSOR_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("gateway", "named"),
+    [
+        ({"PAYMENT_GATEWAY_URL": "http://payments.example"}, "PAYMENT_GATEWAY_URL"),
+        (
+            {
+                "PAYMENT_GATEWAY_URL": "https://payments.example",
+                "PAYMENT_GATEWAY_CA_CERTIFICATES": "not a certificate",
+            },
+            "PAYMENT_GATEWAY_CA_CERTIFICATES",
+        ),
+    ],
+    ids=["plain-http-across-a-network", "unreadable-authority"],
+)
+def test_the_payments_worker_refuses_a_gateway_it_would_reach_in_clear_or_cannot_check(
+    gateway: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "conveyor", "worker", "payments"],
+        env={
+            **os.environ,
+            "CONVEYOR_STORE": "memory",
+            "CONVEYOR_DATA_DIR": str(tmp_path),
+            "PAYMENT_GATEWAY_API_KEY": "sk_live_example",
+            **gateway,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert named in run.stdout + run.stderr

@@ -11,12 +11,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from conveyor.devstack import processes
-from conveyor.devstack.money import gateway_ledger
+from conveyor.devstack.money import gateway_ledger, gateway_session
 from conveyor.devstack.stack import SERVICES
 from conveyor.domain import messages as m
 from conveyor.domain.codec import decode_dead_letter
@@ -40,7 +39,7 @@ def parked(workers: Workers, processor: str, topic: str) -> float:
 
 async def refunds_failing(stack: RunningStack, count: int) -> None:
     async with (
-        aiohttp.ClientSession() as session,
+        gateway_session(stack.urls) as session,
         session.post(
             stack.urls.payment_gateway_url + "/_sandbox/faults", json={"refund_failures": count}
         ) as answer,
@@ -101,8 +100,7 @@ async def test_a_refund_the_gateway_keeps_failing_is_parked_while_its_partition_
 
     await shop.wait_status(refunded.order_id, {"cancelled"})
     [payment] = await gateway_ledger(
-        stack.urls.payment_gateway_url,
-        stack.urls.payment_gateway_api_key.get_secret_value(),
+        stack.urls,
         reference=str(refunded.order_id),
     )
     assert len(payment["refunds"]) == 1

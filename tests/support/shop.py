@@ -353,11 +353,6 @@ def key_in_partition_of(key: UUID, partitions: int) -> UUID:
 async def assert_money_settled(urls: ServiceUrls, orders: list[m.PlaceOrder]) -> None:
     """For every order, the gateway keeps its total if it is confirmed, and nothing otherwise;
     and none is pending."""
-    checked = await check_money(
-        urls.payment_gateway_url,
-        urls.database_url,
-        api_key=urls.payment_gateway_api_key.get_secret_value(),
-        order_ids=[order.order_id for order in orders],
-    )
+    checked = await check_money(urls, order_ids=[order.order_id for order in orders])
     assert checked.settled, str(checked)
     assert checked.orders_checked == len(orders)

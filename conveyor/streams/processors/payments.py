@@ -105,6 +105,7 @@ def gateway_for(urls: ServiceUrls, settings: WorkerSettings) -> PaymentGateway:
     return PaymentGateway(
         urls.payment_gateway_url,
         api_key=urls.payment_gateway_api_key.get_secret_value(),
+        tls=urls.payment_gateway_tls(),
         timeout_seconds=settings.payment_timeout_seconds,
         attempts=settings.payment_attempts,
         backoff_seconds=settings.payment_backoff_seconds,
