@@ -58,6 +58,7 @@ def secure(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "SMTP_URL": others["SMTP_URL"],
             "PAYMENT_GATEWAY_URL": others["PAYMENT_GATEWAY_URL"],
             "PAYMENT_GATEWAY_API_KEY": others["PAYMENT_GATEWAY_API_KEY"],
+            "PAYMENT_GATEWAY_CA_CERTIFICATES": others["PAYMENT_GATEWAY_CA_CERTIFICATES"],
         },
     )
     try:
