@@ -33,7 +33,14 @@ from tests.manifests.permissions import NEEDED, REFUSED, Access
 from tests.support.waiting import eventually
 
 ELSEWHERE = "somewhere-else"
-CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,10 @@ class Sandbox:
                 item["metadata"]["namespace"] = self.namespace
             for subject in item.get("subjects", []):
                 subject["namespace"] = self.namespace
+            # The admission policy's parameters, in the manifests' namespace.
+            parameters = item.get("spec", {}).get("paramRef")
+            if parameters is not None:
+                parameters["namespace"] = self.namespace
         return moved
 
 
