@@ -22,6 +22,7 @@ from conveyor.devstack.control_plane import ControlPlane
 from conveyor.domain.resources import StreamProcessorSpec
 from conveyor.operator.children import Owner, config_map, workload
 from tests.manifests.conftest import MANIFESTS, Document, Kustomize, of_kind
+from tests.support.operator import stream_processor as processor_resource
 from tests.support.waiting import eventually
 
 ALLOWED = "registry.example.com/, conveyor"
@@ -29,17 +30,7 @@ REFUSED_IMAGE = "elsewhere.example.org/conveyor:1.0"
 
 
 def stream_processor(name: str, **spec: Any) -> Document:
-    return {
-        "apiVersion": "conveyor.dev/v1alpha1",
-        "kind": "StreamProcessor",
-        "metadata": {"name": name},
-        "spec": {
-            "processor": "inventory",
-            "image": "conveyor:1.0",
-            "kafka": {"bootstrapServers": "kafka:9092"},
-            **spec,
-        },
-    }
+    return processor_resource(name, "kafka:9092", **spec)
 
 
 @dataclass(frozen=True)

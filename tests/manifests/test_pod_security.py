@@ -4,8 +4,10 @@ as the conveyor namespace enforces it: checked by a real API server's PodSecurit
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,9 +15,7 @@ import pytest
 from conveyor.devstack.control_plane import ControlPlane
 from conveyor.domain.resources import StreamProcessorSpec
 from conveyor.operator.children import Owner, owned_objects
-from tests.manifests.conftest import Document, Kustomize, of_kind
-from tests.manifests.conftest import KIND as KIND_OVERLAY
-from tests.manifests.conftest import MANIFESTS
+from tests.manifests.conftest import KIND, MANIFESTS, Document, Kustomize, of_kind
 
 WORKLOADS = ("Deployment", "StatefulSet")
 
@@ -53,15 +53,36 @@ def processors_workloads() -> list[Document]:
     return found
 
 
+@dataclass(frozen=True)
+class Restricted:
+    """A namespace enforcing the restricted profile."""
+
+    cluster: ControlPlane
+    name: str
+
+    def create(self, pod: Document) -> subprocess.CompletedProcess[str]:
+        """The API server's answer to creating ``pod`` (dry run: nothing is kept)."""
+        return self.cluster.kubectl(
+            "-n",
+            self.name,
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input_text=json.dumps(pod),
+            check=False,
+        )
+
+
 @pytest.fixture(scope="module")
-def restricted(crds_installed: ControlPlane) -> Iterator[str]:
+def restricted(crds_installed: ControlPlane) -> Iterator[Restricted]:
     name = f"restricted-{uuid.uuid4().hex[:8]}"
     crds_installed.kubectl("create", "namespace", name)
     crds_installed.kubectl(
         "label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted"
     )
     try:
-        yield name
+        yield Restricted(crds_installed, name)
     finally:
         crds_installed.kubectl("delete", "namespace", name, "--wait=false")
 
@@ -74,31 +95,22 @@ def test_the_conveyor_namespace_enforces_the_restricted_profile(
 
 
 def test_every_pod_of_the_installation_the_kind_overlay_and_the_operator_is_admitted(
-    crds_installed: ControlPlane, kustomize: Kustomize, restricted: str
+    kustomize: Kustomize, restricted: Restricted
 ) -> None:
     workloads = [
-        *(item for item in kustomize.render(KIND_OVERLAY) if item["kind"] in WORKLOADS),
+        *(item for item in kustomize.render(KIND) if item["kind"] in WORKLOADS),
         *processors_workloads(),
     ]
     names = {item["metadata"]["name"] for item in workloads}
     assert {"conveyor-edge", "conveyor-operator", "orders-rocksdb", "orders-memory-canary"} <= names
     for workload in workloads:
-        answer = crds_installed.kubectl(
-            "-n",
-            restricted,
-            "create",
-            "--dry-run=server",
-            "-f",
-            "-",
-            input_text=json.dumps(pod_of(workload)),
-            check=False,
-        )
+        answer = restricted.create(pod_of(workload))
         assert answer.returncode == 0, f"{workload['metadata']['name']}: {answer.stderr}"
         assert "Warning" not in answer.stderr, answer.stderr
 
 
 def test_a_pod_asking_for_root_is_refused_there_so_the_admission_above_means_something(
-    crds_installed: ControlPlane, restricted: str
+    restricted: Restricted,
 ) -> None:
     pod = {
         "apiVersion": "v1",
@@ -106,15 +118,6 @@ def test_a_pod_asking_for_root_is_refused_there_so_the_admission_above_means_som
         "metadata": {"name": "root"},
         "spec": {"containers": [{"name": "root", "image": "conveyor:1.0"}]},
     }
-    answer = crds_installed.kubectl(
-        "-n",
-        restricted,
-        "create",
-        "--dry-run=server",
-        "-f",
-        "-",
-        input_text=json.dumps(pod),
-        check=False,
-    )
+    answer = restricted.create(pod)
     assert answer.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in answer.stderr

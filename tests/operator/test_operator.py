@@ -14,7 +14,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 
 from conveyor.devstack.control_plane import ControlPlane
@@ -29,25 +28,10 @@ from tests.dashboards.prometheus import (
     load_dashboard,
     running_prometheus,
 )
-from tests.support.operator import Namespace, OperatorProcess
+from tests.support.operator import Namespace, OperatorProcess, stream_processor
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
-
-
-def stream_processor(name: str, bootstrap: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "conveyor.dev/v1alpha1",
-        "kind": "StreamProcessor",
-        "metadata": {"name": name},
-        "spec": {
-            "processor": "inventory",
-            "image": "conveyor:1.0",
-            "replicas": 2,
-            "kafka": {"bootstrapServers": bootstrap},
-            **spec,
-        },
-    }
 
 
 def topic(name: str, topic_name: str, partitions: int, **spec: Any) -> dict[str, Any]:
@@ -72,6 +56,16 @@ def processor_when(
     """The StreamProcessor once ``holds`` is true of it."""
     found = namespace.get("streamprocessor", name)
     return found if found is not None and holds(found) else None
+
+
+def processor_with_condition(
+    namespace: Namespace, name: str, kind: str, wanted: tuple[str, str]
+) -> dict[str, Any]:
+    """The StreamProcessor once its condition ``kind`` has the status and reason ``wanted``."""
+    return eventually(
+        lambda: processor_when(namespace, name, lambda found: condition(found, kind) == wanted),
+        f"{kind} {wanted[0]} with the reason {wanted[1]}",
+    )
 
 
 def phase(namespace: Namespace, name: str) -> str | None:
@@ -500,13 +494,8 @@ def test_a_kafka_secret_without_the_key_is_reported_on_the_status(
 ) -> None:
     namespace.apply(labelled_secret("kafka", OTHER="x"))
     namespace.apply(stream_processor("inventory", "", kafka={"secretRef": {"name": "kafka"}}))
-    found = eventually(
-        lambda: processor_when(
-            namespace,
-            "inventory",
-            lambda found: condition(found, "TopicsReady") == ("Unknown", "KafkaUnreachable"),
-        ),
-        "TopicsReady Unknown with the reason",
+    found = processor_with_condition(
+        namespace, "inventory", "TopicsReady", ("Unknown", "KafkaUnreachable")
     )
     assert "KAFKA_BOOTSTRAP_SERVERS" in found["status"]["conditions"][1]["message"]
     assert condition(found, "Degraded") == ("True", "KafkaUnreachable")
@@ -527,14 +516,7 @@ def test_secrets_not_labelled_for_processors_are_refused_and_the_workload_is_lef
     namespace.apply(
         stream_processor("inventory", bootstrap, envFromSecrets=["signing-keys", "later"])
     )
-    found = eventually(
-        lambda: processor_when(
-            namespace,
-            "inventory",
-            lambda found: condition(found, "Ready") == ("False", "SecretNotAllowed"),
-        ),
-        "Ready False with the reason",
-    )
+    found = processor_with_condition(namespace, "inventory", "Ready", ("False", "SecretNotAllowed"))
     message = found["status"]["message"]
     assert "Secret signing-keys is not labelled for processors" in message
     assert "Secret later not found" in message
