@@ -99,6 +99,8 @@ if ! kubectl -n "$NAMESPACE" get secret payment-gateway-tls >/dev/null 2>&1; the
   kubectl -n "$NAMESPACE" create secret generic payment-gateway \
     --from-literal=PAYMENT_GATEWAY_API_KEY="sk_kind_$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')" \
     --from-file=PAYMENT_GATEWAY_CA_CERTIFICATES="$tls/ca.pem"
+  # The payments processor reads it too: labelled, or the operator refuses to hand it over.
+  kubectl -n "$NAMESPACE" label secret payment-gateway conveyor.dev/processor-access=true
   kubectl -n "$NAMESPACE" create secret tls payment-gateway-tls \
     --cert="$tls/payment-gateway.pem" --key="$tls/payment-gateway-key.pem"
 fi

@@ -19,6 +19,10 @@ from conveyor.operator.kinds import STREAM_PROCESSOR
 
 METRICS_PORT = 9100
 DATA_DIR = "/var/lib/conveyor"
+# The root filesystem is read-only; Python's tempfile (and anything else wanting scratch
+# space) writes here, on an emptyDir of its own.
+TEMPORARY_DIR = "/tmp"  # noqa: S108 - the pod's own emptyDir, not a shared directory
+TEMPORARY_SIZE = "64Mi"
 MANAGED_BY = "conveyor-operator"
 # The unprivileged user of the Conveyor image (Dockerfile).
 RUN_AS_USER = 10001
@@ -183,13 +187,19 @@ def _container(owner: Owner, image: str, stateful: bool) -> Object:
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
+            # The state is on the data volume and scratch space on /tmp: a compromised
+            # process can change nothing of the image it runs.
+            "readOnlyRootFilesystem": True,
         },
         "env": env,
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "readinessProbe": {**probe, "initialDelaySeconds": 5},
         "livenessProbe": {**probe, "initialDelaySeconds": 60, "failureThreshold": 6},
         "resources": spec.resources,
-        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "tmp", "mountPath": TEMPORARY_DIR},
+        ],
     }
 
 
@@ -200,6 +210,8 @@ def pod_template(owner: Owner, track: str, image: str, stateful: bool) -> Object
     pod_spec: Object = {
         "containers": [_container(owner, image, stateful)],
         "terminationGracePeriodSeconds": 60,
+        # A processor never talks to the Kubernetes API: it gets no token to lose.
+        "automountServiceAccountToken": False,
         # The image's unprivileged user; fsGroup lets it write the rocksdb volume whatever
         # the storage; together with the container's settings this meets the "restricted"
         # Pod Security profile.
@@ -211,8 +223,10 @@ def pod_template(owner: Owner, track: str, image: str, stateful: bool) -> Object
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+    volumes: list[Object] = [{"name": "tmp", "emptyDir": {"sizeLimit": TEMPORARY_SIZE}}]
     if not stateful:
-        pod_spec["volumes"] = [{"name": "data", "emptyDir": {}}]
+        volumes.insert(0, {"name": "data", "emptyDir": {}})
+    pod_spec["volumes"] = volumes
     return {
         "metadata": {"labels": labels(owner, track), "annotations": annotations},
         "spec": pod_spec,

@@ -34,6 +34,7 @@ from conveyor.operator.kinds import OWNED_KINDS, SERVICE_MONITOR, STREAM_PROCESS
 from conveyor.operator.kube import Kube, Object
 from conveyor.operator.scaling import Stabilizer, ceiling, recommend
 from conveyor.operator.secrecy import SecretValues
+from conveyor.operator.secret_access import refused_secrets
 
 # As a Deployment's default progressDeadlineSeconds: a rollout this slow is reported Degraded.
 PROGRESS_DEADLINE_SECONDS = 600
@@ -77,6 +78,14 @@ class ProcessorReconciler:
         owner = children.Owner(name, namespace, uid, spec)
         processor = spec.processor
 
+        not_allowed = await refused_secrets(self.kube, namespace, spec)
+        if not_allowed is not None:
+            # Nothing is applied: the workload keeps whatever Secrets it was last given.
+            refused = _refused(observation, previous, spec, "SecretNotAllowed", not_allowed)
+            await self.kube.write_status(body, refused)
+            post_event("Warning", "SecretNotAllowed", not_allowed)
+            return
+
         kafka = await self._read_kafka(owner)
         decision = self._decide_replicas(owner, kafka)
         if decision.direction is not None:
@@ -106,7 +115,7 @@ class ProcessorReconciler:
                 raise
             # The API server refused what the spec asks for (e.g. malformed resources):
             # nothing more is applied until the spec changes.
-            refused = _refused(observation, previous, spec, str(exc))
+            refused = _refused(observation, previous, spec, "InvalidSpec", str(exc))
             await self.kube.write_status(body, refused)
             post_event("Warning", "InvalidSpec", str(exc))
             return
@@ -384,11 +393,12 @@ def _refused(
     previous: StreamProcessorStatus,
     spec: StreamProcessorSpec,
     reason: str,
+    message: str,
 ) -> StreamProcessorStatus:
     condition = observation.condition
     current = [
-        condition("Ready", "False", "InvalidSpec", reason),
-        condition("Progressing", "False", "InvalidSpec", reason),
+        condition("Ready", "False", reason, message),
+        condition("Progressing", "False", reason, message),
         condition("Suspended", truth(spec.suspend), "Suspended" if spec.suspend else "Running"),
     ]
     return StreamProcessorStatus(
@@ -396,5 +406,5 @@ def _refused(
         conditions=settle(previous.conditions, current),
         observed_generation=observation.generation,
         last_scale_time=previous.last_scale_time,
-        message=reason,
+        message=message,
     )

@@ -34,7 +34,14 @@ from tests.manifests.permissions import CLUSTER_WIDE_ONLY, NEEDED, REFUSED, Acce
 from tests.support.waiting import eventually
 
 ELSEWHERE = "somewhere-else"
-CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,10 @@ class Sandbox:
                 item["metadata"]["namespace"] = self.namespace
             for subject in item.get("subjects", []):
                 subject["namespace"] = self.namespace
+            # The admission policy's parameters, in the manifests' namespace.
+            parameters = item.get("spec", {}).get("paramRef")
+            if parameters is not None:
+                parameters["namespace"] = self.namespace
         return moved
 
 

@@ -87,17 +87,25 @@ def test_no_processor_asks_for_more_replicas_than_its_inputs_have_partitions(
             assert "replicas" not in item["spec"], spec.processor
 
 
+# A Secret whose every key becomes the pods' environment (spec.envFromSecrets).
+EVERY_KEY = "*"
+PROCESSOR_ACCESS = "conveyor.dev/processor-access"
+
+
 def _secret_references(
     objects: list[Document], *, required_only: bool = False
 ) -> set[tuple[str, str]]:
-    """Every (Secret, key) the objects read: container variables and Kafka secretRefs;
-    ``required_only``: without those a container reads only when present."""
+    """Every (Secret, key) the objects read: container variables, Kafka secretRefs and every
+    key of the Secrets in envFromSecrets; ``required_only``: without the variables a container
+    reads only when present."""
     found = set()
     for item in objects:
         if item["kind"] == "StreamProcessor":
-            reference = StreamProcessorSpec.model_validate(item["spec"]).kafka.secret_ref
+            spec = StreamProcessorSpec.model_validate(item["spec"])
+            reference = spec.kafka.secret_ref
             if reference is not None:
                 found.add((reference.name, reference.key))
+            found |= {(name, EVERY_KEY) for name in spec.env_from_secrets}
         elif item["kind"] in ("Deployment", "StatefulSet"):
             for container in item["spec"]["template"]["spec"]["containers"]:
                 for variable in container.get("env", []):
@@ -111,18 +119,69 @@ def _secret_keys(objects: list[Document]) -> set[tuple[str, str]]:
     return {
         (item["metadata"]["name"], key)
         for item in of_kind(objects, "Secret")
-        for key in {**item.get("data", {}), **item.get("stringData", {})}
+        for key in [*item.get("data", {}), *item.get("stringData", {}), EVERY_KEY]
     }
+
+
+def _secrets(objects: list[Document]) -> dict[str, Document]:
+    return {item["metadata"]["name"]: item for item in of_kind(objects, "Secret")}
 
 
 def test_every_secret_key_the_manifests_read_is_in_the_example_secrets(
     installation: list[Document],
 ) -> None:
     read = _secret_references(installation)
-    assert {name for name, _ in read} == {"conveyor-services", "conveyor-edge"}
+    processors = {f"conveyor-{name}" for name in PROCESSOR_NAMES}
+    assert {name for name, _ in read} == {"conveyor-services", "conveyor-edge", *processors}
     assert read <= _secret_keys(documents(SECRETS_EXAMPLE.read_text()))
     # The base ships no Secret: their values belong to each installation.
     assert of_kind(installation, "Secret") == []
+
+
+# Kafka's login, which every processor's Secret holds for SASL_SSL.
+KAFKA_LOGIN_KEYS = {
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CA_FILE",
+}
+# The keys beyond its Kafka address and login that each processor reads: its Secret holds
+# these alone.
+PROCESSOR_SECRET_KEYS = {
+    "orders": set(),
+    "inventory": set(),
+    "payments": {"PAYMENT_GATEWAY_API_KEY"},
+    "notifications": {"DATABASE_URL"},
+    "projector": {"DATABASE_URL", "REDIS_URL"},
+}
+
+
+def test_each_processor_reads_only_its_own_secret_holding_only_the_keys_it_needs(
+    installation: list[Document],
+) -> None:
+    assert set(PROCESSOR_SECRET_KEYS) == set(PROCESSOR_NAMES)
+    example = _secrets(documents(SECRETS_EXAMPLE.read_text()))
+    for item in of_kind(installation, "StreamProcessor"):
+        processor = item["spec"]["processor"]
+        own = f"conveyor-{processor}"
+        assert {name for name, _ in _secret_references([item])} == {own}, processor
+        keys = set(example[own]["stringData"]) - {"KAFKA_BOOTSTRAP_SERVERS", *KAFKA_LOGIN_KEYS}
+        assert keys == PROCESSOR_SECRET_KEYS[processor], processor
+
+
+@pytest.mark.parametrize("source", ["example", "overlays/kind"])
+def test_only_the_processors_secrets_may_be_handed_to_processor_pods(
+    on_kind: list[Document], source: str
+) -> None:
+    objects = documents(SECRETS_EXAMPLE.read_text()) if source == "example" else on_kind
+    labelled = {
+        name
+        for name, secret in _secrets(objects).items()
+        if secret["metadata"].get("labels", {}).get(PROCESSOR_ACCESS) == "true"
+    }
+    # Not conveyor-edge (the token signing keys) nor conveyor-services (the edge's).
+    assert labelled == {f"conveyor-{name}" for name in PROCESSOR_NAMES}
 
 
 def test_the_kind_overlay_provides_every_service_address_the_manifests_read(

@@ -26,6 +26,7 @@ from conveyor.infra.publisher import Publisher
 from conveyor.operator.children import (
     DATA_DIR,
     METRICS_PORT,
+    TEMPORARY_DIR,
     Owner,
     config_map,
     owned_objects,
@@ -62,7 +63,8 @@ def test_rocksdb_state_is_a_statefulset_with_a_claim_and_static_membership() -> 
 def test_memory_state_is_a_deployment_without_claims() -> None:
     made = workload(owner(state={"store": "memory"}), replicas=2)
     assert made["kind"] == "Deployment"
-    assert made["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {}}]
+    volumes = made["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "emptyDir": {}} in volumes
     env = made["spec"]["template"]["spec"]["containers"][0]["env"]
     assert all(variable["name"] != "CONVEYOR_GROUP_INSTANCE_ID" for variable in env)
 
@@ -240,4 +242,23 @@ def test_pods_run_unprivileged_as_the_restricted_pod_security_profile_asks() -> 
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     container = pod["containers"][0]["securityContext"]
-    assert container == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert container == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+
+
+@pytest.mark.parametrize("store", ["rocksdb", "memory"])
+def test_pods_write_only_to_their_state_and_scratch_volumes_and_hold_no_api_token(
+    store: str,
+) -> None:
+    pod = workload(owner(state={"store": store}), replicas=1)["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    [container] = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounted = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert mounted == {DATA_DIR: "data", TEMPORARY_DIR: "tmp"}
+    # Python's tempfile writes where TMPDIR says, or /tmp: the scratch volume.
+    assert "TMPDIR" not in config_map(owner(state={"store": store}))["data"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]

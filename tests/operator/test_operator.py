@@ -14,7 +14,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 
 from conveyor.devstack.control_plane import ControlPlane
@@ -23,30 +22,16 @@ from conveyor.domain.messages import UpsertProduct
 from conveyor.domain.resources import StreamProcessorStatus, TopicStatus
 from conveyor.infra.publisher import Publisher
 from conveyor.infra.topic_admin import TopicState, topic_admin
+from conveyor.operator.secret_access import PROCESSOR_ACCESS_LABEL
 from tests.dashboards.prometheus import (
     assert_every_query_returns_data,
     load_dashboard,
     running_prometheus,
 )
-from tests.support.operator import Namespace, OperatorProcess
+from tests.support.operator import Namespace, OperatorProcess, stream_processor
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
-
-
-def stream_processor(name: str, bootstrap: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "conveyor.dev/v1alpha1",
-        "kind": "StreamProcessor",
-        "metadata": {"name": name},
-        "spec": {
-            "processor": "inventory",
-            "image": "conveyor:1.0",
-            "replicas": 2,
-            "kafka": {"bootstrapServers": bootstrap},
-            **spec,
-        },
-    }
 
 
 def topic(name: str, topic_name: str, partitions: int, **spec: Any) -> dict[str, Any]:
@@ -71,6 +56,16 @@ def processor_when(
     """The StreamProcessor once ``holds`` is true of it."""
     found = namespace.get("streamprocessor", name)
     return found if found is not None and holds(found) else None
+
+
+def processor_with_condition(
+    namespace: Namespace, name: str, kind: str, wanted: tuple[str, str]
+) -> dict[str, Any]:
+    """The StreamProcessor once its condition ``kind`` has the status and reason ``wanted``."""
+    return eventually(
+        lambda: processor_when(namespace, name, lambda found: condition(found, kind) == wanted),
+        f"{kind} {wanted[0]} with the reason {wanted[1]}",
+    )
 
 
 def phase(namespace: Namespace, name: str) -> str | None:
@@ -488,32 +483,58 @@ def test_deleting_a_stream_processor_removes_what_it_owned(
         eventually(partial(lambda kind: not namespace.names(kind, selector), kind), f"no {kind}")
 
 
-@pytest.mark.parametrize("missing", ["secret", "key"])
-def test_a_kafka_secret_that_is_missing_is_reported_on_the_status(
-    namespace: Namespace, operator: OperatorProcess, missing: str, stack: RunningStack
+def labelled_secret(name: str, **data: str) -> dict[str, Any]:
+    """A Secret the operator may hand to processor pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "labels": {PROCESSOR_ACCESS_LABEL: "true"}},
+        "stringData": data,
+    }
+
+
+def test_a_kafka_secret_without_the_key_is_reported_on_the_status(
+    namespace: Namespace, operator: OperatorProcess, stack: RunningStack
 ) -> None:
-    if missing == "key":
-        namespace.kubectl("create", "secret", "generic", "kafka", "--from-literal=OTHER=x")
+    namespace.apply(labelled_secret("kafka", OTHER="x"))
     namespace.apply(stream_processor("inventory", "", kafka={"secretRef": {"name": "kafka"}}))
-    found = eventually(
-        lambda: processor_when(
-            namespace,
-            "inventory",
-            lambda found: condition(found, "TopicsReady") == ("Unknown", "KafkaUnreachable"),
-        ),
-        "TopicsReady Unknown with the reason",
+    found = processor_with_condition(
+        namespace, "inventory", "TopicsReady", ("Unknown", "KafkaUnreachable")
     )
     assert "KAFKA_BOOTSTRAP_SERVERS" in found["status"]["conditions"][1]["message"]
     assert condition(found, "Degraded") == ("True", "KafkaUnreachable")
-    namespace.kubectl("delete", "secret", "kafka", "--ignore-not-found")
-    namespace.kubectl(
-        "create",
-        "secret",
-        "generic",
-        "kafka",
-        f"--from-literal=KAFKA_BOOTSTRAP_SERVERS={stack.urls.kafka_bootstrap_servers}",
+    namespace.apply(
+        labelled_secret("kafka", KAFKA_BOOTSTRAP_SERVERS=stack.urls.kafka_bootstrap_servers)
     )
-    eventually(lambda: ready(namespace, "inventory"), "with the Secret in place it is Ready")
+    eventually(lambda: ready(namespace, "inventory"), "with the key in place it is Ready")
+
+
+def test_secrets_not_labelled_for_processors_are_refused_and_the_workload_is_left_as_it_was(
+    namespace: Namespace, operator: OperatorProcess, stack: RunningStack
+) -> None:
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    running_processor(namespace, bootstrap)
+    before = template(namespace, "statefulset", "inventory")
+    # The edge's token signing keys, say: a Secret no processor is meant to read.
+    namespace.kubectl("create", "secret", "generic", "signing-keys", "--from-literal=KEY=x")
+    namespace.apply(
+        stream_processor("inventory", bootstrap, envFromSecrets=["signing-keys", "later"])
+    )
+    found = processor_with_condition(namespace, "inventory", "Ready", ("False", "SecretNotAllowed"))
+    message = found["status"]["message"]
+    assert "Secret signing-keys is not labelled for processors" in message
+    assert "Secret later not found" in message
+    assert f"{PROCESSOR_ACCESS_LABEL}=true" in message
+    assert found["status"]["phase"] == "Failed"
+    assert template(namespace, "statefulset", "inventory") == before
+    assert "SecretNotAllowed" in [event["reason"] for event in namespace.events("inventory")]
+
+    namespace.kubectl("label", "secret", "signing-keys", f"{PROCESSOR_ACCESS_LABEL}=true")
+    namespace.apply(labelled_secret("later", LATER="y"))
+    eventually(lambda: ready(namespace, "inventory"), "with both Secrets labelled it is Ready")
+    container = template(namespace, "statefulset", "inventory")["spec"]["containers"][0]
+    assert {"secretRef": {"name": "signing-keys"}} in container["envFrom"]
+    assert {"secretRef": {"name": "later"}} in container["envFrom"]
 
 
 # Where a Secret's value sits, and what the status then says instead of the value.

@@ -114,3 +114,19 @@ class Namespace:
         )
         items: list[dict[str, Any]] = found["items"]
         return items
+
+
+def stream_processor(name: str, bootstrap: str, **spec: Any) -> dict[str, Any]:
+    """An inventory StreamProcessor at two replicas; ``spec`` adds to or replaces its fields."""
+    return {
+        "apiVersion": "conveyor.dev/v1alpha1",
+        "kind": "StreamProcessor",
+        "metadata": {"name": name},
+        "spec": {
+            "processor": "inventory",
+            "image": "conveyor:1.0",
+            "replicas": 2,
+            "kafka": {"bootstrapServers": bootstrap},
+            **spec,
+        },
+    }
