@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from conveyor.devstack.control_plane import ControlPlane
@@ -567,6 +568,7 @@ def test_a_kafka_secrets_value_never_reaches_status_events_or_logs(
     marker = f"marker-{uuid.uuid4().hex}"
     literal = f"--from-literal={key}={value.format(marker=marker)}"
     namespace.kubectl("create", "secret", "generic", "kafka", literal)
+    namespace.kubectl("label", "secret", "kafka", f"{PROCESSOR_ACCESS_LABEL}=true")
     namespace.apply(stream_processor("inventory", "", kafka={"secretRef": {"name": "kafka"}}))
     expected = says.format(namespace=namespace.name)
     found = eventually(
