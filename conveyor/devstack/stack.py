@@ -142,7 +142,7 @@ class LocalStack:
             "kafka_sasl_mechanism": kafka_server.SASL_MECHANISM,
             "kafka_sasl_username": s.kafka_sasl_username,
             "kafka_sasl_password": SecretStr(s.kafka_sasl_password),
-            "kafka_ssl_ca_file": str(kafka_server.certificate(s).authority),
+            "kafka_ssl_ca_certificates": kafka_server.certificate(s).authority.read_text(),
         }
 
     def _healthy(self, service: Service, url: str) -> bool:

@@ -21,19 +21,22 @@ class KafkaSecurity:
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
     username: str = ""
     password: str = field(default="", repr=False)
-    # The authority's certificate (PEM); empty: the system's trusted authorities.
-    ca_file: str = ""
+    # The PEM certificates of the authorities the brokers' certificates are checked against;
+    # empty: the system's trusted authorities. The PEM itself rather than a file, so a
+    # Kubernetes Secret key can hold it (processor pods mount no files).
+    ca_certificates: str = ""
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context of a SASL_SSL connection: certificate and host name checked."""
         if self.protocol == "PLAINTEXT":
             return None
         try:
-            return ssl.create_default_context(cafile=self.ca_file or None)
-        except (OSError, ssl.SSLError) as exc:
+            return ssl.create_default_context(cadata=self.ca_certificates or None)
+        except (ssl.SSLError, ValueError) as exc:
             raise ServiceSettingsRefused(
-                f"KAFKA_SSL_CA_FILE={self.ca_file} holds no certificate Python can read "
-                f"({exc}): point it at the PEM certificate of the brokers' authority"
+                f"KAFKA_SSL_CA_CERTIFICATES holds no PEM certificate that can be read ({exc}): "
+                "put there the PEM certificate of the authority that signed the brokers' "
+                "certificates, or leave it empty to trust the system's authorities"
             ) from exc
 
     def client_options(self) -> dict[str, Any]:

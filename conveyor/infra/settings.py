@@ -11,7 +11,6 @@ listens on. TLS to PostgreSQL and Redis is asked for in their URLs (``?sslmode=v
 import ipaddress
 import ssl
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
@@ -32,7 +31,7 @@ SERVICE_URL_VARIABLES = (
     "KAFKA_SASL_MECHANISM",
     "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD",
-    "KAFKA_SSL_CA_FILE",
+    "KAFKA_SSL_CA_CERTIFICATES",
     "PAYMENT_GATEWAY_CA_CERTIFICATES",
 )
 KAFKA_SECURITY_FIELDS = (
@@ -40,7 +39,7 @@ KAFKA_SECURITY_FIELDS = (
     "kafka_sasl_mechanism",
     "kafka_sasl_username",
     "kafka_sasl_password",
-    "kafka_ssl_ca_file",
+    "kafka_ssl_ca_certificates",
 )
 
 
@@ -66,9 +65,9 @@ class ServiceUrls(BaseSettings):
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
     kafka_sasl_username: str = ""
     kafka_sasl_password: SecretStr = SecretStr("")
-    # The certificate authority the brokers' certificates are checked against; empty: the
-    # system's trusted authorities.
-    kafka_ssl_ca_file: str = ""
+    # PEM certificates of the authorities the brokers' certificates are checked against;
+    # empty: the system's trusted authorities. The PEM itself, as for the payment gateway.
+    kafka_ssl_ca_certificates: str = ""
 
     @model_validator(mode="after")
     def _kafka_security_is_complete(self) -> Self:
@@ -80,12 +79,10 @@ class ServiceUrls(BaseSettings):
                 "KAFKA_SASL_PASSWORD: set both (a deployment takes them from its Kafka "
                 "credentials Secret), or set KAFKA_SECURITY_PROTOCOL=PLAINTEXT"
             )
-        if self.kafka_ssl_ca_file and not Path(self.kafka_ssl_ca_file).is_file():
-            raise ValueError(
-                f"KAFKA_SSL_CA_FILE={self.kafka_ssl_ca_file} is not a file: point it at the "
-                "PEM certificate of the authority that signed the brokers' certificates, or "
-                "leave it empty to trust the system's authorities"
-            )
+        try:
+            self.kafka_security().ssl_context()
+        except ServiceSettingsRefused as refused:
+            raise ValueError(str(refused)) from None
         return self
 
     def kafka_security(self) -> KafkaSecurity:
@@ -95,7 +92,7 @@ class ServiceUrls(BaseSettings):
             sasl_mechanism=self.kafka_sasl_mechanism,
             username=self.kafka_sasl_username,
             password=self.kafka_sasl_password.get_secret_value(),
-            ca_file=self.kafka_ssl_ca_file,
+            ca_certificates=self.kafka_ssl_ca_certificates,
         )
 
     def environment(self) -> dict[str, str]:

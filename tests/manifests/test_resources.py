@@ -144,7 +144,7 @@ KAFKA_LOGIN_KEYS = {
     "KAFKA_SASL_MECHANISM",
     "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD",
-    "KAFKA_SSL_CA_FILE",
+    "KAFKA_SSL_CA_CERTIFICATES",
 }
 # The keys beyond its Kafka address and login that each processor reads: its Secret holds
 # these alone.

@@ -115,8 +115,8 @@ async def test_a_client_with_a_wrong_password_is_refused(secure: ServiceUrls) ->
 async def test_a_client_that_does_not_trust_the_stacks_authority_is_refused(
     secure: ServiceUrls,
 ) -> None:
-    # Without KAFKA_SSL_CA_FILE a client trusts the system's authorities only.
-    untrusting = dataclasses.replace(secure.kafka_security(), ca_file="")
+    # Without KAFKA_SSL_CA_CERTIFICATES a client trusts the system's authorities only.
+    untrusting = dataclasses.replace(secure.kafka_security(), ca_certificates="")
     with pytest.raises(KafkaUnavailable):
         await describe_cluster(secure.kafka_bootstrap_servers, security=untrusting)
 
