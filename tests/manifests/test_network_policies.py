@@ -12,10 +12,11 @@ from collections.abc import Mapping
 
 import pytest
 
+from conveyor.domain.processors import PROCESSOR_NAMES
 from tests.manifests.conftest import MANIFESTS, NAMESPACE, Document, of_kind
 from tests.manifests.network import Connection, Endpoint, Policies, ports_named
 
-COMPONENTS = ("edge", "operator", "orders", "inventory", "payments", "notifications", "projector")
+COMPONENTS = ("edge", "operator", *PROCESSOR_NAMES)
 SERVICES = ("kafka", "postgres", "redis", "smtp", "payment-gateway")
 # Ports no flow uses: a policy that lets them through lets too much.
 UNUSED_PORTS = {("TCP", 22), ("TCP", 80), ("TCP", 8080), ("UDP", 9092)}
