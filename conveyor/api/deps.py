@@ -10,7 +10,6 @@ services, and the edge benchmark's baseline replaces only the Kafka sender, thro
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
@@ -20,7 +19,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.api import passwords, ratelimit, throttle
+from conveyor.api import passwords, ratelimit, security, throttle
 from conveyor.api.access_tokens import AccessClaims, AccessTokens
 from conveyor.api.account_mail import AccountMailSender
 from conveyor.api.caching import CatalogCache, Expiring
@@ -249,7 +248,7 @@ async def _spend_account_emails(held: Resources, settings: ApiSettings, email: s
     # Counted per address whoever asks (hashed: the limiter's keys in Redis name no address),
     # so no one can fill someone else's inbox. The /auth routes' budget per client address
     # counts the request too.
-    address = hashlib.sha256(email.lower().encode()).hexdigest()
+    address = security.address_digest(email)
     await held.limiter.spend(
         ratelimit.Budget("account_email", address, settings.rate_limit_account_emails_per_minute)
     )

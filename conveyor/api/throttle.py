@@ -20,14 +20,13 @@ after another. When Redis is unreachable the attempt is let through, counted as 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from conveyor.api import metrics
+from conveyor.api import metrics, security
 from conveyor.api.errors import TooManyRequests
 from conveyor.api.settings import ApiSettings
 from conveyor.infra.readmodel import PREFIX
@@ -92,5 +91,5 @@ class LoginThrottle:
 
 
 def _keys(email: str) -> list[str]:
-    account = hashlib.sha256(email.lower().encode()).hexdigest()
+    account = security.address_digest(email)
     return [f"{PREFIX}:login-attempts:{account}", f"{PREFIX}:login-delay:{account}"]

@@ -137,7 +137,7 @@ async def login(
     family = await users.start_session(
         db,
         user.id,
-        security.refresh_token_digest(refresh_token),
+        security.token_digest(refresh_token),
         _lifetimes(settings),
         user_agent=request.headers.get("user-agent"),
         client_address=client_address(request),
@@ -158,8 +158,8 @@ async def refresh(
     try:
         user_id, family = await users.rotate_session(
             db,
-            security.refresh_token_digest(body.refresh_token),
-            security.refresh_token_digest(new_token),
+            security.token_digest(body.refresh_token),
+            security.token_digest(new_token),
             _lifetimes(settings),
         )
     except Unauthorized:
@@ -175,7 +175,7 @@ async def refresh(
 async def logout(body: RefreshRequest, db: Db, kept_logins: KeptLogins) -> Response:
     """End the login the refresh token belongs to; its access tokens stop working too (at once
     on this edge worker, within CONVEYOR_SESSION_CACHE_SECONDS on the others)."""
-    await users.end_session(db, security.refresh_token_digest(body.refresh_token))
+    await users.end_session(db, security.token_digest(body.refresh_token))
     kept_logins.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
