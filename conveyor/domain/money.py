@@ -23,3 +23,9 @@ Amount = Annotated[
 ]
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    """An amount as a person reads it: thousands grouped, two places, the currency after it
+    ("1,234.50 EUR"); the code rather than a symbol, which not every currency or font has."""
+    return f"{amount.quantize(CENT):,.2f} {currency.strip()}"

@@ -34,3 +34,13 @@ class TopicsMissing(InfraError):
 class DeadLetterNotFound(InfraError):
     """The dead-letter topic, or the dead letter asked for, is not in Kafka; the message
     says which exist."""
+
+
+class NoInvoice(InfraError):
+    """The order has no invoice and is not to get one now: it is unknown to the database,
+    not confirmed (yet), or was cancelled before it was confirmed. ``status`` is the order's
+    status in the database (None: no row); the message says which."""
+
+    def __init__(self, message: str, status: str | None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -15,6 +15,8 @@ reconnects. ``smtp://`` is plain SMTP, ``smtps://`` SMTP over TLS from the first
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.charset import QP, Charset
 from email.message import EmailMessage, Message
 from urllib.parse import urlsplit
@@ -34,21 +36,47 @@ _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP
 
 
-def compose(email_id: UUID, sender: str, recipient: str, subject: str, body: str) -> Message:
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email (an invoice's PDF)."""
+
+    filename: str
+    content: bytes
+    content_type: str = "application/pdf"
+
+
+def compose(
+    email_id: UUID,
+    sender: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    attachments: Sequence[Attachment] = (),
+) -> Message:
     """The email, with the standard library's plain (compat32) message class when it can.
 
     ``EmailMessage`` parses every header into objects and back: composing one cost more than
     everything else a notification takes, about 45 times the plain class. Only an address
-    or subject beyond ASCII needs it (the plain class cannot ask for SMTPUTF8).
+    or subject beyond ASCII, or an attachment, needs it (the plain class cannot ask for
+    SMTPUTF8, and builds a multipart message only by hand).
     """
     email: Message
-    if recipient.isascii() and subject.isascii():
+    if recipient.isascii() and subject.isascii() and not attachments:
         email = Message()
         # Sets the MIME version, text/plain in UTF-8 and the transfer encoding too.
         email.set_payload(body, _UTF8)
     else:
-        email = EmailMessage()
-        email.set_content(body)
+        rich = EmailMessage()
+        rich.set_content(body)
+        for attachment in attachments:
+            maintype, subtype = attachment.content_type.split("/", 1)
+            rich.add_attachment(
+                attachment.content,
+                maintype=maintype,
+                subtype=subtype,
+                filename=attachment.filename,
+            )
+        email = rich
     email["From"] = sender
     email["To"] = recipient
     email["Subject"] = subject

@@ -160,3 +160,33 @@ class RetentionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore", frozen=True)
 
     state_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+
+
+class SellerSettings(BaseSettings):
+    """Who sells: the details every invoice carries, read by the edge and the processors alike
+    (the edge renders invoices for download, the notifications processor attaches them).
+
+    Each invoice keeps the details it was issued with, so changing them changes only the
+    invoices issued afterwards.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_SELLER_", extra="ignore", frozen=True)
+
+    name: str = Field(default="Conveyor Demo Shop", min_length=1)
+    # Lines separated by newlines (or ", " in a one-line variable).
+    address: str = Field(default="1 Example Street\n10115 Berlin\nGermany", min_length=1)
+    tax_id: str = Field(default="DE000000000", min_length=1)
+    email: str = Field(default="billing@conveyor.example", min_length=1)
+
+
+@lru_cache
+def get_seller_settings() -> SellerSettings:
+    """The seller's details from the environment; ServiceSettingsRefused says what is wrong."""
+    try:
+        return SellerSettings()
+    except ValidationError as error:
+        reasons = "; ".join(
+            f"CONVEYOR_SELLER_{str(issue['loc'][0]).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise ServiceSettingsRefused(reasons) from None

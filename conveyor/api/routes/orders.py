@@ -1,4 +1,5 @@
-"""``/orders``: place (priced from the catalog, idempotent), follow, list and cancel."""
+"""``/orders``: place (priced from the catalog, idempotent), follow, list, cancel, and download
+a confirmed order's invoice."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from conveyor.api import metrics
 from conveyor.api.data import orders, products
+from conveyor.api.data.invoices import invoice_of
 from conveyor.api.data.orders import PricedLine
 from conveyor.api.deps import (
     Announced,
@@ -38,6 +40,7 @@ from conveyor.domain.rest import (
     Role,
     UserPublic,
 )
+from conveyor.infra.invoice_pdf import render_invoice
 
 router = APIRouter(prefix="/orders", tags=["orders"], responses=problems(401))
 _ORDER_IDS = uuid.UUID("8f6d2b7a-1c4e-4a9b-b3f0-6e2d9c8a7b51")
@@ -219,6 +222,43 @@ async def get_order(
                     return order
                 order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
     return order
+
+
+@router.get(
+    "/{order_id:uuid}/invoice",
+    operation_id="getOrderInvoice",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The invoice as a PDF, to save as the file the "
+            "Content-Disposition header names (`invoice-2026-000042.pdf`).",
+        },
+        **problems(
+            404,
+            described={
+                409: "The order has no invoice: it is pending (it gets one once confirmed), "
+                "rejected, or was cancelled before it was confirmed."
+            },
+        ),
+    },
+)
+async def get_order_invoice(order_id: UUID, user: CurrentUser, db: Db, cache: Cache) -> Response:
+    """The order's invoice (PDF), for its owner or an admin.
+
+    A confirmed order has one, numbered per year without gaps (`2026-000042`); a cancelled
+    one keeps it, with a note of the refund. Issued on confirmation; if this is the first
+    to ask, the edge issues it.
+    """
+    order = _visible(await orders.find_order(db, order_id, cache), user, order_id)
+    invoice = await invoice_of(db, order)
+    # A page of text takes milliseconds, but they are CPU: off the event loop.
+    pdf = await asyncio.to_thread(render_invoice, invoice)
+    return Response(
+        content=pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{invoice.filename}"'},
+    )
 
 
 @router.get("", operation_id="listOrders", responses=problems(403, 422))

@@ -32,6 +32,13 @@ What that guarantees:
   failure in step 4 sends nothing twice.
 - A redelivered event whose email is recorded sent sends nothing: it only announces
   NotificationSent again, with the recorded ``sent_at`` and the same event id.
+
+The confirmation carries the order's invoice as a PDF (``invoice-2026-000042.pdf``). Before
+sending it, step 3 calls ``ensure_invoice`` (``conveyor.infra.invoices``), which issues the
+invoice if the projector has not yet, in a transaction of its own committed before the mail
+server is spoken to. An email sent again carries the same invoice: it has one number for good.
+An order whose row the projector has not written yet (it was placed without the edge) delays
+its confirmation: the record is parked like one the mail server refused.
 """
 
 from __future__ import annotations
@@ -48,8 +55,11 @@ from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.infra import mail
+from conveyor.infra import invoices, mail
+from conveyor.infra.errors import NoInvoice
+from conveyor.infra.invoice_pdf import render_invoice
 from conveyor.streams import metrics
+from conveyor.streams.errors import ServiceUnavailable
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
 from conveyor.streams.state import StateTable
 
@@ -123,8 +133,15 @@ class Email:
             body=_BODIES[event.type].format(order=event.order_id, reason=reason.replace("_", " ")),
         )
 
-    def message(self) -> Message:
-        return mail.compose(self.notification_id, SENDER, self.recipient, self.subject, self.body)
+    def message(self, invoice: invoices.Invoice | None = None) -> Message:
+        """The email; with the order's ``invoice`` as a PDF attached, when given."""
+        if invoice is None:
+            return mail.compose(
+                self.notification_id, SENDER, self.recipient, self.subject, self.body
+            )
+        body = f"{self.body}\n\nYour invoice {invoice.display_number} is attached."
+        pdf = mail.Attachment(invoice.filename, render_invoice(invoice))
+        return mail.compose(self.notification_id, SENDER, self.recipient, self.subject, body, [pdf])
 
     def sent(self, sent_at: datetime) -> m.NotificationSent:
         return m.NotificationSent(
@@ -169,7 +186,10 @@ class Outbox:
         try:
             for notification_id, email in emails.items():
                 if recorded[notification_id] is None and notification_id not in self._accepted:
-                    await self.mailer.send(email.message())
+                    # Issued (or found) in its own short transaction, committed before the
+                    # mail server is spoken to; the same invoice each time it is sent again.
+                    invoice = await _invoice_for(pool, email.event)
+                    await self.mailer.send(email.message(invoice))
                     self._accepted[notification_id] = datetime.now(UTC)
                     metrics.EMAILS_SENT.labels(email.event.type).inc()
         finally:
@@ -206,6 +226,21 @@ class Outbox:
         for notification_id in accepted:
             del self._accepted[notification_id]
         return {row["id"]: row["sent_at"] for row in rows}
+
+
+class InvoiceNotReady(ServiceUnavailable):
+    """The confirmed order's row is not in PostgreSQL yet (placed without the edge, and the
+    projector is behind): its email, which carries the invoice, waits for it."""
+
+
+async def _invoice_for(pool: asyncpg.Pool, event: TerminalEvent) -> invoices.Invoice | None:
+    """The invoice a confirmation carries, issued now if the projector has not yet."""
+    if not isinstance(event, m.OrderConfirmed):
+        return None
+    try:
+        return await invoices.ensure_invoice(pool, event.order_id, known_confirmed=True)
+    except NoInvoice as missing:
+        raise InvoiceNotReady(str(missing)) from missing
 
 
 async def _claim(pool: asyncpg.Pool, emails: list[Email]) -> dict[uuid.UUID, datetime | None]:

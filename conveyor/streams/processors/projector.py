@@ -11,8 +11,10 @@ over arrays (``unnest``), whatever the batch's size:
 - stock figures: ``stock``.
 
 So a batch costs at most three statements besides BEGIN and COMMIT, each only when the batch
-holds that kind of event. Every write is idempotent, so a redelivered or late record changes
-nothing:
+holds that kind of event, plus the invoices: each order the batch confirms gets its invoice
+(``conveyor.infra.invoices.ensure_invoice``, a few statements per order, numbers being taken
+one at a time off the year's counter), and a confirmed order it cancels a refund on it.
+Every write is idempotent, so a redelivered or late record changes nothing:
 
 - OrderPlaced inserts an order only when it has no row: the edge writes its own first.
 - Orders only move forward (the saga's transitions, ``OrderStatus.can_become``). What an
@@ -41,7 +43,7 @@ import redis.asyncio as aioredis
 
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
-from conveyor.infra import readmodel
+from conveyor.infra import invoices, readmodel
 from conveyor.streams import metrics
 from conveyor.streams.runtime import Processor
 
@@ -114,8 +116,11 @@ async def write_batch(
         # Rows are written in key order, so two projectors that briefly share a
         # partition (a rebalance) lock them in the same order rather than deadlock.
         created = await _insert_orders(connection, reduced.in_key_order(reduced.placed))
-        redis_writes = await _move_orders(connection, list(reduced.plans(created)))
+        redis_writes, moved = await _move_orders(connection, list(reduced.plans(created)))
         redis_writes += await _update_stock(connection, reduced.in_key_order(reduced.newest_stock))
+        # Last: the year's invoice counter is the last lock this transaction takes, as it
+        # is for every issuer (conveyor.infra.invoices), so none of them deadlock.
+        await _issue_invoices(connection, moved)
         # Inside the transaction: when Redis fails, PostgreSQL rolls back too and the
         # retried batch writes both, instead of finding nothing left to change.
         if redis_writes:
@@ -301,10 +306,13 @@ async def _insert_orders(
     return {row["id"] for row in rows}
 
 
-async def _move_orders(connection: Connection, plans: Sequence[Plan]) -> list[RedisWrite]:
-    """Apply to each order the plan for its status, with its payment; returns what to tell."""
+async def _move_orders(
+    connection: Connection, plans: Sequence[Plan]
+) -> tuple[list[RedisWrite], list[Plan]]:
+    """Apply to each order the plan for its status, with its payment; returns what to tell,
+    and the plans applied."""
     if not plans:
-        return []
+        return [], []
     rows = await connection.fetch(
         """
         WITH plan AS (
@@ -363,8 +371,10 @@ async def _move_orders(connection: Connection, plans: Sequence[Plan]) -> list[Re
     )
     plan_of = {(plan.order_id, plan.start.value): plan for plan in plans}
     writes: list[RedisWrite] = []
+    applied: list[Plan] = []
     for row in rows:
         plan = plan_of[(row["id"], row["start"])]
+        applied.append(plan)
         # Each change the order made, as if its events had come in batches of one.
         for step in plan.steps:
             elapsed = (step.at - row["created_at"]).total_seconds()
@@ -388,7 +398,26 @@ async def _move_orders(connection: Connection, plans: Sequence[Plan]) -> list[Re
                 readmodel.order_status_channel(plan.order_id),
             )
         )
-    return writes
+    return writes, applied
+
+
+async def _issue_invoices(connection: Connection, applied: Sequence[Plan]) -> None:
+    """An invoice for each order this batch confirmed, and a refund on the invoice of each
+    confirmed order it cancelled; in key order, in the batch's transaction (the orders' rows
+    are locked already).
+
+    One ``ensure_invoice`` per order rather than one statement for the batch: the numbers
+    must come one at a time off the year's counter anyway, and an order that already has
+    its invoice (issued by the notifications processor or the edge) costs a lookup.
+    """
+    for plan in sorted(applied, key=lambda plan: plan.order_id):
+        confirmed_before = plan.start is m.OrderStatus.CONFIRMED
+        if plan.payment_id is None and not confirmed_before:
+            continue  # rejected, or cancelled before it was confirmed: no invoice
+        # Issued with the refund already when the row is cancelled by now; or else marked.
+        await invoices.ensure_invoice(connection, plan.order_id, known_confirmed=True)
+        if plan.refunded_at is not None:
+            await invoices.record_refund(connection, plan.order_id, plan.refunded_at)
 
 
 async def _update_stock(
