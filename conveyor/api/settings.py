@@ -130,10 +130,10 @@ class ApiSettings(RetentionSettings):
     redis_connect_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
     redis_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
 
-    # The built web storefront and admin console served under / (docs/web.md): the
-    # repository's web/dist when it was built (`make web`). Without one the edge still runs,
-    # and / says how to build it.
-    web_dir: Path | None = Field(default_factory=default_web_dir)
+    # The built web storefront and admin console served under / (docs/web.md): by default
+    # the repository's web/dist (`make web` builds it). Without a bundle there the edge still
+    # runs, and / says how to build one.
+    web_dir: Path = Field(default_factory=default_web_dir)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)

@@ -7,7 +7,8 @@ last segment with a dot), which no client-side route looks like. Vite names the 
 ``assets/`` by their content's hash, so they are cached for a year; ``index.html`` and the
 other files are revalidated on every load, so a new bundle shows at the next reload.
 
-With no bundle the edge still starts, and ``/`` says how to build one (``make web``).
+With no bundle the edge still starts, and ``/`` says how to build one (``make web``); the
+bundle is looked for at each request, so one built later is served without a restart.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ _NOT_BUILT = """<!doctype html>
 """
 
 
-def default_web_dir() -> Path | None:
-    """The repository's ``web/dist`` when it has been built, else None."""
-    built = Path(__file__).resolve().parents[2] / "web" / "dist"
-    return built if (built / "index.html").is_file() else None
+def default_web_dir() -> Path:
+    """The repository's ``web/dist``, built or not: the bundle is looked for at each request,
+    so one built while the edge runs (``make web``) is served without a restart."""
+    return Path(__file__).resolve().parents[2] / "web" / "dist"
 
 
 class _Storefront(Route):
@@ -53,13 +54,13 @@ class _Storefront(Route):
         return super().matches(scope)
 
 
-def storefront_route(web_dir: Path | None) -> Route:
-    """The route serving ``web_dir``'s bundle (or how to build one, when None)."""
-    root = web_dir.resolve() if web_dir is not None else None
+def storefront_route(web_dir: Path) -> Route:
+    """The route serving the bundle in ``web_dir`` (or how to build one, while there is none)."""
+    root = web_dir.resolve()
 
     async def serve(request: Request) -> Response:
         wanted = request.path_params["path"]
-        if root is None or not (root / "index.html").is_file():
+        if not (root / "index.html").is_file():
             if wanted in ("", "index.html"):
                 return HTMLResponse(_NOT_BUILT, status_code=404)
             raise NotFound(f"no file {request.url.path}")

@@ -25,7 +25,7 @@ export function Layout() {
               Catalog
             </NavLink>
             <NavLink to="/cart" className={navClass}>
-              Cart <span aria-label={`${count} items`}>({count})</span>
+              Cart ({count})
             </NavLink>
             {user && (
               <>

@@ -102,9 +102,8 @@ export function CatalogPage() {
                   className="btn mt-auto"
                   disabled={product.stock.available === 0}
                   onClick={() => add(product)}
-                  aria-label={`Add ${product.name} to cart`}
                 >
-                  Add to cart
+                  Add to cart<span className="sr-only"> {product.name}</span>
                 </button>
               </li>
             ))}
