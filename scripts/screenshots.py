@@ -15,23 +15,12 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect, sync_playwright
 
+from conveyor.devstack.browser import CHROMIUM, CHROMIUM_FLAGS
 from conveyor.devstack.components import DEV_ADMIN_EMAIL
 from conveyor.devstack.settings import DevStackSettings
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 IMAGES = REPOSITORY / "docs" / "images"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 DEMO_PRODUCTS = [
     ("Enamel mug", "kitchen", "12.50", "A sturdy mug for the campfire."),
     ("Storm lantern", "outdoor", "34.90", "Burns eight hours on one filling."),
@@ -83,7 +72,9 @@ def main() -> None:
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_FLAGS)
+        )
         page = browser.new_context(
             base_url=base, viewport={"width": 1280, "height": 860}
         ).new_page()

@@ -12,23 +12,10 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from conveyor.api.storefront import default_web_dir
+from conveyor.devstack.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.edge import EdgeProcess
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-# What Chromium needs on a headless machine with no GPU, no sandbox privileges and no
-# network beyond loopback: nothing starts that would reach out or wait for a display.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 AXE = REPOSITORY / "web" / "node_modules" / "axe-core" / "axe.min.js"
 
 
@@ -53,7 +40,7 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
     """Playwright gives each launch a fresh temporary profile (user-data-dir) of its own."""
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=str(chromium), args=CHROMIUM_FLAGS
+            executable_path=str(chromium), args=list(CHROMIUM_FLAGS)
         )
         try:
             yield launched

@@ -3,22 +3,14 @@ import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { call } from "../api/client";
 import { login, register } from "../api/session";
 import { ErrorMessage } from "../components/Status";
+import { useAction } from "../components/useAction";
 
 /** A form that runs ``action`` once at a time and shows its error. */
 function AccountForm({ title, submitLabel, action, children }: { title: string; submitLabel: string; action: () => Promise<void>; children: ReactNode }) {
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: FormEvent) => {
+  const { run, busy, error } = useAction();
+  const submit = (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await action();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
+    void run(action);
   };
   return (
     <section className="mx-auto max-w-md">

@@ -53,18 +53,19 @@ export function CatalogPage() {
           </label>
           <input id="category" className="field" value={draft.category} onChange={edit("category")} />
         </div>
-        <div>
-          <label htmlFor="min-price" className="label">
-            Min price
-          </label>
-          <input id="min-price" inputMode="decimal" pattern="[0-9]+(\.[0-9]{1,2})?" className="field" value={draft.min_price} onChange={edit("min_price")} />
-        </div>
-        <div>
-          <label htmlFor="max-price" className="label">
-            Max price
-          </label>
-          <input id="max-price" inputMode="decimal" pattern="[0-9]+(\.[0-9]{1,2})?" className="field" value={draft.max_price} onChange={edit("max_price")} />
-        </div>
+        {(
+          [
+            ["min_price", "Min price"],
+            ["max_price", "Max price"],
+          ] as const
+        ).map(([name, label]) => (
+          <div key={name}>
+            <label htmlFor={name} className="label">
+              {label}
+            </label>
+            <input id={name} inputMode="decimal" pattern="[0-9]+(\.[0-9]{1,2})?" className="field" value={draft[name]} onChange={edit(name)} />
+          </div>
+        ))}
         <div className="flex gap-2 sm:col-span-2 lg:col-span-5">
           <button type="submit" className="btn">
             Search

@@ -1,10 +1,10 @@
-import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { attachmentName, call, send } from "../api/client";
 import { rejectionText } from "../api/errors";
 import type { CancelAccepted, Order } from "../api/types";
 import { ErrorMessage, Loading } from "../components/Status";
+import { useAction } from "../components/useAction";
 import { formatMoney } from "../state/cart";
 
 // The edge answers a long poll as soon as the order leaves `pending`, or after this long.
@@ -32,25 +32,17 @@ export function OrderPage() {
     refetchInterval: (current) => (current.state.data?.status === "pending" ? 1 : false),
     refetchIntervalInBackground: true,
   });
-  const [cancelError, setCancelError] = useState<unknown>(null);
-  const [cancelling, setCancelling] = useState(false);
+  const { run: runCancel, busy: cancelling, error: cancelError } = useAction();
 
   if (order.isPending) return <Loading what="Loading your order" />;
   if (order.error) return <ErrorMessage error={order.error} title="The order could not be loaded" />;
   const current = order.data;
 
-  const cancel = async () => {
-    setCancelling(true);
-    setCancelError(null);
-    try {
+  const cancel = () =>
+    runCancel(async () => {
       await call<CancelAccepted>(`/orders/${orderId}/cancel`, { method: "POST" });
       await queries.invalidateQueries({ queryKey: ["order", orderId] });
-    } catch (error) {
-      setCancelError(error);
-    } finally {
-      setCancelling(false);
-    }
-  };
+    });
 
   return (
     <section className="flex flex-col gap-4">
@@ -104,12 +96,9 @@ export function OrderPage() {
 
 /** Downloads the order's invoice PDF with the session's token, under the edge's file name. */
 export function InvoiceButton({ orderId }: { orderId: string }) {
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const download = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { run, busy, error } = useAction();
+  const download = () =>
+    run(async () => {
       const response = await send(`/orders/${orderId}/invoice`, { headers: { Accept: "application/pdf" } });
       const name = attachmentName(response.headers.get("Content-Disposition"), `invoice-${orderId}.pdf`);
       const url = URL.createObjectURL(await response.blob());
@@ -120,12 +109,7 @@ export function InvoiceButton({ orderId }: { orderId: string }) {
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <div>
       <button type="button" className="btn-secondary" onClick={() => void download()} disabled={busy}>

@@ -4,6 +4,7 @@ import { call, query } from "../../api/client";
 import type { Page, Product } from "../../api/types";
 import { ErrorMessage, Loading } from "../../components/Status";
 import { Pager, useCursors } from "../../components/Pager";
+import { useAction } from "../../components/useAction";
 import { formatMoney } from "../../state/cart";
 
 const EMPTY = { sku: "", name: "", description: "", price: "", currency: "EUR", category: "", initial_stock: "0" };
@@ -40,21 +41,14 @@ export function AdminProducts() {
 
 function NewProduct({ onCreated }: { onCreated: () => void }) {
   const [form, setForm] = useState(EMPTY);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const create = async (event: FormEvent) => {
+  const { run, busy, error } = useAction();
+  const create = (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       await call<Product>("/products", { method: "POST", body: { ...form, initial_stock: Number(form.initial_stock) } });
       setForm(EMPTY);
       onCreated();
-    } catch (failure) {
-      setError(failure);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   const field = (name: keyof typeof EMPTY, label: string, extra: Record<string, unknown> = {}) => (
     <div>
