@@ -31,8 +31,10 @@ DEMO_PRODUCTS = [
 ]
 
 
-def sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/login")
+def sign_in(page: Page, email: str, password: str, then: str) -> None:
+    """Log in through the form, landing on ``then`` (the session is in the page's memory: a
+    page loaded anew would be signed out, so the script moves on by the app's links)."""
+    page.goto(f"/login?next={then}")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
@@ -70,6 +72,24 @@ def main() -> None:
         json={"email": shopper_email, "name": "Demo Shopper", "password": shopper_password},
     ).raise_for_status()
 
+    # A declined card, so the operations panel has a rejection reason to show.
+    shopper = api.post(
+        "/auth/login", json={"email": shopper_email, "password": shopper_password}
+    ).raise_for_status()
+    first = api.get("/products").json()["items"][0]
+    api.post(
+        "/orders",
+        headers={
+            "Authorization": f"Bearer {shopper.json()['access_token']}",
+            "Idempotency-Key": uuid.uuid4().hex,
+        },
+        json={
+            "items": [{"product_id": first["id"], "quantity": 1}],
+            "currency": first["currency"],
+            "payment_token": "tok_chargeDeclined",
+        },
+    ).raise_for_status()
+
     IMAGES.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -78,8 +98,7 @@ def main() -> None:
         page = browser.new_context(
             base_url=base, viewport={"width": 1280, "height": 860}
         ).new_page()
-        sign_in(page, shopper_email, shopper_password)
-        page.goto("/")
+        sign_in(page, shopper_email, shopper_password, "/")
         expect(
             page.get_by_role("list", name="Products").get_by_role("listitem").first
         ).to_be_visible()
@@ -99,8 +118,7 @@ def main() -> None:
         console = browser.new_context(
             base_url=base, viewport={"width": 1280, "height": 860}
         ).new_page()
-        sign_in(console, DEV_ADMIN_EMAIL, admin_password)
-        console.goto("/admin")
+        sign_in(console, DEV_ADMIN_EMAIL, admin_password, "/admin")
         expect(console.get_by_test_id("orders-placed")).to_be_visible()
         console.screenshot(path=IMAGES / "console-operations.png")
         console.get_by_role("link", name="Products").click()

@@ -1,8 +1,8 @@
 import { Link, useParams } from "react-router-dom";
-import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
 import { attachmentName, call, send } from "../api/client";
 import { rejectionText } from "../api/errors";
-import type { CancelAccepted, Order } from "../api/types";
+import type { CancelAccepted, Order, Product } from "../api/types";
 import { ErrorMessage, Loading } from "../components/Status";
 import { useAction } from "../components/useAction";
 import { formatMoney } from "../state/cart";
@@ -33,6 +33,16 @@ export function OrderPage() {
     refetchIntervalInBackground: true,
   });
   const { run: runCancel, busy: cancelling, error: cancelError } = useAction();
+  // The lines name products by id; their names come from the catalog (a retired product
+  // keeps its id only).
+  const names = useQueries({
+    queries: (order.data?.items ?? []).map((item) => ({
+      queryKey: ["product", item.product_id],
+      queryFn: ({ signal }: { signal: AbortSignal }) => call<Product>(`/products/${item.product_id}`, { signal }),
+      staleTime: 60_000,
+      retry: false,
+    })),
+  });
 
   if (order.isPending) return <Loading what="Loading your order" />;
   if (order.error) return <ErrorMessage error={order.error} title="The order could not be loaded" />;
@@ -70,9 +80,13 @@ export function OrderPage() {
           </tr>
         </thead>
         <tbody>
-          {current.items.map((item) => (
+          {current.items.map((item, index) => (
             <tr key={item.product_id} className="border-b">
-              <td className="p-2"><Link to={`/products/${item.product_id}`} className="link">{item.product_id.slice(0, 8)}</Link></td>
+              <td className="p-2">
+                <Link to={`/products/${item.product_id}`} className="link">
+                  {names[index]?.data?.name ?? `product ${item.product_id.slice(0, 8)}`}
+                </Link>
+              </td>
               <td className="p-2">{item.quantity}</td>
               <td className="p-2">{formatMoney(item.price, current.currency)}</td>
               <td className="p-2">{formatMoney(item.subtotal, current.currency)}</td>

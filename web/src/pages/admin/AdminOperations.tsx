@@ -5,6 +5,22 @@ import type { OrderStatistics } from "../../api/types";
 import { ErrorMessage, Loading } from "../../components/Status";
 
 const REFRESH_MS = 5000;
+// The chart's bars: one per minute up to an hour, wider windows grouped into this many.
+const MOST_BARS = 60;
+
+/** Orders per bar over the whole window, empty minutes included (the API leaves them out). */
+export function bars(figures: OrderStatistics, now: number = Date.now()): { start: number; placed: number }[] {
+  const minute = 60_000;
+  const count = Math.min(figures.minutes, MOST_BARS);
+  const width = (figures.minutes * minute) / count;
+  const first = now - figures.minutes * minute;
+  const slots = Array.from({ length: count }, (_, index) => ({ start: first + index * width, placed: 0 }));
+  for (const entry of figures.per_minute) {
+    const index = Math.floor((Date.parse(entry.minute) - first) / width);
+    slots[Math.min(count - 1, Math.max(0, index))].placed += entry.placed;
+  }
+  return slots;
+}
 
 /** The live operations panel: orders per minute and why orders were rejected. */
 export function AdminOperations() {
@@ -15,7 +31,8 @@ export function AdminOperations() {
     refetchInterval: REFRESH_MS,
   });
   const data = figures.data;
-  const busiest = Math.max(1, ...(data?.per_minute.map((m) => m.placed) ?? [1]));
+  const chart = data ? bars(data) : [];
+  const busiest = Math.max(1, ...chart.map((bar) => bar.placed));
   return (
     <section aria-labelledby="ops-title" className="flex flex-col gap-4">
       <div className="flex flex-wrap items-end gap-4">
@@ -49,18 +66,18 @@ export function AdminOperations() {
           </div>
           <div className="card lg:col-span-2">
             <h3 className="mb-2 font-semibold">Orders per minute</h3>
-            {data.per_minute.length === 0 ? (
+            {data.placed === 0 ? (
               <p>No orders in this window.</p>
             ) : (
-              <ol className="flex h-40 items-end gap-1" aria-label="Orders per minute">
-                {data.per_minute.map((minute) => (
+              <ol className="flex h-40 items-end gap-px border-b border-slate-300" aria-label="Orders per minute">
+                {chart.map((bar) => (
                   <li
-                    key={minute.minute}
+                    key={bar.start}
                     className="flex-1 bg-indigo-700"
-                    style={{ height: `${(100 * minute.placed) / busiest}%`, minWidth: "4px" }}
-                    title={`${new Date(minute.minute).toLocaleTimeString()}: ${minute.placed}`}
+                    style={{ height: `${(100 * bar.placed) / busiest}%` }}
+                    title={`${new Date(bar.start).toLocaleTimeString()}: ${bar.placed}`}
                   >
-                    <span className="sr-only">{`${new Date(minute.minute).toLocaleTimeString()}: ${minute.placed} orders`}</span>
+                    <span className="sr-only">{`${new Date(bar.start).toLocaleTimeString()}: ${bar.placed} orders`}</span>
                   </li>
                 ))}
               </ol>
