@@ -11,6 +11,12 @@ if ! command -v npm >/dev/null; then
     exit 1
 fi
 
+# Vite 7 needs Node.js 20.19 or later (Debian 12's own nodejs is 18).
+if (( $(node -p 'process.versions.node.split(".")[0]') < 20 )); then
+    echo "Node.js $(node --version) is too old to build web/: install Node.js 20 or later" >&2
+    exit 1
+fi
+
 lock_digest=$(sha256sum package-lock.json | cut -d' ' -f1)
 installed=node_modules/.conveyor-lock-sha256
 if [[ ! -f $installed || $(cat "$installed") != "$lock_digest" ]]; then

@@ -1,7 +1,7 @@
 import { Link, useParams } from "react-router-dom";
 import { useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
 import { attachmentName, call, send } from "../api/client";
-import { rejectionText } from "../api/errors";
+import { ApiError, rejectionText } from "../api/errors";
 import type { CancelAccepted, Order, Product } from "../api/types";
 import { ErrorMessage, Loading } from "../components/Status";
 import { useAction } from "../components/useAction";
@@ -23,10 +23,18 @@ export function OrderPage() {
   const queries = useQueryClient();
   const order = useQuery({
     queryKey: ["order", orderId],
-    queryFn: ({ signal }) => {
+    queryFn: async ({ signal }) => {
       const known = queries.getQueryData<Order>(["order", orderId]);
       const wait = known?.status === "pending" ? LONG_POLL_SECONDS : 0;
-      return call<Order>(`/orders/${orderId}?wait=${wait}`, { signal });
+      try {
+        return await call<Order>(`/orders/${orderId}?wait=${wait}`, { signal });
+      } catch (error) {
+        // Too many long polls of this account at once (other tabs): keep following after
+        // the pause the edge asks for, showing what is known meanwhile.
+        if (!known || !(error instanceof ApiError) || error.status !== 429) throw error;
+        await new Promise((resume) => setTimeout(resume, 1000 * (error.retryAfter ?? 5)));
+        return known;
+      }
     },
     // Pending: ask again at once (the next read waits on the edge); settled: stop.
     refetchInterval: (current) => (current.state.data?.status === "pending" ? 1 : false),
