@@ -2,6 +2,7 @@ import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { useCheckout } from "../api/checkout";
 import { ErrorMessage } from "../components/Status";
+import { TableHead } from "../components/TableHead";
 import { useAuth } from "../state/auth";
 import { cartTotals, formatMoney, useCart } from "../state/cart";
 
@@ -43,14 +44,7 @@ export function CartPage() {
         <h1 className="mb-4 text-2xl font-bold">Your cart</h1>
         <table className="w-full border-collapse bg-white text-left">
           <caption className="sr-only">Products in your cart</caption>
-          <thead>
-            <tr className="border-b">
-              <th scope="col" className="p-2">Product</th>
-              <th scope="col" className="p-2">Quantity</th>
-              <th scope="col" className="p-2">Subtotal</th>
-              <th scope="col" className="p-2"><span className="sr-only">Remove</span></th>
-            </tr>
-          </thead>
+          <TableHead columns={["Product", "Quantity", "Subtotal", <span className="sr-only">Remove</span>]} />
           <tbody>
             {lines.map(({ product, quantity }) => (
               <tr key={product.id} className="border-b">

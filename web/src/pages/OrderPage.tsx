@@ -4,6 +4,7 @@ import { attachmentName, call, send } from "../api/client";
 import { ApiError, rejectionText } from "../api/errors";
 import type { CancelAccepted, Order, Product } from "../api/types";
 import { ErrorMessage, Loading } from "../components/Status";
+import { TableHead } from "../components/TableHead";
 import { useAction } from "../components/useAction";
 import { formatMoney } from "../state/cart";
 
@@ -79,14 +80,7 @@ export function OrderPage() {
       </div>
       <table className="w-full bg-white text-left">
         <caption className="sr-only">Items of the order</caption>
-        <thead>
-          <tr className="border-b">
-            <th scope="col" className="p-2">Product</th>
-            <th scope="col" className="p-2">Quantity</th>
-            <th scope="col" className="p-2">Price</th>
-            <th scope="col" className="p-2">Subtotal</th>
-          </tr>
-        </thead>
+        <TableHead columns={["Product", "Quantity", "Price", "Subtotal"]} />
         <tbody>
           {current.items.map((item, index) => (
             <tr key={item.product_id} className="border-b">

@@ -3,6 +3,7 @@ import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { call, query } from "../api/client";
 import type { Order, Page } from "../api/types";
 import { ErrorMessage, Loading } from "../components/Status";
+import { TableHead } from "../components/TableHead";
 import { Pager, useCursors } from "../components/Pager";
 import { formatMoney } from "../state/cart";
 
@@ -11,15 +12,7 @@ export function OrderTable({ orders, showUser = false }: { orders: Order[]; show
   return (
     <table className="w-full bg-white text-left">
       <caption className="sr-only">Orders</caption>
-      <thead>
-        <tr className="border-b">
-          <th scope="col" className="p-2">Order</th>
-          {showUser && <th scope="col" className="p-2">User</th>}
-          <th scope="col" className="p-2">Placed</th>
-          <th scope="col" className="p-2">Status</th>
-          <th scope="col" className="p-2">Total</th>
-        </tr>
-      </thead>
+      <TableHead columns={["Order", ...(showUser ? ["User"] : []), "Placed", "Status", "Total"]} />
       <tbody>
         {orders.map((order) => (
           <tr key={order.id} className="border-b">

@@ -3,6 +3,7 @@ import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-quer
 import { call, query } from "../../api/client";
 import type { Page, Role, User, UserStatus } from "../../api/types";
 import { ErrorMessage, Loading } from "../../components/Status";
+import { TableHead } from "../../components/TableHead";
 import { Pager, useCursors } from "../../components/Pager";
 
 export function AdminUsers() {
@@ -34,14 +35,7 @@ export function AdminUsers() {
           <div className="overflow-x-auto">
             <table className="w-full bg-white text-left">
               <caption className="sr-only">Accounts</caption>
-              <thead>
-                <tr className="border-b">
-                  <th scope="col" className="p-2">Name</th>
-                  <th scope="col" className="p-2">E-mail</th>
-                  <th scope="col" className="p-2">Role</th>
-                  <th scope="col" className="p-2">Status</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Name", "E-mail", "Role", "Status"]} />
               <tbody>
                 {users.data.items.map((user) => (
                   <tr key={user.id} className="border-b">
