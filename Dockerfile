@@ -6,6 +6,15 @@
 # The `sandboxes` target is the kind overlay's SMTP sink and payment sandbox, which come from
 # the dev stack: docker build --target sandboxes -t conveyor-sandboxes:dev .
 ARG PYTHON_IMAGE=python:3.11-slim
+ARG NODE_IMAGE=node:20-slim
+
+# The web storefront and admin console: npm ci from the lock, then vite build into /web/dist.
+FROM ${NODE_IMAGE} AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web ./
+RUN npm run build
 
 FROM ${PYTHON_IMAGE} AS build
 # faust-streaming ships no wheel for arm64 (kind on Apple silicon builds that platform), and
@@ -52,6 +61,10 @@ EXPOSE 1025 8080
 # Last, so a plain `docker build` builds the production image.
 FROM runtime
 COPY --from=build /opt/conveyor /opt/conveyor
+# `conveyor api` serves it under / (the package is installed, so the repository's web/dist
+# it would look for by default is not there).
+COPY --from=web /web/dist /opt/conveyor-web
+ENV CONVEYOR_WEB_DIR=/opt/conveyor-web
 USER 10001:10001
 # The edge; the processors' and the operator's metrics; the operator's liveness probe.
 EXPOSE 18000 9100 8080

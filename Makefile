@@ -11,7 +11,7 @@ SOAK_ARGS ?=
 # e.g. LOAD_ARGS='--populations 1000,2500 --step-seconds 30'
 LOAD_ARGS ?=
 
-.PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast run down status crds manifests kind-up kind-down dashboards bench throughput soak load all
+.PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast test-web run down status crds manifests kind-up kind-down dashboards bench throughput soak load web screenshots all
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,8 @@ typecheck: install ## mypy --strict alone
 # services run in its home) write theirs beside the tests' own.
 COVERAGE_DATA := $(CURDIR)/.coverage
 
-test: lint control-plane ## Lint, then every test against a real local stack and control plane (started and stopped by the tests), with coverage of every process; fails below the floor
+test: lint control-plane web ## Lint, the web app's Vitest suite, then every test (the browser tests too) against a real local stack and control plane (started and stopped by the tests), with coverage of every process; fails below the floor
+	cd web && npm run typecheck && npm test
 	@rm -f $(COVERAGE_DATA) $(COVERAGE_DATA).*
 	COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage run -m pytest $(PYTEST_ARGS)
 	@COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage combine --quiet
@@ -49,7 +50,17 @@ test-contract-deep: install ## Schemathesis on the edge with many examples and a
 test-fast: install ## The tests that need no running service (no stack, no control plane)
 	$(RUN) pytest -m "not stack and not cluster" $(PYTEST_ARGS)
 
-run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the five processors, the edge and Prometheus
+web: ## Build the storefront and admin console (web/dist): npm ci from web/package-lock.json when node_modules differs, vite build when stale
+	@bash scripts/web-build.sh
+
+test-web: install web ## The web app alone: type-check, Vitest, then the browser tests in Chromium against a real stack
+	cd web && npm run typecheck && npm test
+	$(RUN) pytest tests/web $(PYTEST_ARGS)
+
+screenshots: install web ## Screenshots of the storefront and the console for README (docs/images/), against the stack `make run` started
+	$(RUN) python scripts/screenshots.py
+
+run: install web ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the five processors, the edge and Prometheus
 	$(RUN) conveyor dev up
 
 status: install ## Show the local stack's services and their health

@@ -269,7 +269,7 @@ def api(
     ] = None,
 ) -> None:
     """Serve the REST edge (/api/v1, /docs, /.well-known/jwks.json, /healthz, /readyz,
-    /metrics) with uvicorn.
+    /metrics) and the web shop's bundle under / (CONVEYOR_WEB_DIR) with uvicorn.
 
     Reads KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL and CONVEYOR_* settings
     (CONVEYOR_JWT_SIGNING_KEYS, CONVEYOR_ADMIN_EMAIL, CONVEYOR_ADMIN_PASSWORD,

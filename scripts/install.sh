@@ -17,12 +17,16 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 # promtool, for the alert rules' unit tests (and Prometheus, for the dashboards' checks).
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# Node.js and npm build the web storefront (`make web`); Debian's Chromium runs its browser
+# tests (Playwright drives it by path: no browser is downloaded).
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${need_apt[*]} with apt-get"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
   else
-    say "missing ${need_apt[*]}: install them (Java 17+, Maven, Prometheus) and run 'make install' again"
+    say "missing ${need_apt[*]}: install them (as root: apt-get install ${need_apt[*]}) and run 'make install' again"
     exit 1
   fi
 fi

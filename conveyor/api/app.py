@@ -38,9 +38,10 @@ from conveyor.api.passwords import Passwords
 from conveyor.api.problems import PROBLEM_MEDIA_TYPE
 from conveyor.api.ratelimit import RateLimiter
 from conveyor.api.repeats import CatalogRepeats
-from conveyor.api.routes import auth, keys, operations, orders, products
+from conveyor.api.routes import auth, keys, operations, orders, products, statistics
 from conveyor.api.routes import users as user_routes
 from conveyor.api.settings import ApiSettings, get_settings
+from conveyor.api.storefront import storefront_route
 from conveyor.api.throttle import LoginThrottle
 from conveyor.api.waiting import OrderStatusWatcher, WaitsPerUser
 from conveyor.infra.database import apply_migrations
@@ -206,10 +207,12 @@ def create_app(
     )
     problems.install(app)
     app.include_router(auth.router, prefix=API_PREFIX, dependencies=[Depends(limit_auth_attempts)])
-    for router in (user_routes.router, products.router, orders.router):
+    for router in (user_routes.router, products.router, orders.router, statistics.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_requests)])
     app.include_router(operations.router)
     app.include_router(keys.router)
+    # Last: the storefront answers only what no route above does.
+    app.router.routes.append(storefront_route(settings.web_dir))
     app.state.settings = settings
     app.state.access_tokens = AccessTokens.from_settings(settings)
     in_flight = InFlight(settings.max_requests_in_flight)

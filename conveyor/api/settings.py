@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -13,6 +14,7 @@ from pydantic_settings import SettingsConfigDict
 
 from conveyor.api.errors import Unprocessable, validation_message
 from conveyor.api.signing_keys import HOW_TO_MAKE_ONE, new_signing_key_pem, read_signing_keys
+from conveyor.api.storefront import default_web_dir
 from conveyor.api.strength import check_strength
 from conveyor.domain.rest import MIN_PASSWORD_LENGTH
 from conveyor.infra.settings import RetentionSettings
@@ -127,6 +129,11 @@ class ApiSettings(RetentionSettings):
     # command is tried twice, so a silent Redis holds a request about twice this.
     redis_connect_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
     redis_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
+
+    # The built web storefront and admin console served under / (docs/web.md): by default
+    # the repository's web/dist (`make web` builds it). Without a bundle there the edge still
+    # runs, and / says how to build one.
+    web_dir: Path = Field(default_factory=default_web_dir)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)

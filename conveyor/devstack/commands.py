@@ -45,6 +45,10 @@ def up(
     if not services_only:
         components = Components(stack)
         console.print(
+            f"The shop: [bold]{components.edge_url()}/[/] (the storefront, and the admin "
+            "console for admins; `make web` builds it)"
+        )
+        console.print(
             f"REST edge: [bold]{components.edge_url()}/api/v1[/] "
             f"(docs at {components.edge_url()}/docs); admin [bold]{DEV_ADMIN_EMAIL}[/], "
             f"password in {stack.settings.root / 'admin-password'}"

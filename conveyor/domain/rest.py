@@ -384,6 +384,38 @@ class NotificationPublic(BaseModel):
     sent_at: datetime
 
 
+# -- statistics --------------------------------------------------------------------------
+
+
+class OrdersInMinute(BaseModel):
+    minute: datetime = Field(description="The minute's start (UTC).")
+    placed: int = Field(ge=0, description="Orders placed in that minute.")
+
+
+class RejectionCount(BaseModel):
+    reason: RejectionReason
+    count: int = Field(ge=1)
+
+
+class OrderStatistics(BaseModel):
+    """The orders placed in the last ``minutes``, from the read model: what the admin
+    console's operations panel shows."""
+
+    minutes: int = Field(description="The window, in minutes, ending now.")
+    since: datetime = Field(description="The window's start.")
+    placed: int = Field(ge=0, description="Orders placed in the window.")
+    per_minute: list[OrdersInMinute] = Field(
+        description="Orders placed per minute, oldest first; a minute with none is left out."
+    )
+    by_status: dict[OrderStatus, int] = Field(
+        description="The window's orders by their status now; a status with none is left out.",
+        examples=[{"pending": 2, "confirmed": 40, "rejected": 3}],
+    )
+    rejections: list[RejectionCount] = Field(
+        description="The window's rejected orders by reason, the most frequent first."
+    )
+
+
 # -- operations --------------------------------------------------------------------------
 
 

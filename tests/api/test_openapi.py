@@ -48,6 +48,7 @@ OPERATION_IDS = {
     ("GET", "/api/v1/orders/{order_id}"): "getOrder",
     ("POST", "/api/v1/orders/{order_id}/cancel"): "cancelOrder",
     ("GET", "/api/v1/orders/{order_id}/invoice"): "getOrderInvoice",
+    ("GET", "/api/v1/statistics/orders"): "getOrderStatistics",
     ("GET", "/.well-known/jwks.json"): "getSigningKeys",
     ("GET", "/healthz"): "healthz",
     ("GET", "/readyz"): "readyz",

@@ -1,0 +1,18 @@
+import type { ReactNode } from "react";
+import { Navigate, useLocation } from "react-router-dom";
+import { useAuth } from "../state/auth";
+
+/** Its children for a signed-in user (an admin, with ``admin``); else the login page. */
+export function RequireAuth({ children, admin = false }: { children: ReactNode; admin?: boolean }) {
+  const user = useAuth((state) => state.user);
+  const location = useLocation();
+  if (!user) return <Navigate to={`/login?next=${encodeURIComponent(location.pathname)}`} replace />;
+  if (admin && user.role !== "admin") {
+    return (
+      <p role="alert" className="text-red-900">
+        The console is for administrators only.
+      </p>
+    );
+  }
+  return <>{children}</>;
+}
