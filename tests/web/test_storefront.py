@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
+from pypdf import PdfReader
 
 from tests.support.edge import Account, Api
 from tests.support.workers import Workers
@@ -73,7 +74,16 @@ async def test_a_shopper_registers_searches_orders_two_products_and_sees_it_conf
     status = page.get_by_test_id("order-status")
     await expect(status).to_have_attribute("data-status", "confirmed", timeout=SETTLED_MS)
     await expect(status).to_contain_text("Confirmed")
-    await expect(page.get_by_role("button", name="Download invoice")).to_be_visible()
+    async with page.expect_download() as downloading:
+        await page.get_by_role("button", name="Download invoice").click()
+    download = await downloading.value
+    assert re.fullmatch(r"invoice-\d{4}-\d{6}\.pdf", download.suggested_filename)
+    invoice = "\n".join(
+        sheet.extract_text() for sheet in PdfReader(await download.path()).pages
+    )
+    for product in (lantern, kettle):
+        assert product["name"] in invoice
+    assert "35.50" in invoice
 
     await page.get_by_role("link", name="Orders").click()
     await expect(page.get_by_role("cell", name="confirmed")).to_have_count(1)
