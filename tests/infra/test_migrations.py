@@ -18,6 +18,7 @@ from conveyor.infra.errors import MigrationError
 EXPECTED_TABLES = {
     "users", "profiles", "sessions", "products", "stock", "orders", "order_items",
     "payments", "notifications", "schema_migrations", "account_tokens", "account_emails",
+    "product_recommendations",
 }  # fmt: skip
 
 
