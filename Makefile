@@ -49,7 +49,7 @@ test-contract-deep: install ## Schemathesis on the edge with many examples and a
 test-fast: install ## The tests that need no running service (no stack, no control plane)
 	$(RUN) pytest -m "not stack and not cluster" $(PYTEST_ARGS)
 
-run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the five processors, the edge and Prometheus
+run: install ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the six processors, the edge and Prometheus
 	$(RUN) conveyor dev up
 
 status: install ## Show the local stack's services and their health

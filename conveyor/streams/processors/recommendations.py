@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict
 from conveyor.domain import messages as m
 from conveyor.domain.envelope import Envelope
 from conveyor.infra import readmodel
+from conveyor.streams import metrics
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
 from conveyor.streams.state import StateTable
 
@@ -198,8 +199,10 @@ class Counter:
         product = str(together.product_id)
         mark = f"{product}:{together.order_id}"
         current = self.copurchases.get(product)
-        if self.counted.get(mark) is not None or self._too_old(occurred_at):
+        repeated = self.counted.get(mark) is not None
+        if repeated or self._too_old(occurred_at):
             # Counted already (or too old to tell): the counts are written out as they are.
+            metrics.COPURCHASES.labels("repeated" if repeated else "too_old").inc()
             return Decision(product_id=product, counts=current)
         counts = add_copurchases(
             current,
@@ -210,6 +213,7 @@ class Counter:
         )
         self.copurchases.put(product, counts)
         self.counted.put(mark, Counted(), expires_in=self.retention_seconds)
+        metrics.COPURCHASES.labels("counted").inc()
         return Decision(product_id=product, counts=counts)
 
     def _too_old(self, occurred_at: datetime) -> bool:
@@ -269,6 +273,7 @@ class Materializer:
             for product, written in items.items():
                 pipe.set(readmodel.recommendations_key(product), written, ex=self.cache_ttl)
             await pipe.execute()
+        metrics.RECOMMENDATIONS_WRITTEN.inc(len(latest))
 
     async def close(self) -> None:
         if self._stores is not None:
