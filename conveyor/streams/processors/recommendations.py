@@ -41,6 +41,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -52,7 +53,6 @@ from conveyor.domain.envelope import Envelope
 from conveyor.infra import readmodel
 from conveyor.streams import metrics
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
-from conveyor.streams.state import StateTable
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,24 @@ class Decision:
     counts: CoPurchases | None = None
 
 
+V = TypeVar("V")
+
+
+class Entries(Protocol[V]):
+    """What the decision needs of a table: a ``StateTable``, or a dict in the raw baseline."""
+
+    def get(self, key: str) -> V | None: ...
+
+    def put(self, key: str, value: V, *, expires_in: float | None = None) -> None: ...
+
+
 @dataclass
 class Counter:
     """Steps 1 and 2 above: the per-record decision over the three tables."""
 
-    baskets: StateTable[Basket]
-    copurchases: StateTable[CoPurchases]
-    counted: StateTable[Counted]
+    baskets: Entries[Basket]
+    copurchases: Entries[CoPurchases]
+    counted: Entries[Counted]
     retention_seconds: float
     half_life_seconds: float
     top_n: int
