@@ -60,7 +60,7 @@ test-web: install web ## The web app alone: type-check, Vitest, then the browser
 screenshots: install web ## Screenshots of the storefront and the console for README (docs/images/), against the stack `make run` started
 	$(RUN) python scripts/screenshots.py
 
-run: install web ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the five processors, the edge and Prometheus
+run: install web ## Start the local stack (Kafka, PostgreSQL, Redis, SMTP, payments), the six processors, the edge and Prometheus
 	$(RUN) conveyor dev up
 
 status: install ## Show the local stack's services and their health

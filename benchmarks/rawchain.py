@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -43,6 +43,7 @@ from conveyor.streams.processors.notifications import Email, Outbox
 from conveyor.streams.processors.orders import sends_for
 from conveyor.streams.processors.payments import answer, gateway_for
 from conveyor.streams.processors.projector import write_batch
+from conveyor.streams.processors.recommendations import Counter, Decision, Materializer
 from conveyor.streams.runtime import Decided, WorkerSettings
 from conveyor.streams.saga import OrderSaga, Timing, decide
 from conveyor.streams.stock import Hold, ProductStock, announced, apply, hold_key
@@ -230,7 +231,7 @@ def projector_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecid
 
 @contextmanager
 def running_chain(urls: ServiceUrls, logs_dir: Path) -> Iterator[dict[str, int]]:
-    """The five raw processes on ``urls``, once each is ready; yields their pids by name."""
+    """The raw processes on ``urls``, one per processor, once each is ready; their pids by name."""
     environment = {**os.environ, **urls.environment()}
     missing = [name for name in PROCESSOR_NAMES if name not in DECIDERS]
     if missing:
@@ -255,6 +256,48 @@ def running_chain(urls: ServiceUrls, logs_dir: Path) -> Iterator[dict[str, int]]
             launched.ask_to_stop()
         for launched in started.values():
             launched.stop(grace_seconds=10)
+
+
+V = TypeVar("V")
+
+
+class DictEntries(Generic[V]):
+    """A table in a dict: no changelog, and nothing expires (the run is short)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, V] = {}
+
+    def get(self, key: str) -> V | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, value: V, *, expires_in: float | None = None) -> None:
+        self.entries[key] = value
+
+
+@raw_counterpart("recommendations")
+def recommendations_decider(urls: ServiceUrls, settings: WorkerSettings) -> BatchDecider:
+    counter = Counter(
+        baskets=DictEntries(),
+        copurchases=DictEntries(),
+        counted=DictEntries(),
+        retention_seconds=settings.state_retention_seconds,
+        half_life_seconds=settings.recommendation_half_life_seconds,
+        top_n=settings.recommendation_top_n,
+    )
+    materializer = Materializer(
+        urls.database_url,
+        urls.redis_url,
+        cache_ttl=max(1, int(settings.state_retention_seconds)),
+    )
+
+    async def decide_batch(batch: Sequence[Envelope[m.Message]]) -> list[Output]:
+        decided: list[Decided[Decision]] = [
+            Decided(envelope, counter.decide(envelope, "")) for envelope in batch
+        ]
+        sends = await materializer.write(decided)
+        return [(send.message, cause, send.event_id) for send, cause in sends]
+
+    return decide_batch
 
 
 def main() -> None:

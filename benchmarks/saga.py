@@ -1,6 +1,6 @@
 """The saga's throughput and latency under each processing guarantee.
 
-The five processors run as real worker processes against the benchmark's stack. Each round
+The processors run as real worker processes against the benchmark's stack. Each round
 places the same number of orders (plenty of stock, tok_visa) as fast as one producer can,
 then waits until the read model shows every order terminal. exactly_once is reported as a
 ratio against at_least_once (Conveyor's default), measured in the same run.
@@ -115,7 +115,7 @@ def run(console: Console, stack: LocalStack) -> None:
     components = Components(stack)
     results: dict[str, dict[str, float]] = {}
     for guarantee in GUARANTEES:
-        console.print(f"saga: {ORDERS} orders through five processors under {guarantee} ...")
+        console.print(f"saga: {ORDERS} orders through the processors under {guarantee} ...")
         components.up({"CONVEYOR_PROCESSING_GUARANTEE": guarantee})
         try:
             results[guarantee] = asyncio.run(_round(stack, console))

@@ -1,7 +1,7 @@
 """Shoppers: how many people can shop at once before the edge's p95 passes 200 ms.
 
 The whole stack runs on this machine as ``make run`` starts it: Kafka, PostgreSQL, Redis,
-the mail sink, the payment sandbox, the five processors, the edge (``python -m conveyor
+the mail sink, the payment sandbox, the processors, the edge (``python -m conveyor
 api``, as many workers as that starts) and Prometheus. The figures are those of the edge
 *with all of that beside it*, and of this load generator too, whose CPU is reported so a
 reader can see it was not the bottleneck. The edge's settings are ``make run``'s but for its

@@ -1,7 +1,7 @@
 """A soak: does an order cost the same on a hot product's 100,000th sale as on its first?
 
 The measurement for "hot products: state bounded by what is open, cost per order flat". The
-five processors run as real worker processes with a one-minute state retention, and orders
+processors run as real worker processes with a one-minute state retention, and orders
 arrive open-loop at a fixed offered rate (``--rate``), never waiting for earlier ones:
 
 - a restore baseline: 1,000 orders on a fresh processor set, then the inventory and orders

@@ -1,6 +1,6 @@
 """Throughput: the highest order rate the pipeline sustains, and what an order costs.
 
-The five processors run as real worker processes on a stack of their own. Orders of one or
+The processors run as real worker processes on a stack of their own. Orders of one or
 two lines over ``PRODUCTS`` products arrive open-loop at a fixed offered rate, never waiting
 for earlier ones, one step of ``--step-seconds`` per rate of ``--rates``, rising:
 

@@ -121,7 +121,7 @@ def dev_up(
         ),
     ] = None,
 ) -> None:
-    """Start every service, the five processors, the edge and Prometheus that are not running
+    """Start every service, the processors, the edge and Prometheus that are not running
     yet, and wait until all are healthy.
 
     Safe to run again: running processes are left alone and stopped ones are restarted with

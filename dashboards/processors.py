@@ -1,4 +1,4 @@
-"""One dashboard per stream processor, all five from one function.
+"""One dashboard per stream processor, all of them from one function.
 
 Every processor gets the same rows (throughput, failures, latency, lag and rebalances); a
 row of its own shows what only it does. Panels filter on the ``processor`` label the
@@ -191,6 +191,36 @@ def _projector() -> list[Panel]:
                 )
             ],
             unit="s",
+        ),
+    ]
+
+
+@own_row("recommendations", "Products bought together")
+def _recommendations() -> list[Panel]:
+    return [
+        graph(
+            "Co-purchases by outcome",
+            "Products of confirmed orders whose co-purchases were counted; repeated: a "
+            "redelivery recognized and not counted again; too_old: older than the retention.",
+            [
+                Query(
+                    "sum by (outcome) (rate(conveyor_copurchases_total[$__rate_interval]))",
+                    "{{outcome}}",
+                )
+            ],
+            unit="ops",
+        ),
+        graph(
+            "Products written",
+            "Products whose recommendations were written to PostgreSQL and Redis (once per "
+            "batch however many of its records touched the product).",
+            [
+                Query(
+                    "sum(rate(conveyor_recommendations_written_total[$__rate_interval]))",
+                    "written",
+                )
+            ],
+            unit="ops",
         ),
     ]
 

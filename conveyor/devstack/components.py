@@ -1,10 +1,11 @@
-"""Conveyor's own processes on top of the local stack: the five stream processors, the edge,
-and the Prometheus that watches them.
+"""Conveyor's own processes on top of the local stack: the stream processors of the
+catalogue, the edge, and the Prometheus that watches them.
 
 ``make run`` starts them after the services, as ``conveyor worker <name>`` and ``conveyor
 api`` processes pointed at the stack's addresses, each processor with its metrics on its own
-port, and ``prometheus`` scraping all six with the project's rules. They are recorded in a
-state file of their own, so ``conveyor dev down`` stops them first and nothing else.
+port, and ``prometheus`` scraping the edge and every processor with the project's rules. They
+are recorded in a state file of their own, so ``conveyor dev down`` stops them first and
+nothing else.
 """
 
 from __future__ import annotations

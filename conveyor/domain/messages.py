@@ -303,6 +303,33 @@ class NotificationSent(Message):
     sent_at: AwareDatetime
 
 
+# -- recommendations.copurchases (internal to the recommendations processor) ------------
+
+
+class ProductsBoughtTogether(Message):
+    """One product of a confirmed order, with the other products bought in the same order.
+
+    The recommendations processor sends one per distinct product of each confirmed order,
+    keyed by that product, so the product's co-purchase counts are kept in its partition.
+    """
+
+    type: Literal["ProductsBoughtTogether"] = "ProductsBoughtTogether"
+    product_id: UUID
+    order_id: UUID
+    # The order's other products, each once (the order's own product never among them).
+    bought_with: tuple[UUID, ...] = Field(max_length=100)
+    # When the order was confirmed: the co-purchase decays from then on.
+    confirmed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _not_bought_with_itself(self) -> ProductsBoughtTogether:
+        if self.product_id in self.bought_with:
+            raise ValueError("a product is not bought together with itself")
+        if len(set(self.bought_with)) != len(self.bought_with):
+            raise ValueError("bought_with names each product once")
+        return self
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     PlaceOrder, CancelOrder,
     StockReserved, StockRejected, StockReleased,
@@ -312,4 +339,5 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     StockChanged,
     AuthorizePayment, RefundPayment, VoidPayment,
     NotificationSent,
+    ProductsBoughtTogether,
 )  # fmt: skip

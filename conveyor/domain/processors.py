@@ -23,6 +23,7 @@ from conveyor.domain.topics import (
     ORDERS_EVENTS,
     ORDERS_REPLIES,
     PAYMENTS_COMMANDS,
+    RECOMMENDATIONS_COPURCHASES,
     TopicSpec,
     consumer_group,
 )
@@ -105,6 +106,18 @@ CATALOGUE: tuple[ProcessorSpec, ...] = (
         parks=(ORDERS_EVENTS, INVENTORY_EVENTS),
         tables=(),
         metrics_port_offset=4,
+    ),
+    ProcessorSpec(
+        "recommendations",
+        summary="counts the products bought together in confirmed orders, decayed and kept "
+        "to the top few per product, and writes them to PostgreSQL and Redis",
+        # orders.events for the baskets; its own repartition topic, keyed by product, for
+        # the counts (docs/recommendations.md).
+        inputs=(ORDERS_EVENTS, RECOMMENDATIONS_COPURCHASES),
+        outputs=(RECOMMENDATIONS_COPURCHASES,),
+        parks=(RECOMMENDATIONS_COPURCHASES,),
+        tables=("baskets", "copurchases", "counted"),
+        metrics_port_offset=5,
     ),
 )
 

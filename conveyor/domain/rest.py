@@ -287,6 +287,21 @@ class ProductPublic(BaseModel):
     stock: StockLevel
 
 
+class Recommendation(BaseModel):
+    product: ProductPublic
+    score: float = Field(
+        ge=0,
+        description="How much the two are bought together: each order counts 1, halving "
+        "every CONVEYOR_RECOMMENDATION_HALF_LIFE_SECONDS (as of the latest such order).",
+    )
+
+
+class Recommendations(BaseModel):
+    """The products bought together with a product, highest score first."""
+
+    items: list[Recommendation]
+
+
 class ProductCreate(_Input):
     sku: Sku = Field(examples=["MUG-001"])
     name: Name = Field(examples=["Enamel mug"])

@@ -62,6 +62,11 @@ PAYMENTS_COMMANDS = TopicSpec(
     "payments.commands", "order_id", (m.AuthorizePayment, m.RefundPayment, m.VoidPayment)
 )
 NOTIFICATIONS_EVENTS = TopicSpec("notifications.events", "order_id", (m.NotificationSent,))
+# The recommendations processor's repartition topic: confirmed orders' products, keyed by
+# product, so each product's co-purchase counts live in one partition (docs/recommendations.md).
+RECOMMENDATIONS_COPURCHASES = TopicSpec(
+    "recommendations.copurchases", "product_id", (m.ProductsBoughtTogether,)
+)
 
 TOPICS: Mapping[str, TopicSpec] = {
     spec.name: spec
@@ -73,6 +78,7 @@ TOPICS: Mapping[str, TopicSpec] = {
         INVENTORY_EVENTS,
         PAYMENTS_COMMANDS,
         NOTIFICATIONS_EVENTS,
+        RECOMMENDATIONS_COPURCHASES,
     )
 }
 

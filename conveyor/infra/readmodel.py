@@ -21,3 +21,8 @@ def order_status_channel(order_id: UUID | str) -> str:
 def stock_key(product_id: UUID | str) -> str:
     """A hash with the product's ``available``, ``reserved``, ``sold`` and ``version``."""
     return f"{PREFIX}:stock:{product_id}"
+
+
+def recommendations_key(product_id: UUID | str) -> str:
+    """JSON ``[{"product_id", "score"}, ...]``: the products bought with this one, best first."""
+    return f"{PREFIX}:recommendations:{product_id}"

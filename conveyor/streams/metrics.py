@@ -1,4 +1,4 @@
-"""The processors' Prometheus metrics: one set, labelled by processor, shared by all five."""
+"""The processors' Prometheus metrics: one set, labelled by processor, shared by all of them."""
 
 from __future__ import annotations
 
@@ -104,6 +104,17 @@ PROJECTED_BATCH_SIZE = Histogram(
     "conveyor_projector_batch_size",
     "Records the projector writes in one database transaction.",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+
+COPURCHASES = Counter(
+    "conveyor_copurchases_total",
+    "Products of confirmed orders the recommendations processor handled, by outcome: "
+    "counted, repeated (a redelivery, counted before) or too_old (older than the retention).",
+    ["outcome"],
+)
+RECOMMENDATIONS_WRITTEN = Counter(
+    "conveyor_recommendations_written_total",
+    "Products whose recommendations were written to PostgreSQL and Redis.",
 )
 
 

@@ -31,6 +31,7 @@ import asyncpg
 import faust
 import redis.exceptions
 from faust.types import EventT
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from conveyor.domain.codec import (
@@ -136,6 +137,10 @@ class WorkerSettings(RetentionSettings):
     # How long a pending order may wait for its stock and payment before the saga gives up
     # (rejected timed_out); also how long compensation waits for a reply before asking again.
     order_deadline_seconds: float = 120.0
+    # recommendations: how long a co-purchase takes to count half as much, and how many
+    # products bought together are kept per product (the rest are forgotten).
+    recommendation_half_life_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    recommendation_top_n: int = Field(default=20, ge=1, le=100)
     # The waits before each new try of a record parked on `<topic>.retry` because a service
     # it needs failed (a JSON list in the environment); after the last, `<topic>.dlq`.
     retry_delays_seconds: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)

@@ -40,6 +40,7 @@ OPERATION_IDS = {
     ("GET", "/api/v1/products"): "listProducts",
     ("POST", "/api/v1/products"): "createProduct",
     ("GET", "/api/v1/products/{product_id}"): "getProduct",
+    ("GET", "/api/v1/products/{product_id}/recommendations"): "listProductRecommendations",
     ("PATCH", "/api/v1/products/{product_id}"): "updateProduct",
     ("DELETE", "/api/v1/products/{product_id}"): "deleteProduct",
     ("POST", "/api/v1/products/{product_id}/stock"): "adjustStock",

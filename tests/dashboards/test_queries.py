@@ -1,7 +1,8 @@
-"""Every query of the overview and of the five processor dashboards, and every recording rule,
+"""Every query of the overview and of each processor's dashboard, and every recording rule,
 returns data from a real Prometheus scraping the real edge and processors after a short load.
 
-The load makes every kind of series the dashboards show: orders that confirm, a declined
+The load makes every kind of series the dashboards show: orders of two products that confirm
+(bought together, for the recommendations), a declined
 card, one beyond the stock, a cancel, and an undecodable record on an input topic of each
 processor. It runs twice, the second time after Prometheus has scraped the first, so every
 counter has grown between two scrapes and every rate and quantile has a value.
@@ -73,8 +74,12 @@ class Load:
 
 async def one_round(api: Api, admin: Account, customer: Account, bootstrap: str) -> set[str]:
     plenty = (await api.new_product(admin, stock=100))["id"]
+    bought_with = (await api.new_product(admin, stock=100))["id"]
     scarce = (await api.new_product(admin, stock=1))["id"]
-    confirmed = [await api.place(customer, [(plenty, 1)]) for _ in range(CONFIRMED_PER_ROUND)]
+    confirmed = [
+        await api.place(customer, [(plenty, 1), (bought_with, 1)])
+        for _ in range(CONFIRMED_PER_ROUND)
+    ]
     declined = await api.place(customer, [(plenty, 1)], token="tok_chargeDeclined")
     beyond_stock = await api.place(customer, [(scarce, 2)])
     for placed in (*confirmed, declined, beyond_stock):
@@ -123,6 +128,7 @@ def wait_until_prometheus_saw_the_round(prometheus: PrometheusProcess, edge: Edg
         'conveyor_saga_outcomes_total{status="cancelled"}': 1,
         'conveyor_emails_sent_total{event="OrderCancelled"}': 1,
         'conveyor_order_end_to_end_seconds_count{status="cancelled"}': 1,
+        'conveyor_copurchases_total{outcome="counted"}': 1,
         "count by (processor) (conveyor_dead_letters_total)": len(PROCESSOR_NAMES),
     }
     answered = edge_orders_answered(edge)

@@ -72,5 +72,9 @@ def every_message() -> list[m.Message]:
             recipient="ada@example.com", order_event="OrderConfirmed",
             subject="Your order is confirmed", sent_at=datetime.now(UTC),
         ),
+        m.ProductsBoughtTogether(
+            product_id=PRODUCT, order_id=ORDER, bought_with=(uuid.uuid4(),),
+            confirmed_at=datetime.now(UTC),
+        ),
     ]  # fmt: skip
     return samples

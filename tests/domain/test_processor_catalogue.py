@@ -67,6 +67,7 @@ def test_a_processor_reads_declared_topics_and_parks_only_records_of_its_inputs(
         "payments.commands",
         "orders.events",
         "inventory.events",
+        "recommendations.copurchases",
     }
 
 
@@ -75,6 +76,7 @@ def test_the_stateful_processors_are_those_that_keep_tables() -> None:
         "orders",
         "inventory",
         "notifications",
+        "recommendations",
     ]
 
 

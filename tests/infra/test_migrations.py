@@ -19,6 +19,7 @@ EXPECTED_TABLES = {
     "users", "profiles", "sessions", "products", "stock", "orders", "order_items",
     "payments", "notifications", "schema_migrations", "account_tokens", "account_emails",
     "invoices", "invoice_counters",
+    "product_recommendations",
 }  # fmt: skip
 
 

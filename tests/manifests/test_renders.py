@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conveyor.domain.processors import PROCESSOR_NAMES
 from conveyor.operator.crds import definitions
 from tests.manifests.conftest import (
     ANOTHER_NAMESPACE,
@@ -115,13 +116,13 @@ def test_every_conveyor_image_of_the_installation_is_the_same(
     installation: list[Document],
 ) -> None:
     images = _conveyor_images(installation)
-    assert len(images) == 7, images  # operator, edge and five processors
+    assert len(images) == 2 + len(PROCESSOR_NAMES), images  # operator, edge and processors
     assert len(set(images.values())) == 1, images
 
 
 def test_on_kind_every_conveyor_image_is_the_locally_built_one(on_kind: list[Document]) -> None:
     images = _conveyor_images(on_kind)
-    assert len(images) == 7, images  # operator, edge and five processors
+    assert len(images) == 2 + len(PROCESSOR_NAMES), images  # operator, edge and processors
     assert set(images.values()) == {"conveyor:dev"}, images
     # The SMTP sink and the payment sandbox come from the dev stack, which the production
     # image leaves out: the Dockerfile's `sandboxes` target.

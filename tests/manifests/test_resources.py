@@ -152,6 +152,7 @@ PROCESSOR_SECRET_KEYS: dict[str, set[str]] = {name: set() for name in PROCESSOR_
     "payments": {"PAYMENT_GATEWAY_API_KEY"},
     "notifications": {"DATABASE_URL"},
     "projector": {"DATABASE_URL", "REDIS_URL"},
+    "recommendations": {"DATABASE_URL", "REDIS_URL"},
 }
 
 

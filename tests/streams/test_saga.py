@@ -1,4 +1,4 @@
-"""The order saga end to end: five real processors on real Kafka, PostgreSQL, Redis, the
+"""The order saga end to end: the real processors on real Kafka, PostgreSQL, Redis, the
 SMTP sink and the payment sandbox, checked through the read models and the mailbox."""
 
 from __future__ import annotations

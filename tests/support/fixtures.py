@@ -104,7 +104,7 @@ def edge(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="session")
 def workers(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    """All five processors, running for the whole session (tests use their own ids)."""
+    """Every processor, running for the whole session (tests use their own ids)."""
     running = Workers(stack.urls, tmp_path_factory.mktemp("workers"))
     try:
         running.start()

@@ -1,5 +1,6 @@
-"""The five processors as real worker processes (``conveyor worker <name>``) for the tests,
-each started through ``conveyor.devstack.launched`` like every other process the tests run."""
+"""The processors of the catalogue as real worker processes (``conveyor worker <name>``) for
+the tests, each started through ``conveyor.devstack.launched`` like every other process the
+tests run."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class Workers:
         }
 
     def start(self, *names: str) -> None:
-        """Start ``names`` (default: all five) side by side, and return once each is ready."""
+        """Start ``names`` (default: all of them) side by side, and return once each is ready."""
         names = names or PROCESSOR_NAMES
         for name in names:
             self.runs += 1

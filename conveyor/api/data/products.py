@@ -2,10 +2,14 @@
 
 Stock is read from Redis (the projector's hot copy) and falls back to PostgreSQL's
 ``stock`` table; a product the inventory has not reported yet shows none available.
+Recommendations are read the same way: Redis first, then ``product_recommendations``, both
+written by the recommendations processor.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,7 +21,13 @@ from redis.exceptions import RedisError
 
 from conveyor.api.data.base import Pool, Row, database_errors, decode_cursor, page_of
 from conveyor.api.errors import Unprocessable
-from conveyor.domain.rest import ProductCreate, ProductPublic, StockLevel
+from conveyor.domain.rest import (
+    ProductCreate,
+    ProductPublic,
+    Recommendation,
+    Recommendations,
+    StockLevel,
+)
 from conveyor.infra import readmodel
 
 _COLUMNS = "p.id, p.sku, p.name, p.description, p.price, p.currency, p.category, p.created_at"
@@ -203,3 +213,41 @@ async def retire_product(pool: Pool, product_id: UUID) -> bool:
 
 async def product_exists(pool: Pool, product_id: UUID) -> bool:
     return bool(await find_products(pool, [product_id]))
+
+
+async def _scored(pool: Pool, cache: aioredis.Redis, product_id: UUID) -> list[tuple[UUID, float]]:
+    """The products bought with ``product_id`` and their scores, best first (none: [])."""
+    items: str | bytes | None = None
+    with contextlib.suppress(RedisError):  # PostgreSQL has the same row.
+        items = await cache.get(readmodel.recommendations_key(product_id))
+    if items is None:
+        async with database_errors():
+            items = await pool.fetchval(
+                "SELECT items::text FROM product_recommendations WHERE product_id = $1",
+                product_id,
+            )
+    if items is None:
+        return []
+    return [(UUID(item["product_id"]), float(item["score"])) for item in json.loads(items)]
+
+
+async def recommendations(
+    pool: Pool, cache: aioredis.Redis, product_id: UUID, limit: int
+) -> Recommendations | None:
+    """Up to ``limit`` products bought with ``product_id``, best first; None: no such product.
+
+    Retired products are left out, and so is the product itself.
+    """
+    scored = await _scored(pool, cache, product_id)
+    rows = await find_products(pool, [product_id, *(other for other, _ in scored)])
+    if product_id not in rows:
+        return None
+    kept = [(other, score) for other, score in scored if other != product_id and other in rows]
+    kept = kept[:limit]
+    levels = await stock_levels(pool, cache, [other for other, _ in kept])
+    return Recommendations(
+        items=[
+            Recommendation(product=product_public(rows[other], levels.get(other, 0)), score=score)
+            for other, score in kept
+        ]
+    )

@@ -23,6 +23,7 @@ from conveyor.domain.rest import (
     ProductCreate,
     ProductPublic,
     ProductUpdate,
+    Recommendations,
     StockAdjustment,
     StockAdjustmentAccepted,
 )
@@ -104,6 +105,36 @@ async def get_product(
         return found
 
     return await catalog.answer(request, product)
+
+
+@router.get(
+    "/{product_id:uuid}/recommendations",
+    operation_id="listProductRecommendations",
+    response_model=Recommendations,
+    responses={**problems(404, 422), **CACHED_ANSWER},
+)
+async def list_product_recommendations(
+    request: Request,
+    product_id: UUID,
+    db: Db,
+    cache: Cache,
+    catalog: Catalog,
+    limit: Annotated[int, Query(ge=1, le=50, description="Products at most.")] = 8,
+) -> Response:
+    """The products customers bought together with this one, highest score first.
+
+    Counted from confirmed orders by the recommendations processor, each order's weight
+    halving every CONVEYOR_RECOMMENDATION_HALF_LIFE_SECONDS; never the product itself nor a
+    retired product; empty until some order bought it with another.
+    """
+
+    async def recommended() -> Recommendations:
+        found = await products.recommendations(db, cache, product_id, limit)
+        if found is None:
+            raise NotFound(f"no product {product_id}")
+        return found
+
+    return await catalog.answer(request, recommended)
 
 
 @router.post(
