@@ -14,6 +14,7 @@ from playwright.async_api import BrowserContext, Page, expect
 from pypdf import PdfReader
 
 from tests.support.edge import Account, Api
+from tests.support.waiting import eventually_async
 from tests.support.workers import Workers
 from tests.web.conftest import AXE
 
@@ -78,15 +79,29 @@ async def test_a_shopper_registers_searches_orders_two_products_and_sees_it_conf
         await page.get_by_role("button", name="Download invoice").click()
     download = await downloading.value
     assert re.fullmatch(r"invoice-\d{4}-\d{6}\.pdf", download.suggested_filename)
-    invoice = "\n".join(
-        sheet.extract_text() for sheet in PdfReader(await download.path()).pages
-    )
+    invoice = "\n".join(sheet.extract_text() for sheet in PdfReader(await download.path()).pages)
     for product in (lantern, kettle):
         assert product["name"] in invoice
     assert "35.50" in invoice
 
     await page.get_by_role("link", name="Orders").click()
     await expect(page.get_by_role("cell", name="confirmed")).to_have_count(1)
+
+    # The recommendations processor counts the two as bought together; the lantern's page
+    # then offers the kettle (loading a page anew signs out: the product page is public).
+    async def recommended() -> list[str]:
+        answer = await api.http.get(f"/products/{lantern['id']}/recommendations")
+        return [item["product"]["id"] for item in answer.json()["items"]]
+
+    await eventually_async(
+        recommended,
+        "the kettle recommended with the lantern",
+        until=lambda ids: kettle["id"] in ids,
+        within=60,
+    )
+    await page.goto(f"/products/{lantern['id']}")
+    also_bought = page.get_by_role("region", name="Customers also bought")
+    await expect(also_bought.get_by_role("link", name=kettle["name"])).to_be_visible()
 
 
 async def test_a_declined_card_shows_why_the_order_was_rejected(
