@@ -6,6 +6,9 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV ?= uv
 RUN := $(UV) run --no-sync
 PYTEST_ARGS ?=
+# Test worker processes for `make test` (pytest-xdist), each with its own stack; 0 runs the
+# tests in the pytest process itself (as CONVEYOR_TEST_STACK=reuse needs: one stack, one user).
+TEST_WORKERS ?= 2
 # e.g. SOAK_ARGS='--orders 20000 --rate 40 --through-edge'
 SOAK_ARGS ?=
 # e.g. LOAD_ARGS='--populations 1000,2500 --step-seconds 30'
@@ -39,7 +42,8 @@ COVERAGE_DATA := $(CURDIR)/.coverage
 test: lint control-plane web ## Lint, the web app's Vitest suite, then every test (the browser tests too) against a real local stack and control plane (started and stopped by the tests), with coverage of every process; fails below the floor
 	cd web && npm run typecheck && npm test
 	@rm -f $(COVERAGE_DATA) $(COVERAGE_DATA).*
-	COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage run -m pytest $(PYTEST_ARGS)
+	COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage run -m pytest \
+		--numprocesses $(TEST_WORKERS) $(PYTEST_ARGS)
 	@COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage combine --quiet
 	COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import shutil
@@ -57,11 +58,25 @@ def check_java() -> str:
 
 
 def fetch_jars(settings: DevStackSettings, console: Console) -> Path:
-    """Resolve the broker's runtime jars once per machine with Maven."""
+    """Resolve the broker's runtime jars once per machine with Maven.
+
+    Stacks started at the same time (two test workers on a new machine) fetch them once: the
+    others wait for the first, then find them complete.
+    """
     libs = jars_dir(settings)
     complete_marker = libs / ".complete"
     if complete_marker.exists():
         return libs
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    with (libs.parent / ".fetch.lock").open("w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if not complete_marker.exists():
+            _fetch_jars_into(libs, console)
+    return libs
+
+
+def _fetch_jars_into(libs: Path, console: Console) -> None:
+    complete_marker = libs / ".complete"
     mvn = shutil.which("mvn")
     if mvn is None:
         raise PrerequisiteMissing(
@@ -103,7 +118,6 @@ def fetch_jars(settings: DevStackSettings, console: Console) -> Path:
     complete_marker.touch()
     jar_count = len(list(libs.glob("*.jar")))
     console.print(f"[bold]kafka[/]: {downloaded} artifacts downloaded, {jar_count} jars ready")
-    return libs
 
 
 def certificate(settings: DevStackSettings) -> ServerCertificate:

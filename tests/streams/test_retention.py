@@ -96,8 +96,10 @@ async def test_a_backlog_on_one_hot_product_is_written_once_per_batch(
         )
         if record.key == table_key(str(product))
     ]
-    # One write at creation, then far fewer than the 400 commands that moved the figures.
-    assert len(writes) <= 1 + 400 // 4, len(writes)
+    # One write at creation, then far fewer than the 400 commands that moved the figures: a
+    # write per command would be 401. How many a batch holds depends on how fast the records
+    # arrive, which a loaded machine slows, so the bound asks only for batches of two on average.
+    assert len(writes) <= 1 + 400 // 2, len(writes)
 
 
 async def test_a_hot_products_state_stays_bounded_and_its_finished_orders_expire(
