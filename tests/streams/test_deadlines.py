@@ -32,9 +32,10 @@ DEADLINE_SECONDS = 8.0
 
 @pytest.fixture(scope="module")
 def short_deadline(workers: Workers) -> Iterator[Workers]:
-    """The session's processors, restarted with a deadline of a few seconds for this module."""
+    """The session's orders processor, which keeps the deadlines, restarted with a deadline
+    of a few seconds for this module."""
     with workers.restarted_with(
-        {"CONVEYOR_ORDER_DEADLINE_SECONDS": str(DEADLINE_SECONDS)}
+        {"CONVEYOR_ORDER_DEADLINE_SECONDS": str(DEADLINE_SECONDS)}, "orders"
     ) as restarted:
         yield restarted
 

@@ -228,19 +228,34 @@ class Outbox:
         return {row["id"]: row["sent_at"] for row in rows}
 
 
+# How long a confirmation waits for its order's row in PostgreSQL before its email is parked.
+INVOICE_ROW_WAIT_SECONDS = 10.0
+INVOICE_ROW_POLL_SECONDS = 0.5
+
+
 class InvoiceNotReady(ServiceUnavailable):
     """The confirmed order's row is not in PostgreSQL yet (placed without the edge, and the
     projector is behind): its email, which carries the invoice, waits for it."""
 
 
 async def _invoice_for(pool: asyncpg.Pool, event: TerminalEvent) -> invoices.Invoice | None:
-    """The invoice a confirmation carries, issued now if the projector has not yet."""
+    """The invoice a confirmation carries, issued now if the projector has not yet.
+
+    An order placed through the edge has its row from the start. One placed another way gets
+    it from the projector, which may be a few seconds behind: waiting for it here a little
+    costs less than parking the email, whose retries back off to minutes.
+    """
     if not isinstance(event, m.OrderConfirmed):
         return None
-    try:
-        return await invoices.ensure_invoice(pool, event.order_id, known_confirmed=True)
-    except NoInvoice as missing:
-        raise InvoiceNotReady(str(missing)) from missing
+    waited = 0.0
+    while True:
+        try:
+            return await invoices.ensure_invoice(pool, event.order_id, known_confirmed=True)
+        except NoInvoice as missing:
+            if waited >= INVOICE_ROW_WAIT_SECONDS:
+                raise InvoiceNotReady(str(missing)) from missing
+        await asyncio.sleep(INVOICE_ROW_POLL_SECONDS)
+        waited += INVOICE_ROW_POLL_SECONDS
 
 
 async def _claim(pool: asyncpg.Pool, emails: list[Email]) -> dict[uuid.UUID, datetime | None]:
