@@ -169,11 +169,20 @@ class TopicAdmin:
             else:
                 continue
             changed.append(name)
+        # A client asking for metadata right after (a Faust worker subscribing to a changelog
+        # just made) must find the topics whole: a changelog seen with no partitions makes
+        # Faust refuse the table's first write with PartitionsMismatch.
+        for name in changed:
+            if not await self._has_partitions(name, topics[name].partitions):
+                raise KafkaUnavailable(
+                    f"topic {name} was made but Kafka's metadata does not show its "
+                    f"{topics[name].partitions} partitions yet; try again"
+                )
         return sorted(changed)
 
     async def _has_partitions(self, name: str, partitions: int) -> bool:
-        # The broker's metadata can take a moment to show partitions just added.
-        for _ in range(10):
+        # The broker's metadata can take a moment to show a topic or partitions just made.
+        for _ in range(20):
             if (await self.partition_counts([name])).get(name, 0) >= partitions:
                 return True
             await asyncio.sleep(0.5)
