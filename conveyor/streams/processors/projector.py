@@ -46,6 +46,7 @@ from conveyor.domain.envelope import Envelope
 from conveyor.infra import invoices, readmodel
 from conveyor.streams import metrics
 from conveyor.streams.runtime import Processor
+from conveyor.streams.stores import ReadModelStores
 
 # A hash to write to Redis and, for order statuses, the channel to announce it on.
 RedisWrite = tuple[str, dict[str, str], str | None]
@@ -78,30 +79,19 @@ def register(processor: Processor) -> None:
 
     @processor.app.on_before_shutdown.connect
     async def close_stores(*_: object, **__: object) -> None:
-        await projection.close()
+        await projection.stores.close()
 
 
 class Projection:
     """The read model's stores, connected on the first batch, and ``write_batch`` into them."""
 
     def __init__(self, database_url: str, redis_url: str, *, status_ttl: int) -> None:
-        self.database_url = database_url
-        self.redis_url = redis_url
+        self.stores = ReadModelStores(database_url, redis_url)
         self.status_ttl = status_ttl
-        self._stores: tuple[asyncpg.Pool, aioredis.Redis] | None = None
 
     async def write(self, batch: Sequence[Envelope[m.Message]]) -> None:
-        if self._stores is None:
-            pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=2)
-            self._stores = pool, aioredis.from_url(self.redis_url)
-        pool, cache = self._stores
+        pool, cache = await self.stores.connected()
         await write_batch(pool, cache, batch, self.status_ttl)
-
-    async def close(self) -> None:
-        if self._stores is not None:
-            pool, cache = self._stores
-            await pool.close()
-            await cache.aclose()
 
 
 async def write_batch(

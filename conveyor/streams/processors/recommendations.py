@@ -44,8 +44,6 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 from uuid import UUID
 
-import asyncpg
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
 
 from conveyor.domain import messages as m
@@ -53,6 +51,7 @@ from conveyor.domain.envelope import Envelope
 from conveyor.infra import readmodel
 from conveyor.streams import metrics
 from conveyor.streams.runtime import Decided, Processor, Refused, Send, Sends
+from conveyor.streams.stores import ReadModelStores
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +251,8 @@ class Materializer:
     """Step 3 above: each touched product's counts, into PostgreSQL and Redis."""
 
     def __init__(self, database_url: str, redis_url: str, *, cache_ttl: int) -> None:
-        self.database_url = database_url
-        self.redis_url = redis_url
+        self.stores = ReadModelStores(database_url, redis_url)
         self.cache_ttl = cache_ttl
-        self._stores: tuple[asyncpg.Pool, aioredis.Redis] | None = None
 
     async def write(self, batch: Sequence[Decided[Decision]]) -> Sends:
         latest: dict[str, CoPurchases] = {}
@@ -268,10 +265,7 @@ class Materializer:
         return [(send, record.envelope) for record in batch for send in record.decision.sends]
 
     async def _write(self, latest: dict[str, CoPurchases]) -> None:
-        if self._stores is None:
-            pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=2)
-            self._stores = pool, aioredis.from_url(self.redis_url)
-        pool, cache = self._stores
+        pool, cache = await self.stores.connected()
         items = {product: items_json(counts) for product, counts in latest.items()}
         await pool.execute(
             _WRITE,
@@ -285,12 +279,6 @@ class Materializer:
                 pipe.set(readmodel.recommendations_key(product), written, ex=self.cache_ttl)
             await pipe.execute()
         metrics.RECOMMENDATIONS_WRITTEN.inc(len(latest))
-
-    async def close(self) -> None:
-        if self._stores is not None:
-            pool, cache = self._stores
-            await pool.close()
-            await cache.aclose()
 
 
 def register(processor: Processor) -> None:
@@ -313,4 +301,4 @@ def register(processor: Processor) -> None:
 
     @processor.app.on_before_shutdown.connect
     async def close_stores(*_: object, **__: object) -> None:
-        await materializer.close()
+        await materializer.stores.close()
