@@ -9,7 +9,7 @@ edited by hand that the operator owns is taken back.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -135,15 +135,27 @@ class Kube:
         )
         return gone is not None
 
-    async def write_status(self, body: Mapping[str, Any], status: BaseModel) -> None:
+    async def write_status(
+        self, body: Mapping[str, Any], status: BaseModel, *, kept: Collection[str] = ()
+    ) -> None:
         """Makes ``status`` (a status model) the resource's status, unless it is already.
 
         A merge patch of the whole model: a field the model leaves empty is sent as null,
         which removes it, so what is stored is the model without its empty fields. An
         unchanged status is not written: no new resourceVersion, hence no watch event that
         would wake another reconcile of the same resource.
+
+        ``kept`` names fields (as stored, e.g. ``lastScaleTime``) that record history rather
+        than observe the present: left empty, they are not sent, so the stored value stays.
+        A reconcile can run on a copy of the resource older than the last status write (the
+        watch event of a scale arrives before the status written after it), and such a copy
+        must not erase what it never saw.
         """
-        written = status.model_dump(by_alias=True, mode="json")
+        written = {
+            key: value
+            for key, value in status.model_dump(by_alias=True, mode="json").items()
+            if value is not None or key not in kept
+        }
         before = body.get("status") or {}
         if all(before.get(key) == value for key, value in written.items()):
             return

@@ -38,6 +38,9 @@ from conveyor.operator.secret_access import refused_secrets
 
 # As a Deployment's default progressDeadlineSeconds: a rollout this slow is reported Degraded.
 PROGRESS_DEADLINE_SECONDS = 600
+# Status fields that record when something happened: a reconcile working from a copy of the
+# resource older than the last status write leaves them as they are stored.
+HISTORY_FIELDS = ("lastScaleTime",)
 # Posts a Kubernetes event (type, reason, message) about the resource being reconciled.
 EventPoster = Callable[[str, str, str], None]
 
@@ -82,7 +85,7 @@ class ProcessorReconciler:
         if not_allowed is not None:
             # Nothing is applied: the workload keeps whatever Secrets it was last given.
             refused = _refused(observation, previous, spec, "SecretNotAllowed", not_allowed)
-            await self.kube.write_status(body, refused)
+            await self.kube.write_status(body, refused, kept=HISTORY_FIELDS)
             post_event("Warning", "SecretNotAllowed", not_allowed)
             return
 
@@ -116,7 +119,7 @@ class ProcessorReconciler:
             # The API server refused what the spec asks for (e.g. malformed resources):
             # nothing more is applied until the spec changes.
             refused = _refused(observation, previous, spec, "InvalidSpec", str(exc))
-            await self.kube.write_status(body, refused)
+            await self.kube.write_status(body, refused, kept=HISTORY_FIELDS)
             post_event("Warning", "InvalidSpec", str(exc))
             return
         stable = children.workload_name(owner, children.STABLE)
@@ -127,7 +130,7 @@ class ProcessorReconciler:
         ]
         scaled = decision.direction is not None
         status = _status(observation, previous, workload, kafka, decision.replicas, owner, scaled)
-        await self.kube.write_status(body, status)
+        await self.kube.write_status(body, status, kept=HISTORY_FIELDS)
 
     async def _read_kafka(self, owner: children.Owner) -> KafkaView:
         processor = owner.spec.processor

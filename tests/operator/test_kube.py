@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import kopf
 import pytest
 
 from conveyor.devstack.control_plane import ControlPlane
+from conveyor.domain.resources import StreamProcessorStatus
 from conveyor.operator.errors import KubernetesError
 from conveyor.operator.kube import Kube
+from tests.support.operator import Namespace, stream_processor
 
 
 @pytest.fixture
@@ -55,3 +58,29 @@ async def test_an_unreachable_api_server_is_a_kubernetes_error(kube: Kube) -> No
             await unreachable.get("v1", "ConfigMap", "default", "anything")
     finally:
         await unreachable.close()
+
+
+async def test_a_status_written_from_an_older_copy_keeps_the_history_it_never_saw(
+    kube: Kube, namespace: Namespace
+) -> None:
+    # A scale's watch event carries the resource as it was before the status written after
+    # the scale; a reconcile of that copy must not erase the recorded scale time.
+    manifest = stream_processor("inventory", "127.0.0.1:9092")
+    manifest["metadata"]["namespace"] = namespace.name
+    older = await kube.apply(manifest)
+    scaled_at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    await kube.write_status(
+        older, StreamProcessorStatus(phase="Running", last_scale_time=scaled_at)
+    )
+
+    await kube.write_status(older, StreamProcessorStatus(phase="Pending"), kept=("lastScaleTime",))
+    stored = await kube.get(older["apiVersion"], "StreamProcessor", namespace.name, "inventory")
+    assert stored is not None
+    assert stored["status"]["phase"] == "Pending"
+    assert stored["status"]["lastScaleTime"] == "2026-12-01T12:00:00Z"
+
+    # A field not named as history is the present: left empty, it is removed.
+    await kube.write_status(older, StreamProcessorStatus(phase="Pending"))
+    stored = await kube.get(older["apiVersion"], "StreamProcessor", namespace.name, "inventory")
+    assert stored is not None
+    assert "lastScaleTime" not in stored["status"]
