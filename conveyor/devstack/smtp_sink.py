@@ -58,6 +58,12 @@ class ReceivedMail:
     message: EmailMessage
 
 
+# Each message of a maildir parsed once per process, by its file's key: a delivered message
+# never changes, and a test session reads the stack's growing maildir thousands of times
+# (parsing every message again, PDFs included, made reading it cost minutes).
+_PARSED: dict[tuple[Path, str], ReceivedMail] = {}
+
+
 def read_mailbox(maildir: Path, recipient: str | None = None) -> list[ReceivedMail]:
     """Every message the sink stored in ``maildir``, oldest first; only those to ``recipient``
     when given (the others are not parsed, which keeps reading a full maildir cheap)."""
@@ -66,26 +72,31 @@ def read_mailbox(maildir: Path, recipient: str | None = None) -> list[ReceivedMa
     received = []
     box = mailbox.Maildir(maildir, create=False)
     for key in box.iterkeys():
-        raw = box.get_bytes(key)
-        if recipient is not None and recipient.encode() not in raw:
-            continue
-        message = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        body_part = message.get_body(("plain", "html"))
-        received.append(
-            ReceivedMail(
-                envelope_from=str(message[ENVELOPE_FROM]),
-                envelope_to=tuple(a.strip() for a in str(message[ENVELOPE_TO]).split(",")),
-                subject=str(message.get("Subject", "")),
-                message_id=str(message.get("Message-ID", "")),
-                body="" if body_part is None else str(body_part.get_content()),
-                received_at=datetime.fromisoformat(str(message[RECEIVED_AT])),
-                message=message,
-            )
-        )
+        parsed = _PARSED.get((maildir, key))
+        if parsed is None:
+            raw = box.get_bytes(key)
+            if recipient is not None and recipient.encode() not in raw:
+                continue
+            parsed = _PARSED[(maildir, key)] = _received(raw)
+        received.append(parsed)
     if recipient is not None:
         received = [mail for mail in received if recipient in mail.envelope_to]
     return sorted(received, key=lambda mail: mail.received_at)
+
+
+def _received(raw: bytes) -> ReceivedMail:
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    body_part = message.get_body(("plain", "html"))
+    return ReceivedMail(
+        envelope_from=str(message[ENVELOPE_FROM]),
+        envelope_to=tuple(a.strip() for a in str(message[ENVELOPE_TO]).split(",")),
+        subject=str(message.get("Subject", "")),
+        message_id=str(message.get("Message-ID", "")),
+        body="" if body_part is None else str(body_part.get_content()),
+        received_at=datetime.fromisoformat(str(message[RECEIVED_AT])),
+        message=message,
+    )
 
 
 def smtp_is_healthy(host: str, port: int, timeout: float = 2.0) -> bool:

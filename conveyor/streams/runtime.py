@@ -540,7 +540,12 @@ class Processor:
         """
         queue = cast(faust.ChannelT[bytes], stream.channel).queue
         while not self.app.should_stop:
-            events: list[Event] = [await queue.get()]
+            try:
+                events: list[Event] = [await queue.get()]
+            except StopAsyncIteration:
+                # How Faust ends a waiting agent at shutdown: the end of the stream, not a
+                # crash to log.
+                return
             if linger > 0 and queue.qsize() + 1 < size:
                 await asyncio.sleep(linger)
             while len(events) < size and not queue.empty():

@@ -218,6 +218,9 @@ async def test_a_poison_record_in_a_batch_is_dead_lettered_alone(
     bootstrap = stack.urls.kafka_bootstrap_servers
     product = await shop.add_product(10)
     workers.stop("notifications")
+    # A clean stop ends both agents (inputs and parked records) quietly: an SRE reading
+    # the log of a rolling restart must not find a crash in it.
+    assert "Crashed" not in workers.workers["notifications"].log_tail(100_000)
     try:
         before = await shop.place([(product, 1)])
         unknown = shop.order([(product, 1)])
