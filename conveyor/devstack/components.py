@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,13 +223,17 @@ class Components:
         return report
 
     def down(self) -> list[str]:
-        stopped = []
         records = self.state.load()
+        stopping = {}
         for component in reversed(self.declared()):
             record = records.pop(component.name, None)
             if record is not None and record.is_alive():
                 self.stack.console.print(f"[bold]{component.name}[/]: stopping (pid {record.pid})")
-                processes.stop(record, signal.SIGTERM)
-                stopped.append(component.name)
-            self.state.save(records)
-        return stopped
+                stopping[component.name] = record
+        # The components depend on the services, not on each other: asked to stop all at
+        # once, they take as long as the slowest (a processor's clean leave of its group)
+        # rather than the sum.
+        with ThreadPoolExecutor(max_workers=max(1, len(stopping))) as pool:
+            list(pool.map(lambda record: processes.stop(record, signal.SIGTERM), stopping.values()))
+        self.state.save(records)
+        return list(stopping)
