@@ -35,3 +35,14 @@ TOPIC_REPAIRS = Counter(
     "Changes the operator made in Kafka for a Topic: created, partitions grown, config set.",
     ["topic", "what"],
 )
+STALLED_PARTITIONS = Gauge(
+    "conveyor_operator_stalled_partitions",
+    "Input partitions of a StreamProcessor with lag whose committed offset has stood still "
+    "for spec.stallDetection.stallSeconds while their owning pod is Ready.",
+    ["namespace", "name", "processor"],
+)
+STALL_RESTARTS = Counter(
+    "conveyor_operator_stall_restarts_total",
+    "Pods the operator deleted because they owned stalled partitions.",
+    ["namespace", "name", "processor"],
+)

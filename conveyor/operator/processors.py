@@ -25,22 +25,23 @@ from conveyor.domain.resources import (
 )
 from conveyor.domain.topics import consumer_group
 from conveyor.infra.errors import InfraError
-from conveyor.infra.kafka import consumer_group_lag
+from conveyor.infra.group_progress import PartitionProgress, group_progress
 from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 from conveyor.operator import children, metrics
 from conveyor.operator.conditions import Observation, previous_status, settle, truth
 from conveyor.operator.errors import KubernetesError
-from conveyor.operator.kinds import OWNED_KINDS, SERVICE_MONITOR, STREAM_PROCESSOR
+from conveyor.operator.kinds import OWNED_KINDS, POD, SERVICE_MONITOR, STREAM_PROCESSOR
 from conveyor.operator.kube import Kube, Object
 from conveyor.operator.scaling import Stabilizer, ceiling, recommend
 from conveyor.operator.secrecy import SecretValues
 from conveyor.operator.secret_access import refused_secrets
+from conveyor.operator.stalls import StallDetector
 
 # As a Deployment's default progressDeadlineSeconds: a rollout this slow is reported Degraded.
 PROGRESS_DEADLINE_SECONDS = 600
 # Status fields that record when something happened: a reconcile working from a copy of the
 # resource older than the last status write leaves them as they are stored.
-HISTORY_FIELDS = ("lastScaleTime",)
+HISTORY_FIELDS = ("lastScaleTime", "stallRestarts")
 # Posts a Kubernetes event (type, reason, message) about the resource being reconciled.
 EventPoster = Callable[[str, str, str], None]
 
@@ -53,6 +54,8 @@ class KafkaView:
     partitions: int = 0
     missing_topics: tuple[str, ...] = ()
     problem: str | None = None
+    # Per input partition: committed and end offsets and the owning member.
+    progress: dict[tuple[str, int], PartitionProgress] | None = None
 
 
 @dataclass
@@ -70,6 +73,7 @@ class ProcessorReconciler:
     kafka_security: KafkaSecurity = PLAINTEXT
     stabilizers: dict[str, Stabilizer] = field(default_factory=dict)
     secret_values: SecretValues = field(default_factory=SecretValues)
+    stalls: StallDetector = field(default_factory=StallDetector)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
 
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
@@ -90,6 +94,17 @@ class ProcessorReconciler:
             return
 
         kafka = await self._read_kafka(owner)
+        pods = await self.kube.list(POD.api_version, POD.kind, namespace, _pod_selector(owner))
+        stall = await self.stalls.check(
+            self.kube,
+            (uid, namespace, name, processor),
+            spec.stall_detection,
+            kafka.progress,
+            pods,
+            previous,
+            observation,
+            post_event,
+        )
         decision = self._decide_replicas(owner, kafka)
         if decision.direction is not None:
             await self.kube.scale(
@@ -130,6 +145,12 @@ class ProcessorReconciler:
         ]
         scaled = decision.direction is not None
         status = _status(observation, previous, workload, kafka, decision.replicas, owner, scaled)
+        status = status.model_copy(
+            update={
+                "conditions": [*status.conditions, *settle(previous.conditions, [stall.condition])],
+                "stall_restarts": stall.restarts,
+            }
+        )
         await self.kube.write_status(body, status, kept=HISTORY_FIELDS)
 
     async def _read_kafka(self, owner: children.Owner) -> KafkaView:
@@ -142,9 +163,9 @@ class ProcessorReconciler:
         except KafkaSecretUnusable as exc:
             return self._unreadable(owner, str(exc))
         try:
-            # Given the inputs, the lag has an entry for every partition they have: it also
+            # Given the inputs, the progress has an entry for every partition they have: it also
             # tells which exist and how many partitions each has.
-            lag = await consumer_group_lag(
+            progress = await group_progress(
                 bootstrap, consumer_group(processor), inputs, security=self.kafka_security
             )
         except InfraError as exc:
@@ -159,14 +180,14 @@ class ProcessorReconciler:
             )
         per_topic: dict[str, int] = dict.fromkeys(inputs, 0)
         partitions: dict[str, int] = {}
-        for (topic, _), records in lag.items():
-            if topic in per_topic:
-                per_topic[topic] += records
-                partitions[topic] = partitions.get(topic, 0) + 1
+        for (topic, _), partition in progress.items():
+            per_topic[topic] += partition.lag
+            partitions[topic] = partitions.get(topic, 0) + 1
         return KafkaView(
             lag=per_topic,
             partitions=max(partitions.values(), default=0),
             missing_topics=tuple(name for name in inputs if name not in partitions),
+            progress=progress,
         )
 
     def _unreadable(self, owner: children.Owner, problem: str) -> KafkaView:
@@ -240,6 +261,7 @@ class ProcessorReconciler:
         metadata = body["metadata"]
         self.stabilizers.pop(metadata["uid"], None)
         labels = (metadata["namespace"], metadata["name"], body["spec"]["processor"])
+        self.stalls.forget(metadata["uid"], labels)
         for gauge in (metrics.REPLICAS, metrics.CONSUMER_LAG):
             with contextlib.suppress(KeyError):
                 gauge.remove(*labels)
@@ -260,6 +282,11 @@ class ProcessorReconciler:
                 ours = any(reference.get("uid") == owner.uid for reference in owners)
                 if ours and (kind.api_version, kind.kind, found_name) not in keep:
                     await self.kube.delete(kind.api_version, kind.kind, owner.namespace, found_name)
+
+
+def _pod_selector(owner: children.Owner) -> str:
+    """The processor's pods of both tracks: canary pods are members of the group too."""
+    return ",".join(f"{key}={value}" for key, value in children.selector(owner).items())
 
 
 class KafkaSecretUnusable(Exception):
