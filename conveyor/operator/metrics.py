@@ -46,3 +46,20 @@ STALL_RESTARTS = Counter(
     "Pods the operator deleted because they owned stalled partitions.",
     ["namespace", "name", "processor"],
 )
+PROCESSING_RATE = Gauge(
+    "conveyor_operator_processing_rate_per_replica",
+    "Records per second each Ready replica of a StreamProcessor commits, measured from its "
+    "group's committed offsets over the last 30 s (what targetDrainSeconds divides by).",
+    ["namespace", "name", "processor"],
+)
+EXPECTED_DRAIN_SECONDS = Gauge(
+    "conveyor_operator_expected_drain_seconds",
+    "Seconds the running replicas need to clear the lag at the measured rate.",
+    ["namespace", "name", "processor"],
+)
+EXPECTED_RESTORE_SECONDS = Gauge(
+    "conveyor_operator_expected_restore_seconds",
+    "The last restore's measured duration (a pod's container start to Ready), which a "
+    "drain-time scale-up waits for before the new replica processes.",
+    ["namespace", "name", "processor"],
+)

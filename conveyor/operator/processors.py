@@ -27,7 +27,7 @@ from conveyor.domain.topics import consumer_group
 from conveyor.infra.errors import InfraError
 from conveyor.infra.group_progress import PartitionProgress, group_progress
 from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
-from conveyor.operator import children, metrics
+from conveyor.operator import children, draining, metrics
 from conveyor.operator.conditions import Observation, previous_status, settle, truth
 from conveyor.operator.errors import KubernetesError
 from conveyor.operator.kinds import OWNED_KINDS, POD, SERVICE_MONITOR, STREAM_PROCESSOR
@@ -74,6 +74,7 @@ class ProcessorReconciler:
     stabilizers: dict[str, Stabilizer] = field(default_factory=dict)
     secret_values: SecretValues = field(default_factory=SecretValues)
     stalls: StallDetector = field(default_factory=StallDetector)
+    rate_meters: dict[str, draining.RateMeter] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
 
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
@@ -105,7 +106,7 @@ class ProcessorReconciler:
             observation,
             post_event,
         )
-        decision = self._decide_replicas(owner, kafka)
+        decision = self._decide_replicas(owner, kafka, pods)
         if decision.direction is not None:
             await self.kube.scale(
                 STREAM_PROCESSOR.api_version,
@@ -230,10 +231,20 @@ class ProcessorReconciler:
             )
         return servers, where
 
-    def _decide_replicas(self, owner: children.Owner, kafka: KafkaView) -> ScaleDecision:
+    def _decide_replicas(
+        self, owner: children.Owner, kafka: KafkaView, pods: list[Object]
+    ) -> ScaleDecision:
         spec = owner.spec
         current = spec.replicas
         autoscaling = spec.autoscaling
+        drain = None
+        if kafka.progress is not None:
+            # Measured whatever the mode: the rate is on the dashboard either way.
+            meter = self.rate_meters.setdefault(owner.uid, draining.RateMeter())
+            labels = (owner.namespace, owner.name, spec.processor)
+            drain = draining.measure(
+                meter, labels, kafka.progress, pods, current, kafka.partitions, time.monotonic()
+            )
         if not autoscaling.enabled or spec.suspend or kafka.lag is None or not kafka.partitions:
             self.stabilizers.pop(owner.uid, None)
             return ScaleDecision(current)
@@ -241,13 +252,24 @@ class ProcessorReconciler:
         top = ceiling(autoscaling, kafka.partitions)
         # Bounds that changed (or a manual scale outside them) apply at once, not after a window.
         bounded = min(max(current, autoscaling.min_replicas), top)
+        drain_reason = None
+        if autoscaling.target_drain_seconds is not None and drain is not None:
+            drained = draining.decide(autoscaling, drain)
+            if drained.replicas is None:
+                self.log.info("%s/%s: %s", owner.namespace, owner.name, drained.reason)
+                return ScaleDecision(current)
+            recommendation, drain_reason = drained.replicas, drained.reason
+        else:
+            recommendation = recommend(autoscaling, lag, kafka.partitions)
         stabilizer = self.stabilizers.setdefault(owner.uid, Stabilizer())
-        wanted = stabilizer.decide(
-            autoscaling, bounded, recommend(autoscaling, lag, kafka.partitions), time.monotonic()
-        )
+        wanted = stabilizer.decide(autoscaling, bounded, recommendation, time.monotonic())
         if wanted == current:
             return ScaleDecision(current)
         direction = "up" if wanted > current else "down"
+        if drain_reason is not None:
+            return ScaleDecision(
+                wanted, direction, f"{current} -> {wanted} replicas: {drain_reason}"
+            )
         return ScaleDecision(
             wanted,
             direction,
@@ -262,6 +284,8 @@ class ProcessorReconciler:
         self.stabilizers.pop(metadata["uid"], None)
         labels = (metadata["namespace"], metadata["name"], body["spec"]["processor"])
         self.stalls.forget(metadata["uid"], labels)
+        self.rate_meters.pop(metadata["uid"], None)
+        draining.forget(labels)
         for gauge in (metrics.REPLICAS, metrics.CONSUMER_LAG):
             with contextlib.suppress(KeyError):
                 gauge.remove(*labels)

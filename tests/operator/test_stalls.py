@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,10 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 
-from conveyor.domain.messages import UpsertProduct
 from conveyor.domain.topics import consumer_group
 from conveyor.infra.group_progress import group_progress
-from conveyor.infra.publisher import Publisher
+from tests.operator.test_draining import produce
 from tests.operator.test_operator import condition, processor_when, running_processor
 from tests.support.operator import Namespace, OperatorProcess
 from tests.support.stack import RunningStack
@@ -110,20 +108,6 @@ def inventory_as_pod(workers: Workers, bootstrap: str) -> Iterator[Any]:
         workers.kill("inventory")
         remove_static_member(bootstrap, consumer_group("inventory"), INSTANCE)
         workers.start("inventory")
-
-
-def produce(bootstrap: str, records: int) -> None:
-    async def run() -> None:
-        async with Publisher(bootstrap) as publisher:
-            for _ in range(records):
-                product = uuid.uuid4()
-                await publisher.publish(
-                    UpsertProduct(
-                        product_id=product, sku=product.hex[:8], name="Stall", initial_stock=1
-                    )
-                )
-
-    asyncio.run(run())
 
 
 def pod_uid(namespace: Namespace) -> str | None:
