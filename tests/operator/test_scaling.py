@@ -131,3 +131,18 @@ def test_the_rate_is_the_groups_committed_progress_over_the_window() -> None:
 
 def progress(partition: int, committed: int) -> PartitionProgress:
     return PartitionProgress("t", partition, committed, committed + 10, "p-0")
+
+
+def test_the_worked_example_of_the_readme() -> None:
+    # 12 000 records of lag, 50 records/s per replica, 2 replicas, 6 partitions, target 60 s.
+    policy = DRAIN.model_copy(update={"target_drain_seconds": 60})
+    inputs = DrainInputs(12_000, 50.0, 2, 6, expected_restore_seconds=30.0)
+    decision = decide(policy, inputs)
+    assert decision.replicas == 4
+    assert decision.reason == (
+        "lag 12000, rate 50.0 records/s per replica, target drain 60 s: 4 replica(s) needed; "
+        "expected restore 30 s, then 60 s to drain with 4 instead of 120 s with 2 "
+        "(at most 6: maxReplicas 6, 6 partitions)"
+    )
+    slower = DrainInputs(12_000, 50.0, 2, 6, expected_restore_seconds=75.0)
+    assert decide(policy, slower).replicas == 2
