@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -147,6 +148,9 @@ class StallDetector:
     """Finds stalled partitions of each StreamProcessor and restarts their owners."""
 
     clocks: dict[str, StallClocks] = field(default_factory=dict)
+    # The restarts this process made, per resource: a reconcile can work from a copy of the
+    # resource older than the status that recorded the latest one.
+    restarts: dict[str, list[datetime]] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic
 
     async def check(
@@ -162,7 +166,10 @@ class StallDetector:
     ) -> StallReport:
         """``where`` is (uid, namespace, name, processor) of the StreamProcessor."""
         uid, namespace, name, processor = where
-        restarts = recent_restarts(previous.stall_restarts or (), observation.at)
+        # Both records, each time as often as the record holding it more often has it (two
+        # pods restarted in one reconcile share a time).
+        known = Counter(previous.stall_restarts or ()) | Counter(self.restarts.get(uid, ()))
+        restarts = recent_restarts(known.elements(), observation.at)
         metrics.STALL_RESTARTS.labels(namespace, name, processor)  # a series from the start
         if progress is None:
             metrics.STALLED_PARTITIONS.labels(namespace, name, processor).set(0)
@@ -194,6 +201,7 @@ class StallDetector:
             action, restarted = await self._remedy(
                 kube, where, policy, stalled, restarts, observation
             )
+            self.restarts[uid] = list(restarts)
             clocks.restarted(restarted, stalled, now)
             if restarted:
                 clocks.healing_action = action
@@ -249,6 +257,7 @@ class StallDetector:
 
     def forget(self, uid: str, labels: tuple[str, str, str]) -> None:
         self.clocks.pop(uid, None)
+        self.restarts.pop(uid, None)
         for series in (metrics.STALLED_PARTITIONS, metrics.STALL_RESTARTS):
             with contextlib.suppress(KeyError):
                 series.remove(*labels)
