@@ -102,6 +102,51 @@ def operator_dashboard() -> Dashboard:
             span=THIRD,
         ),
     ]
+    stalls = [
+        graph(
+            "Stalled partitions",
+            "Input partitions with lag whose committed offset has stood still for "
+            "stallDetection.stallSeconds while their owning pod is Ready, and after a restart "
+            "until they move again (ConveyorProcessorStalled after 10 minutes).",
+            [
+                Query(
+                    "max by (namespace, name) "
+                    f"(conveyor_operator_stalled_partitions{{{in_namespace}}})",
+                    "{{namespace}}/{{name}}",
+                )
+            ],
+            unit="short",
+            span=THIRD,
+        ),
+        graph(
+            "Stall restarts",
+            "Pods the operator deleted because they owned stalled partitions; at most "
+            "stallDetection.maxRestartsPerHour per StreamProcessor in any hour.",
+            [
+                Query(
+                    "sum by (namespace, name) (increase("
+                    f"conveyor_operator_stall_restarts_total{{{in_namespace}}}[$__rate_interval]))",
+                    "{{namespace}}/{{name}}",
+                )
+            ],
+            unit="short",
+            span=THIRD,
+        ),
+        graph(
+            "Processing rate per replica",
+            "Records per second each replica commits, from the group's committed offsets: "
+            "what autoscaling.targetDrainSeconds divides the lag by.",
+            [
+                Query(
+                    "max by (namespace, name) "
+                    f"(conveyor_operator_processing_rate_per_replica{{{in_namespace}}})",
+                    "{{namespace}}/{{name}}",
+                )
+            ],
+            unit="short",
+            span=THIRD,
+        ),
+    ]
     topics = [
         totals(
             "Topic repairs in the time range",
@@ -129,7 +174,7 @@ def operator_dashboard() -> Dashboard:
         UID,
         "Conveyor: operator",
         "The Kubernetes operator: reconciles of StreamProcessor and Topic resources, its "
-        "scaling decisions and the topics it repaired.",
+        "scaling decisions, the stalls it found and healed, and the topics it repaired.",
         [
             label_variable(
                 NAMESPACE_VARIABLE,
@@ -138,5 +183,10 @@ def operator_dashboard() -> Dashboard:
                 title="Namespace",
             )
         ],
-        [("Reconciles", reconciles), ("Scaling", scaling), ("Topics", topics)],
+        [
+            ("Reconciles", reconciles),
+            ("Scaling", scaling),
+            ("Stalls and draining", stalls),
+            ("Topics", topics),
+        ],
     )

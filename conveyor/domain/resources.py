@@ -52,6 +52,13 @@ class Autoscaling(_Resource):
     scale_down_stabilization_seconds: int = Field(
         default=300, ge=0, le=86400, description="Lag must stay low this long before scaling down."
     )
+    target_drain_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=86400,
+        description="Scale so the lag drains in this many seconds at the measured processing "
+        "rate per replica; replaces targetLagPerReplica when set.",
+    )
 
 
 SecretName = Annotated[
@@ -111,6 +118,30 @@ class Canary(_Resource):
     replicas: int = Field(default=1, ge=0, le=100)
 
 
+class StallDetection(_Resource):
+    """A partition with lag whose committed offset stands still while its owning pod is
+    Ready is stalled: reported, and healed by restarting that pod within a budget."""
+
+    stall_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=86400,
+        description="Seconds a partition's committed offset may stand still with lag before "
+        "it counts as stalled.",
+    )
+    remediation: Literal["restart", "none"] = Field(
+        default="restart",
+        description="restart deletes the pod owning a stalled partition; none only reports.",
+    )
+    max_restarts_per_hour: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Stall restarts allowed per resource in any rolling hour; beyond them "
+        "stalls are only reported.",
+    )
+
+
 class StreamProcessorSpec(_Resource):
     model_config = ConfigDict(
         json_schema_extra=_rules(
@@ -142,9 +173,10 @@ class StreamProcessorSpec(_Resource):
         default=None, max_length=253, description="Change it to roll every pod."
     )
     canary: Canary | None = None
+    stall_detection: StallDetection = Field(default_factory=StallDetection)
 
 
-ConditionType = Literal["Ready", "TopicsReady", "Progressing", "Degraded", "Suspended"]
+ConditionType = Literal["Ready", "TopicsReady", "Progressing", "Degraded", "Suspended", "Stalled"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
@@ -178,6 +210,9 @@ class StreamProcessorStatus(_Resource):
     consumer_lag: ConsumerLag | None = None
     last_scale_time: datetime | None = None
     message: str | None = None
+    # When the operator restarted a pod over a stalled partition, within the last hour: the
+    # budget of spec.stallDetection.maxRestartsPerHour survives a restart of the operator.
+    stall_restarts: list[datetime] | None = None
 
 
 class TopicResourceSpec(_Resource):

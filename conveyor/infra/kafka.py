@@ -102,6 +102,11 @@ class LagReader:
             self._clients = (admin, consumer)
         return self._clients
 
+    async def admin(self) -> AIOKafkaAdminClient:
+        """The reader's admin client, connected, for other questions about the same group."""
+        admin, _ = await self._connected()
+        return admin
+
     async def lag(self, group_id: str, topics: Sequence[str] = ()) -> dict[tuple[str, int], int]:
         """Records beyond ``group_id``'s committed offset, per (topic, partition).
 
@@ -109,6 +114,15 @@ class LagReader:
         Partitions of ``topics`` the group never committed count from their first record, as
         the group's consumers (auto.offset.reset=earliest) will read them.
         """
+        offsets = await self.offsets(group_id, topics)
+        return {key: max(0, end - committed) for key, (committed, end) in offsets.items()}
+
+    async def offsets(
+        self, group_id: str, topics: Sequence[str] = ()
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """``group_id``'s committed offset and the end offset, per (topic, partition): the
+        partitions it committed on, and those of ``topics`` it never committed on (these
+        from their first offset, where the group will start)."""
         try:
             admin, consumer = await self._connected()
             committed = {
@@ -132,8 +146,7 @@ class LagReader:
                 f"could not read the lag of group {group_id} at {self.bootstrap_servers}: {exc!r}"
             ) from exc
         return {
-            (tp.topic, tp.partition): max(0, ends[tp] - max(offset, 0))
-            for tp, offset in committed.items()
+            (tp.topic, tp.partition): (max(offset, 0), ends[tp]) for tp, offset in committed.items()
         }
 
     async def close(self) -> None:

@@ -34,6 +34,8 @@ class Kind:
 
 STREAM_PROCESSOR = Kind(API_VERSION, "StreamProcessor", "streamprocessors")
 TOPIC = Kind(API_VERSION, "Topic", "topics")
+# A processor's pods: read for readiness and restore times, deleted to heal a stall.
+POD = Kind("v1", "Pod", "pods")
 SERVICE_MONITOR = Kind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", owned=True)
 
 KINDS: tuple[Kind, ...] = (
@@ -44,6 +46,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("apps/v1", "Deployment", "deployments", owned=True),
     SERVICE_MONITOR,
     Kind("v1", "Secret", "secrets"),
+    POD,
     STREAM_PROCESSOR,
     TOPIC,
 )

@@ -35,3 +35,31 @@ TOPIC_REPAIRS = Counter(
     "Changes the operator made in Kafka for a Topic: created, partitions grown, config set.",
     ["topic", "what"],
 )
+STALLED_PARTITIONS = Gauge(
+    "conveyor_operator_stalled_partitions",
+    "Input partitions of a StreamProcessor with lag whose committed offset has stood still "
+    "for spec.stallDetection.stallSeconds while their owning pod is Ready.",
+    ["namespace", "name", "processor"],
+)
+STALL_RESTARTS = Counter(
+    "conveyor_operator_stall_restarts_total",
+    "Pods the operator deleted because they owned stalled partitions.",
+    ["namespace", "name", "processor"],
+)
+PROCESSING_RATE = Gauge(
+    "conveyor_operator_processing_rate_per_replica",
+    "Records per second each Ready replica of a StreamProcessor commits, measured from its "
+    "group's committed offsets over the last 30 s (what targetDrainSeconds divides by).",
+    ["namespace", "name", "processor"],
+)
+EXPECTED_DRAIN_SECONDS = Gauge(
+    "conveyor_operator_expected_drain_seconds",
+    "Seconds the running replicas need to clear the lag at the measured rate.",
+    ["namespace", "name", "processor"],
+)
+EXPECTED_RESTORE_SECONDS = Gauge(
+    "conveyor_operator_expected_restore_seconds",
+    "The last restore's measured duration (a pod's container start to Ready), which a "
+    "drain-time scale-up waits for before the new replica processes.",
+    ["namespace", "name", "processor"],
+)

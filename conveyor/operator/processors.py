@@ -25,22 +25,23 @@ from conveyor.domain.resources import (
 )
 from conveyor.domain.topics import consumer_group
 from conveyor.infra.errors import InfraError
-from conveyor.infra.kafka import consumer_group_lag
+from conveyor.infra.group_progress import PartitionProgress, group_progress
 from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
-from conveyor.operator import children, metrics
+from conveyor.operator import children, draining, metrics
 from conveyor.operator.conditions import Observation, previous_status, settle, truth
 from conveyor.operator.errors import KubernetesError
-from conveyor.operator.kinds import OWNED_KINDS, SERVICE_MONITOR, STREAM_PROCESSOR
+from conveyor.operator.kinds import OWNED_KINDS, POD, SERVICE_MONITOR, STREAM_PROCESSOR
 from conveyor.operator.kube import Kube, Object
 from conveyor.operator.scaling import Stabilizer, ceiling, recommend
 from conveyor.operator.secrecy import SecretValues
 from conveyor.operator.secret_access import refused_secrets
+from conveyor.operator.stalls import StallDetector
 
 # As a Deployment's default progressDeadlineSeconds: a rollout this slow is reported Degraded.
 PROGRESS_DEADLINE_SECONDS = 600
 # Status fields that record when something happened: a reconcile working from a copy of the
 # resource older than the last status write leaves them as they are stored.
-HISTORY_FIELDS = ("lastScaleTime",)
+HISTORY_FIELDS = ("lastScaleTime", "stallRestarts")
 # Posts a Kubernetes event (type, reason, message) about the resource being reconciled.
 EventPoster = Callable[[str, str, str], None]
 
@@ -53,6 +54,8 @@ class KafkaView:
     partitions: int = 0
     missing_topics: tuple[str, ...] = ()
     problem: str | None = None
+    # Per input partition: committed and end offsets and the owning member.
+    progress: dict[tuple[str, int], PartitionProgress] | None = None
 
 
 @dataclass
@@ -70,6 +73,8 @@ class ProcessorReconciler:
     kafka_security: KafkaSecurity = PLAINTEXT
     stabilizers: dict[str, Stabilizer] = field(default_factory=dict)
     secret_values: SecretValues = field(default_factory=SecretValues)
+    stalls: StallDetector = field(default_factory=StallDetector)
+    rate_meters: dict[str, draining.RateMeter] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
 
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
@@ -90,7 +95,18 @@ class ProcessorReconciler:
             return
 
         kafka = await self._read_kafka(owner)
-        decision = self._decide_replicas(owner, kafka)
+        pods = await self.kube.list(POD.api_version, POD.kind, namespace, _pod_selector(owner))
+        stall = await self.stalls.check(
+            self.kube,
+            (uid, namespace, name, processor),
+            spec.stall_detection,
+            kafka.progress,
+            pods,
+            previous,
+            observation,
+            post_event,
+        )
+        decision = self._decide_replicas(owner, kafka, pods)
         if decision.direction is not None:
             await self.kube.scale(
                 STREAM_PROCESSOR.api_version,
@@ -130,6 +146,12 @@ class ProcessorReconciler:
         ]
         scaled = decision.direction is not None
         status = _status(observation, previous, workload, kafka, decision.replicas, owner, scaled)
+        status = status.model_copy(
+            update={
+                "conditions": [*status.conditions, *settle(previous.conditions, [stall.condition])],
+                "stall_restarts": stall.restarts,
+            }
+        )
         await self.kube.write_status(body, status, kept=HISTORY_FIELDS)
 
     async def _read_kafka(self, owner: children.Owner) -> KafkaView:
@@ -142,9 +164,9 @@ class ProcessorReconciler:
         except KafkaSecretUnusable as exc:
             return self._unreadable(owner, str(exc))
         try:
-            # Given the inputs, the lag has an entry for every partition they have: it also
+            # Given the inputs, the progress has an entry for every partition they have: it also
             # tells which exist and how many partitions each has.
-            lag = await consumer_group_lag(
+            progress = await group_progress(
                 bootstrap, consumer_group(processor), inputs, security=self.kafka_security
             )
         except InfraError as exc:
@@ -159,14 +181,14 @@ class ProcessorReconciler:
             )
         per_topic: dict[str, int] = dict.fromkeys(inputs, 0)
         partitions: dict[str, int] = {}
-        for (topic, _), records in lag.items():
-            if topic in per_topic:
-                per_topic[topic] += records
-                partitions[topic] = partitions.get(topic, 0) + 1
+        for (topic, _), partition in progress.items():
+            per_topic[topic] += partition.lag
+            partitions[topic] = partitions.get(topic, 0) + 1
         return KafkaView(
             lag=per_topic,
             partitions=max(partitions.values(), default=0),
             missing_topics=tuple(name for name in inputs if name not in partitions),
+            progress=progress,
         )
 
     def _unreadable(self, owner: children.Owner, problem: str) -> KafkaView:
@@ -209,10 +231,20 @@ class ProcessorReconciler:
             )
         return servers, where
 
-    def _decide_replicas(self, owner: children.Owner, kafka: KafkaView) -> ScaleDecision:
+    def _decide_replicas(
+        self, owner: children.Owner, kafka: KafkaView, pods: list[Object]
+    ) -> ScaleDecision:
         spec = owner.spec
         current = spec.replicas
         autoscaling = spec.autoscaling
+        drain = None
+        if kafka.progress is not None:
+            # Measured whatever the mode: the rate is on the dashboard either way.
+            meter = self.rate_meters.setdefault(owner.uid, draining.RateMeter())
+            labels = (owner.namespace, owner.name, spec.processor)
+            drain = draining.measure(
+                meter, labels, kafka.progress, pods, current, kafka.partitions, time.monotonic()
+            )
         if not autoscaling.enabled or spec.suspend or kafka.lag is None or not kafka.partitions:
             self.stabilizers.pop(owner.uid, None)
             return ScaleDecision(current)
@@ -220,13 +252,24 @@ class ProcessorReconciler:
         top = ceiling(autoscaling, kafka.partitions)
         # Bounds that changed (or a manual scale outside them) apply at once, not after a window.
         bounded = min(max(current, autoscaling.min_replicas), top)
+        drain_reason = None
+        if autoscaling.target_drain_seconds is not None and drain is not None:
+            drained = draining.decide(autoscaling, drain)
+            if drained.replicas is None:
+                self.log.info("%s/%s: %s", owner.namespace, owner.name, drained.reason)
+                return ScaleDecision(current)
+            recommendation, drain_reason = drained.replicas, drained.reason
+        else:
+            recommendation = recommend(autoscaling, lag, kafka.partitions)
         stabilizer = self.stabilizers.setdefault(owner.uid, Stabilizer())
-        wanted = stabilizer.decide(
-            autoscaling, bounded, recommend(autoscaling, lag, kafka.partitions), time.monotonic()
-        )
+        wanted = stabilizer.decide(autoscaling, bounded, recommendation, time.monotonic())
         if wanted == current:
             return ScaleDecision(current)
         direction = "up" if wanted > current else "down"
+        if drain_reason is not None:
+            return ScaleDecision(
+                wanted, direction, f"{current} -> {wanted} replicas: {drain_reason}"
+            )
         return ScaleDecision(
             wanted,
             direction,
@@ -240,6 +283,9 @@ class ProcessorReconciler:
         metadata = body["metadata"]
         self.stabilizers.pop(metadata["uid"], None)
         labels = (metadata["namespace"], metadata["name"], body["spec"]["processor"])
+        self.stalls.forget(metadata["uid"], labels)
+        self.rate_meters.pop(metadata["uid"], None)
+        draining.forget(labels)
         for gauge in (metrics.REPLICAS, metrics.CONSUMER_LAG):
             with contextlib.suppress(KeyError):
                 gauge.remove(*labels)
@@ -260,6 +306,11 @@ class ProcessorReconciler:
                 ours = any(reference.get("uid") == owner.uid for reference in owners)
                 if ours and (kind.api_version, kind.kind, found_name) not in keep:
                     await self.kube.delete(kind.api_version, kind.kind, owner.namespace, found_name)
+
+
+def _pod_selector(owner: children.Owner) -> str:
+    """The processor's pods of both tracks: canary pods are members of the group too."""
+    return ",".join(f"{key}={value}" for key, value in children.selector(owner).items())
 
 
 class KafkaSecretUnusable(Exception):

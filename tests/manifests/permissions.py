@@ -44,6 +44,11 @@ NEEDED: tuple[Access, ...] = (
         for verb in ("get", "list", "watch", "create", "patch", "delete")
     ),
     Access("get", "secrets"),
+    # Pods' readiness and restore times are read; the owner of a stalled partition is
+    # deleted (its workload makes it again), within the stall restart budget.
+    Access("get", "pods"),
+    Access("list", "pods"),
+    Access("delete", "pods"),
     Access("create", "events"),
     Access("patch", "events"),
     Access("create", "events.events.k8s.io"),
@@ -68,7 +73,7 @@ REFUSED: tuple[Access, ...] = (
     Access("create", "secrets"),
     Access("patch", "secrets"),
     Access("create", "pods"),
-    Access("delete", "pods"),
+    Access("watch", "pods"),
     Access("create", "pods", "exec"),
     Access("create", "persistentvolumeclaims"),
     Access("delete", "persistentvolumeclaims"),

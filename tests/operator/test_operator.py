@@ -199,6 +199,7 @@ def test_the_status_written_is_exactly_what_the_status_models_describe(
         "Progressing",
         "Degraded",
         "Suspended",
+        "Stalled",
     ]
 
 

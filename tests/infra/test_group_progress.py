@@ -1,0 +1,66 @@
+"""A group's committed and end offsets per partition, and which member owns each, as Kafka
+tells them: what the operator's stall detection and drain-time autoscaling read."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from conveyor.infra.errors import KafkaUnavailable
+from conveyor.infra.group_progress import group_progress
+from conveyor.infra.topic_admin import topic_admin
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually_async
+
+
+async def test_offsets_and_the_owning_instance_of_each_partition(stack: RunningStack) -> None:
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    topic, group = f"test.progress.{uuid.uuid4().hex[:8]}", f"test-progress-{uuid.uuid4().hex}"
+    async with topic_admin(bootstrap) as admin:
+        await admin.create(topic, 2, 1, {})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for index in range(10):
+            await producer.send_and_wait(topic, b"x", partition=index % 2)
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        group_instance_id="pod-0",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=10_000, max_records=3)
+        while sum(len(records) for records in batch.values()) == 0:
+            batch = await consumer.getmany(timeout_ms=10_000, max_records=3)
+        await consumer.commit()
+        read = {tp.partition: records[-1].offset + 1 for tp, records in batch.items()}
+        progress = await eventually_async(
+            lambda: group_progress(bootstrap, group, [topic]),
+            "both partitions owned by pod-0",
+            until=lambda found: all(p.owner == "pod-0" for p in found.values()),
+        )
+    finally:
+        await consumer.stop()
+    # A group no member ever joined: offsets from the start, no owner.
+    idle = await group_progress(bootstrap, f"{group}-idle", [topic])
+    assert {(p.committed, p.end, p.owner) for p in idle.values()} == {(0, 5, None)}
+    assert sorted(progress) == [(topic, 0), (topic, 1)]
+    for (_, partition), found in progress.items():
+        assert found.end == 5
+        assert found.committed == read.get(partition, 0)
+        assert found.lag == 5 - found.committed
+        assert found.name == f"{topic}[{partition}]"
+
+
+async def test_an_unreachable_kafka_is_a_kafka_unavailable_error() -> None:
+    with pytest.raises(KafkaUnavailable, match="group-x"):
+        await group_progress("127.0.0.1:1", "group-x", ["t"], timeout_seconds=1)

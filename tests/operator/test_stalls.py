@@ -1,0 +1,193 @@
+"""Stall detection and healing against a real control plane and a real, frozen worker.
+
+The pod ``inventory-0`` is a kwok pod; the member of the consumer group that owns the
+partitions is a real ``conveyor worker inventory`` whose ``group.instance.id`` is
+``inventory-0``, as a StatefulSet pod's is. Frozen with SIGSTOP it stays in the group (a
+long session timeout) and commits nothing: exactly a hung processor the lag alone cannot
+tell from a busy one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
+
+from conveyor.domain.topics import consumer_group
+from conveyor.infra.group_progress import group_progress
+from tests.operator.test_draining import produce
+from tests.operator.test_operator import condition, processor_when, running_processor
+from tests.support.operator import Namespace, OperatorProcess
+from tests.support.stack import RunningStack
+from tests.support.waiting import eventually
+from tests.support.workers import Workers
+
+INSTANCE = "inventory-0"
+INPUT = "inventory.commands"
+
+
+class _LeaveGroupResponseV3(Response):  # type: ignore[misc]
+    API_KEY = 13
+    API_VERSION = 3
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("error_code", Int16),
+        (
+            "members",
+            Array(
+                ("member_id", String("utf-8")),
+                ("group_instance_id", String("utf-8")),
+                ("error_code", Int16),
+            ),
+        ),
+    )
+
+
+class _LeaveGroupRequestV3(RequestStruct):  # type: ignore[misc]
+    API_KEY = 13
+    API_VERSION = 3
+    RESPONSE_TYPE = _LeaveGroupResponseV3
+    SCHEMA = Schema(
+        ("group_id", String("utf-8")),
+        ("members", Array(("member_id", String("utf-8")), ("group_instance_id", String("utf-8")))),
+    )
+
+
+class _RemoveStaticMember(Request[_LeaveGroupRequestV3]):  # type: ignore[misc]
+    API_KEY = 13
+
+    def __init__(self, group: str, instance_id: str) -> None:
+        self._group, self._instance_id = group, instance_id
+
+    def build(self, request_struct_class: type[_LeaveGroupRequestV3]) -> _LeaveGroupRequestV3:
+        return request_struct_class(self._group, [("", self._instance_id)])
+
+
+def remove_static_member(bootstrap: str, group: str, instance_id: str) -> None:
+    """What Kafka's admin ``removeMembersFromConsumerGroup`` does: a static member never
+    leaves by itself, and the group would wait out its long session before the session's
+    own worker got the partitions back."""
+
+    async def remove() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            coordinator = await admin.find_coordinator(group)
+            await admin._send_request(_RemoveStaticMember(group, instance_id), coordinator)
+        finally:
+            await admin.close()
+
+    asyncio.run(remove())
+
+
+@contextlib.contextmanager
+def inventory_as_pod(workers: Workers, bootstrap: str) -> Iterator[Any]:
+    """The session's inventory worker replaced by one with ``group.instance.id``
+    ``inventory-0`` that owns every partition; the session's worker is back afterwards."""
+    workers.stop("inventory")
+    try:
+        workers.start_with(
+            "inventory",
+            {"CONVEYOR_GROUP_INSTANCE_ID": INSTANCE, "CONVEYOR_SESSION_TIMEOUT_SECONDS": "60"},
+        )
+        owned = eventually(
+            lambda: asyncio.run(group_progress(bootstrap, consumer_group("inventory"), [INPUT])),
+            f"every {INPUT} partition owned by {INSTANCE}",
+            until=lambda found: all(p.owner == INSTANCE for p in found.values()),
+        )
+        assert owned
+        yield workers.workers["inventory"].launched.process
+    finally:
+        workers.kill("inventory")
+        remove_static_member(bootstrap, consumer_group("inventory"), INSTANCE)
+        workers.start("inventory")
+
+
+def pod_uid(namespace: Namespace) -> str | None:
+    found = namespace.get("pod", INSTANCE)
+    return None if found is None else str(found["metadata"]["uid"])
+
+
+def replaced(namespace: Namespace, before: str | None) -> str | None:
+    """The pod's uid once it differs from ``before``."""
+    uid = pod_uid(namespace)
+    return uid if uid is not None and uid != before else None
+
+
+def stalled_saying(namespace: Namespace, operator: OperatorProcess, words: str) -> dict[str, Any]:
+    return eventually(
+        lambda: processor_when(
+            namespace,
+            "inventory",
+            lambda found: (
+                condition(found, "Stalled") == ("True", "PartitionsStalled")
+                and words in stall_message(found)
+            ),
+        ),
+        f"Stalled=True saying {words!r}",
+        context=lambda: (
+            json.dumps((namespace.get("streamprocessor", "inventory") or {}).get("status"))
+            + namespace.kubectl("get", "pods", "-o", "wide").stdout
+            + operator.log()
+        ),
+    )
+
+
+def stall_message(found: dict[str, Any]) -> str:
+    for item in found.get("status", {}).get("conditions", []):
+        if item["type"] == "Stalled":
+            return str(item.get("message", ""))
+    return ""
+
+
+def test_a_stalled_partition_restarts_its_pod_until_the_budget_is_spent(
+    namespace: Namespace, operator: OperatorProcess, stack: RunningStack, workers: Workers
+) -> None:
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    stall_detection = {"stallSeconds": 3, "remediation": "restart", "maxRestartsPerHour": 1}
+    running = running_processor(namespace, bootstrap, replicas=1, stallDetection=stall_detection)
+    assert condition(running, "Stalled") == ("False", "PartitionsProgressing")
+    first_uid = pod_uid(namespace)
+    with inventory_as_pod(workers, bootstrap) as worker:
+        worker.send_signal(signal.SIGSTOP)
+        try:
+            produce(bootstrap, 12)
+            # The first stall: reported, and healed by deleting the pod that owns it.
+            restarted = stalled_saying(
+                namespace, operator, f"restarted {INSTANCE} (1 of 1 restarts"
+            )
+            message = stall_message(restarted)
+            assert f"{INPUT}[" in message
+            assert f"owned by {INSTANCE}" in message
+            assert len(restarted["status"]["stallRestarts"]) == 1
+            second_uid = eventually(
+                lambda: replaced(namespace, first_uid),
+                "inventory-0 deleted and made again by its StatefulSet",
+            )
+            assert (
+                operator.metric("conveyor_operator_stall_restarts_total", namespace=namespace.name)
+                == 1
+            )
+            # Still frozen: the second stall finds the budget spent and is only reported.
+            spent = stalled_saying(namespace, operator, "restart budget spent (1 of 1 restarts")
+            assert f"owned by {INSTANCE}" in stall_message(spent)
+            assert (
+                operator.metric("conveyor_operator_stalled_partitions", namespace=namespace.name)
+                >= 1
+            )
+        finally:
+            worker.send_signal(signal.SIGCONT)
+    assert pod_uid(namespace) == second_uid
+    events = namespace.events("inventory")
+    reasons = {(event["type"], event["reason"]) for event in events}
+    assert ("Warning", "Stalled") in reasons
+    assert ("Warning", "StallRestartBudgetSpent") in reasons
+    assert any(INSTANCE in event["message"] for event in events if event["reason"] == "Stalled")
+    assert operator.metric("conveyor_operator_stall_restarts_total", namespace=namespace.name) == 1
