@@ -44,6 +44,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("apps/v1", "Deployment", "deployments", owned=True),
     SERVICE_MONITOR,
     Kind("v1", "Secret", "secrets"),
+    # Read only: a rollout looks at the pods' revisions, conditions and addresses.
+    Kind("v1", "Pod", "pods"),
     STREAM_PROCESSOR,
     TOPIC,
 )

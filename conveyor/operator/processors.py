@@ -32,6 +32,7 @@ from conveyor.operator.conditions import Observation, previous_status, settle, t
 from conveyor.operator.errors import KubernetesError
 from conveyor.operator.kinds import OWNED_KINDS, SERVICE_MONITOR, STREAM_PROCESSOR
 from conveyor.operator.kube import Kube, Object
+from conveyor.operator.rollouts import Rollout, Rollouts
 from conveyor.operator.scaling import Stabilizer, ceiling, recommend
 from conveyor.operator.secrecy import SecretValues
 from conveyor.operator.secret_access import refused_secrets
@@ -71,6 +72,10 @@ class ProcessorReconciler:
     stabilizers: dict[str, Stabilizer] = field(default_factory=dict)
     secret_values: SecretValues = field(default_factory=SecretValues)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
+    rollouts: Rollouts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rollouts = Rollouts(self.kube)
 
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
         metadata = body["metadata"]
@@ -107,6 +112,12 @@ class ProcessorReconciler:
             metrics.CONSUMER_LAG.labels(namespace, name, processor).set(sum(kafka.lag.values()))
 
         wanted = children.owned_objects(owner, decision.replicas)
+        # The stable StatefulSet rolls one pod at a time, each once the last has restored.
+        rollout = Rollout(0)
+        stable = children.workload_name(owner, children.STABLE)
+        for item in wanted:
+            if item["kind"] == "StatefulSet" and item["metadata"]["name"] == stable:
+                rollout = await self.rollouts.plan(owner, item)
         monitored = await self.kube.serves(SERVICE_MONITOR.api_version, SERVICE_MONITOR.kind)
         if monitored:
             wanted.append(children.service_monitor(owner))
@@ -122,14 +133,15 @@ class ProcessorReconciler:
             await self.kube.write_status(body, refused, kept=HISTORY_FIELDS)
             post_event("Warning", "InvalidSpec", str(exc))
             return
-        stable = children.workload_name(owner, children.STABLE)
         [workload] = [
             item
             for item in applied
             if item["kind"] in ("StatefulSet", "Deployment") and item["metadata"]["name"] == stable
         ]
         scaled = decision.direction is not None
-        status = _status(observation, previous, workload, kafka, decision.replicas, owner, scaled)
+        status = _status(
+            observation, previous, workload, kafka, decision.replicas, owner, scaled, rollout
+        )
         await self.kube.write_status(body, status, kept=HISTORY_FIELDS)
 
     async def _read_kafka(self, owner: children.Owner) -> KafkaView:
@@ -284,6 +296,7 @@ def _status(
     replicas: int,
     owner: children.Owner,
     scaled: bool,
+    rollout: Rollout,
 ) -> StreamProcessorStatus:
     spec = owner.spec
     condition = observation.condition
@@ -307,7 +320,7 @@ def _status(
         "Progressing",
         truth(not rolled_out),
         "RollingOut" if not rolled_out else "RolloutComplete",
-        f"{ready}/{wanted} replicas ready" if not rolled_out else "",
+        (rollout.message or f"{ready}/{wanted} replicas ready") if not rolled_out else "",
     )
     suspended = condition(
         "Suspended",
@@ -318,6 +331,8 @@ def _status(
     degraded_reason = ""
     if kafka.problem:
         degraded_reason = kafka.problem
+    elif rollout.too_slow:
+        degraded_reason = rollout.too_slow
     elif not rolled_out and _progressing_for(observation, previous) > PROGRESS_DEADLINE_SECONDS:
         degraded_reason = (
             f"only {ready} of {wanted} replicas ready after {PROGRESS_DEADLINE_SECONDS} s; "
@@ -326,7 +341,9 @@ def _status(
     degraded = condition(
         "Degraded",
         truth(bool(degraded_reason)),
-        _degraded_reason(kafka, degraded_reason),
+        "RestoreTooSlow"
+        if rollout.too_slow and not kafka.problem
+        else _degraded_reason(kafka, degraded_reason),
         degraded_reason,
     )
     is_ready = (
