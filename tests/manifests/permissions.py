@@ -44,6 +44,8 @@ NEEDED: tuple[Access, ...] = (
         for verb in ("get", "list", "watch", "create", "patch", "delete")
     ),
     Access("get", "secrets"),
+    # A rollout reads its pods' revisions, conditions and addresses (docs/scaling.md).
+    Access("list", "pods"),
     Access("create", "events"),
     Access("patch", "events"),
     Access("create", "events.events.k8s.io"),
