@@ -208,3 +208,29 @@ async def test_a_rollout_waits_for_each_rolled_pod_to_restore_before_rolling_the
         if worker is not None:
             worker.stop(grace_seconds=30)
         workers.start("inventory")
+
+
+def test_a_processor_scaled_during_a_rollout_ends_with_every_pod_on_the_new_template(
+    namespace: Namespace, operator: OperatorProcess, stack: RunningStack
+) -> None:
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    running_processor(namespace, bootstrap, replicas=2)
+    # kwok held, the rolled pod cannot come back: the scale lands mid-rollout.
+    with paused(kwok_pid(namespace.cluster)):
+        namespace.apply(stream_processor("inventory", bootstrap, image="conveyor:2.0"))
+        eventually(
+            lambda: (
+                new_revision_applied(namespace, "conveyor:2.0") and rollout_state(namespace)[0] == 1
+            ),
+            "the rollout starts at the last ordinal",
+        )
+        namespace.kubectl("scale", "streamprocessor/inventory", "--replicas=3")
+
+    def every_pod_updated() -> bool:
+        return all(updated_pod(namespace, f"inventory-{n}") is not None for n in range(3))
+
+    eventually(every_pod_updated, "all three pods run the new template")
+    done = eventually(lambda: ready(namespace, "inventory"), "the rollout completes at 3")
+    assert done["status"]["readyReplicas"] == 3
+    assert rollout_state(namespace)[0] == 0
+    assert condition(done, "Progressing") == ("False", "RolloutComplete")
