@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -102,10 +101,15 @@ async def test_a_restoring_worker_is_not_ready_until_its_tables_are_back(
                 seen.append(ready(port))
             except OSError:  # not listening yet
                 return None
-            time.sleep(0.1)
             return seen[-1][0] == 200
 
-        eventually(processing, "the fresh inventory worker answers ready", context=fresh.log)
+        # Asked often, to see the restore move between answers.
+        eventually(
+            processing,
+            "the fresh inventory worker answers ready",
+            interval=0.1,
+            context=fresh.log,
+        )
     finally:
         fresh.stop(grace_seconds=30)
         workers.start("inventory")
