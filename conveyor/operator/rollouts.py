@@ -25,6 +25,7 @@ own rolling update.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -180,7 +181,7 @@ class Rollouts:
             return Rollout(current)
         revision = observed.get("updateRevision")
         name = live["metadata"]["name"]
-        pods = await self._pods(owner, name, revision, replicas)
+        pods = await self._pods(owner, name, observed, replicas)
         updated_from = replicas
         for ordinal in range(top, -1, -1):
             pod = pods.get(ordinal)
@@ -214,27 +215,30 @@ class Rollouts:
         return Rollout(updated_from, f"{head}: {pod.progress()}", too_slow)
 
     async def _pods(
-        self, owner: children.Owner, workload: str, revision: str | None, replicas: int
+        self, owner: children.Owner, workload: str, observed: Object, replicas: int
     ) -> dict[int, PodState]:
+        revision = observed.get("updateRevision")
+        rolling = observed.get("currentRevision") != revision
         selector = ",".join(
             f"{key}={value}" for key, value in children.selector(owner, children.STABLE).items()
         )
         now = datetime.now(UTC)
-        found: dict[int, PodState] = {}
+        listed: dict[int, Object] = {}
         for pod in await self.kube.list("v1", "Pod", owner.namespace, selector):
             ordinal = _ordinal(pod, workload)
             if ordinal is None or ordinal >= replicas or pod["metadata"].get("deletionTimestamp"):
                 continue
+            listed[ordinal] = pod
+
+        async def state(ordinal: int, pod: Object) -> PodState:
             updated = pod["metadata"].get("labels", {}).get(REVISION_LABEL) == revision
             pod_ready = _pod_ready(pod)
-            # Only a pod the rollout waits for is asked; the others are judged by the probe.
-            worker = await self.worker_readiness(pod) if updated else None
-            found[ordinal] = PodState(
-                pod["metadata"]["name"],
-                ordinal,
-                updated,
-                pod_ready,
-                _age_seconds(pod, now),
-                worker,
-            )
-        return found
+            # Asked while a rollout waits on it, or to tell how far a pod not Ready has come;
+            # a Ready pod outside a rollout is judged by its probe, which asks the same.
+            asked = updated and (rolling or not pod_ready)
+            worker = await self.worker_readiness(pod) if asked else None
+            name = pod["metadata"]["name"]
+            return PodState(name, ordinal, updated, pod_ready, _age_seconds(pod, now), worker)
+
+        states = await asyncio.gather(*(state(n, pod) for n, pod in listed.items()))
+        return {pod.ordinal: pod for pod in states}
