@@ -104,6 +104,13 @@ class StateStore(_Resource):
     )
     size: str = Field(default="1Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
     storage_class_name: str | None = Field(default=None, max_length=253)
+    restore_deadline_seconds: int = Field(
+        default=600,
+        ge=1,
+        description="How long a pod rolled by an update may take to restore its tables and "
+        "become ready before the processor reports Degraded (reason RestoreTooSlow); the "
+        "rollout keeps waiting for it.",
+    )
 
 
 class EnvVar(_Resource):

@@ -174,7 +174,11 @@ def _container(owner: Owner, image: str, stateful: bool) -> Object:
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
             }
         )
-    probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
+    # Ready means restored and processing (the worker's GET /ready): checked often, since a
+    # rollout waits for it before rolling the next pod. Liveness only asks that the process
+    # answers at all, so a long restore never gets the pod killed.
+    readiness = {"httpGet": {"path": "/ready", "port": "metrics"}, "periodSeconds": 2}
+    liveness = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
     return {
         "name": spec.processor,
         "image": image,
@@ -193,8 +197,8 @@ def _container(owner: Owner, image: str, stateful: bool) -> Object:
         },
         "env": env,
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
-        "readinessProbe": {**probe, "initialDelaySeconds": 5},
-        "livenessProbe": {**probe, "initialDelaySeconds": 60, "failureThreshold": 6},
+        "readinessProbe": {**readiness, "initialDelaySeconds": 2},
+        "livenessProbe": {**liveness, "initialDelaySeconds": 60, "failureThreshold": 6},
         "resources": spec.resources,
         "volumeMounts": [
             {"name": "data", "mountPath": DATA_DIR},

@@ -94,6 +94,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     if "runtime" in memo:
+        await _runtime(memo).processors.rollouts.close()
         await _runtime(memo).kube.close()
 
 

@@ -32,6 +32,7 @@ from conveyor.operator.conditions import Observation, previous_status, settle, t
 from conveyor.operator.errors import KubernetesError
 from conveyor.operator.kinds import OWNED_KINDS, POD, SERVICE_MONITOR, STREAM_PROCESSOR
 from conveyor.operator.kube import Kube, Object
+from conveyor.operator.rollouts import Rollout, Rollouts
 from conveyor.operator.scaling import Stabilizer, ceiling, recommend
 from conveyor.operator.secrecy import SecretValues
 from conveyor.operator.secret_access import refused_secrets
@@ -76,6 +77,10 @@ class ProcessorReconciler:
     stalls: StallDetector = field(default_factory=StallDetector)
     rate_meters: dict[str, draining.RateMeter] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__))
+    rollouts: Rollouts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rollouts = Rollouts(self.kube)
 
     async def reconcile(self, body: Mapping[str, Any], post_event: EventPoster) -> None:
         metadata = body["metadata"]
@@ -123,6 +128,12 @@ class ProcessorReconciler:
             metrics.CONSUMER_LAG.labels(namespace, name, processor).set(sum(kafka.lag.values()))
 
         wanted = children.owned_objects(owner, decision.replicas)
+        # The stable StatefulSet rolls one pod at a time, each once the last has restored.
+        rollout = Rollout(0)
+        stable = children.workload_name(owner, children.STABLE)
+        for item in wanted:
+            if item["kind"] == "StatefulSet" and item["metadata"]["name"] == stable:
+                rollout = await self.rollouts.plan(owner, item)
         monitored = await self.kube.serves(SERVICE_MONITOR.api_version, SERVICE_MONITOR.kind)
         if monitored:
             wanted.append(children.service_monitor(owner))
@@ -138,14 +149,15 @@ class ProcessorReconciler:
             await self.kube.write_status(body, refused, kept=HISTORY_FIELDS)
             post_event("Warning", "InvalidSpec", str(exc))
             return
-        stable = children.workload_name(owner, children.STABLE)
         [workload] = [
             item
             for item in applied
             if item["kind"] in ("StatefulSet", "Deployment") and item["metadata"]["name"] == stable
         ]
         scaled = decision.direction is not None
-        status = _status(observation, previous, workload, kafka, decision.replicas, owner, scaled)
+        status = _status(
+            observation, previous, workload, kafka, decision.replicas, owner, scaled, rollout
+        )
         status = status.model_copy(
             update={
                 "conditions": [*status.conditions, *settle(previous.conditions, [stall.condition])],
@@ -335,6 +347,7 @@ def _status(
     replicas: int,
     owner: children.Owner,
     scaled: bool,
+    rollout: Rollout,
 ) -> StreamProcessorStatus:
     spec = owner.spec
     condition = observation.condition
@@ -358,7 +371,7 @@ def _status(
         "Progressing",
         truth(not rolled_out),
         "RollingOut" if not rolled_out else "RolloutComplete",
-        f"{ready}/{wanted} replicas ready" if not rolled_out else "",
+        (rollout.message or f"{ready}/{wanted} replicas ready") if not rolled_out else "",
     )
     suspended = condition(
         "Suspended",
@@ -369,6 +382,8 @@ def _status(
     degraded_reason = ""
     if kafka.problem:
         degraded_reason = kafka.problem
+    elif rollout.too_slow:
+        degraded_reason = rollout.too_slow
     elif not rolled_out and _progressing_for(observation, previous) > PROGRESS_DEADLINE_SECONDS:
         degraded_reason = (
             f"only {ready} of {wanted} replicas ready after {PROGRESS_DEADLINE_SECONDS} s; "
@@ -377,7 +392,9 @@ def _status(
     degraded = condition(
         "Degraded",
         truth(bool(degraded_reason)),
-        _degraded_reason(kafka, degraded_reason),
+        "RestoreTooSlow"
+        if rollout.too_slow and not kafka.problem
+        else _degraded_reason(kafka, degraded_reason),
         degraded_reason,
     )
     is_ready = (

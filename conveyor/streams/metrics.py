@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 
 EVENTS_PROCESSED = Counter(
     "conveyor_events_processed_total",
@@ -125,10 +133,53 @@ TABLE_RECOVERING = Gauge(
 )
 
 
-def serve_metrics(host: str, port: int) -> None:
-    """Expose /metrics on ``host:port`` from a background thread (port 0: not exposed)."""
-    if port:
-        start_http_server(port, addr=host)
+RESTORE_RECORDS = Gauge(
+    "conveyor_restore_records",
+    "Changelog records the worker's active table partitions have to read in the current or "
+    "last restore.",
+    ["processor"],
+)
+RESTORE_RECORDS_DONE = Gauge(
+    "conveyor_restore_records_done",
+    "Changelog records read so far in the current or last restore.",
+    ["processor"],
+)
+RESTORE_LAST_SECONDS = Gauge(
+    "conveyor_restore_last_seconds",
+    "Wall time of the worker's last completed restore of its tables.",
+    ["processor"],
+)
+
+# The readiness answer: whether the worker is ready, and the JSON body to send.
+ReadyCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes and scrapes come every few seconds: not worth a log line each."""
+
+
+def serve_metrics(host: str, port: int, ready: ReadyCheck | None = None) -> None:
+    """Expose /metrics, and /ready when ``ready`` is given, on ``host:port`` from a
+    background thread (port 0: not exposed)."""
+    if not port:
+        return
+    scrape = make_wsgi_app()
+
+    def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if ready is None or environ.get("PATH_INFO") != "/ready":
+            answer: Iterable[bytes] = scrape(environ, start_response)
+            return answer
+        is_ready, body = ready()
+        status = "200 OK" if is_ready else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    httpd = make_server(host, port, route, Server, handler_class=_QuietHandler)
+    threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
 
 
 ORDER_END_TO_END_SECONDS = Histogram(

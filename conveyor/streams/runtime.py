@@ -73,6 +73,7 @@ from conveyor.streams.commits import (
     SafeCommitConsumer,
 )
 from conveyor.streams.errors import ServiceUnavailable
+from conveyor.streams.readiness import ConveyorTableManager, Readiness
 from conveyor.streams.retries import Origin, Parking, next_parking, without_parking
 from conveyor.streams.state import Retention, StateFormatError, StateTable, V, acting_for
 
@@ -267,8 +268,12 @@ class Processor:
             producer_acks=-1,
             web_enabled=False,
             broker_credentials=_broker_credentials(urls.kafka_security()),
+            # Its recovery service tells how far a restore has come (readiness.py).
+            TableManager=ConveyorTableManager,
             **options,
         )
+        self.readiness = Readiness(name, self.app, frozenset(t.name for t in self.spec.inputs))
+        self._readiness_watch: asyncio.Task[None] | None = None
         self._topics: dict[str, faust.TopicT] = {}
         self._state_tables: list[StateTable[Any]] = []
         self._retention = Retention(name, self._state_tables)
@@ -785,6 +790,8 @@ class Processor:
 
     async def _close_lag_reader(self, *_: Any, **__: Any) -> None:
         await self._lag_reader.close()
+        if self._readiness_watch is not None:
+            self._readiness_watch.cancel()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -823,7 +830,11 @@ class Processor:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         loop.run_until_complete(self._provision_topics())
-        metrics.serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
+        # Not a Faust timer: those start only once the first restore is over.
+        self._readiness_watch = loop.create_task(self.readiness.watch())
+        metrics.serve_metrics(
+            self.settings.metrics_host, self.settings.metrics_port, self.readiness.answer
+        )
         worker = faust.Worker(self.app, loglevel=self.settings.log_level, redirect_stdouts=False)
         worker.execute_from_commandline()
 

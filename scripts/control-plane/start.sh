@@ -115,7 +115,7 @@ start kube-scheduler --kubeconfig=kubeconfig --leader-elect=false \
 # kwok always also loads ~/.kwok/kwok.yaml if present, hence HOME=$DIR
 HOME=$DIR start kwok --kubeconfig=kubeconfig --config="${BIN%/bin}/kwok-stages.yaml" \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-  --node-lease-duration-seconds=40 --cidr=10.244.0.0/16 --node-ip=127.0.0.1
+  --node-lease-duration-seconds=40 --cidr=127.244.0.0/16 --node-ip=127.0.0.1
 wait_for kube-controller-manager curl -skf "https://127.0.0.1:${KCM_PORT}/healthz"
 wait_for kube-scheduler curl -skf "https://127.0.0.1:${SCHED_PORT}/healthz"
 

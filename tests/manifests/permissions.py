@@ -44,8 +44,9 @@ NEEDED: tuple[Access, ...] = (
         for verb in ("get", "list", "watch", "create", "patch", "delete")
     ),
     Access("get", "secrets"),
-    # Pods' readiness and restore times are read; the owner of a stalled partition is
-    # deleted (its workload makes it again), within the stall restart budget.
+    # Pods' revisions, readiness, addresses and restore times are read (rollouts, stalls,
+    # draining); the owner of a stalled partition is deleted (its workload makes it again),
+    # within the stall restart budget.
     Access("get", "pods"),
     Access("list", "pods"),
     Access("delete", "pods"),

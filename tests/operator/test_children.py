@@ -165,7 +165,8 @@ async def run_generated_pod(stack: RunningStack, tmp_path: Path) -> None:
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
-    metrics_url = f"http://127.0.0.1:{METRICS_PORT}{container['readinessProbe']['httpGet']['path']}"
+    ready_url = f"http://127.0.0.1:{METRICS_PORT}{container['readinessProbe']['httpGet']['path']}"
+    metrics_url = f"http://127.0.0.1:{METRICS_PORT}{container['livenessProbe']['httpGet']['path']}"
     try:
         async with httpx.AsyncClient() as http:
 
@@ -175,12 +176,13 @@ async def run_generated_pod(stack: RunningStack, tmp_path: Path) -> None:
             async def serving() -> bool:
                 assert process.returncode is None, await pod_log()
                 try:
-                    return (await http.get(metrics_url)).status_code == 200
+                    return (await http.get(ready_url)).status_code == 200
                 except httpx.TransportError:
                     return False
 
+            # Its readiness probe passes once it has restored and processes its partitions.
             await eventually_async(
-                serving, f"the pod serves {metrics_url}", within=120, context=pod_log
+                serving, f"the pod is ready at {ready_url}", within=120, context=pod_log
             )
             async with Publisher(stack.urls.kafka_bootstrap_servers) as publisher:
                 for _ in range(6):
