@@ -90,6 +90,17 @@ class KafkaConnection(_Resource):
 
 
 class StateStore(_Resource):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.store == 'rocksdb' || !has(self.standbyReplicas) "
+                "|| self.standbyReplicas == 0",
+                "standbyReplicas needs store rocksdb: a memory store's pods keep no table "
+                "between starts, so there is nothing for a standby to keep warm",
+            )
+        )
+    )
+
     store: Literal["rocksdb", "memory"] = Field(
         default="rocksdb",
         description="rocksdb keeps tables on a PersistentVolumeClaim (a StatefulSet); memory "
@@ -97,6 +108,15 @@ class StateStore(_Resource):
     )
     size: str = Field(default="1Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
     storage_class_name: str | None = Field(default=None, max_length=253)
+    standby_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Replicas that keep a warm copy of each table partition they do not own "
+        "(Faust's table_standby_replicas): a partition whose pod dies moves to a pod that "
+        "already holds its table, rather than one that must restore it from the changelog. "
+        "rocksdb only; each standby reads every changelog it mirrors.",
+    )
 
 
 class EnvVar(_Resource):
