@@ -39,8 +39,8 @@ def main() -> None:
         edge.run(console, urls)
         logins.run(console, urls)
         operator.run(console, urls)
-        # The saga, soak, throughput and scale-out benchmarks start and stop processors, so they run
-        # only on their own stack.
+        # The saga, soak, throughput and scale-out benchmarks start and stop processors, so
+        # they run only on their own stack.
         return
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as home:
         stack = LocalStack(DevStackSettings.isolated(Path(home)), Console(stderr=True), {})

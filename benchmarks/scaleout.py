@@ -7,10 +7,10 @@ processors run once each. It reports, as ratios against a baseline measured in t
 
 - throughput: a burst of orders through 1 replica per processor, then through 3. On a small
   machine the replicas share its cores, so no speed-up is to be expected from them;
-- rebalances (generations of the group, as the replica that stays, replica 0, joined them)
-  per scale action: 1 → 3,
-  a quick restart of replica 1 with its instance id (static membership: expect 0), and
-  3 → 1 (the replicas scaled away removed from the group, as a scale-down should);
+- rebalances (new generations of the group, as the replica that stays, replica 0, joined
+  them) per scale action: 1 → 3, a quick restart of replica 1 with its instance id (static
+  membership: expect 0), and 3 → 1 (the replicas scaled away removed from the group, as a
+  scale-down should);
 - failover: kill -9 of the inventory replica owning a partition, not restarted (a lost
   node), until an order of a product on that partition is processed again, without and with
   ``CONVEYOR_TABLE_STANDBY_REPLICAS=1``. It includes the session timeout Kafka waits before

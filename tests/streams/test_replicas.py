@@ -220,7 +220,8 @@ async def test_replicas_scaled_killed_mid_rebalance_and_rolled_under_load_lose_n
 async def scale_away(
     shop: Shop, workers: Workers, running: set[str], replicas: dict[str, list[str]]
 ) -> None:
-    """Stop ``replicas`` and remove them from their groups, as a scale-down does."""
+    """Stop ``replicas`` and remove them from their groups, as a scale-down should (the
+    operator does not yet: docs/scaling.md)."""
     stopping = [r for names in replicas.values() for r in names if r in running]
     await asyncio.to_thread(workers.stop_side_by_side, *stopping)
     running.difference_update(stopping)
