@@ -1,7 +1,7 @@
 """Orders and inventory as three replicas each, run as a StatefulSet runs them (static group
 membership named after the pod, a data directory each), under a steady load of orders while
-they scale 1 → 3, lose a replica to kill -9 in the middle of a rebalance, restart one after
-another, and scale back to 1.
+they scale 1 → 3, restart one after another, and scale back to 1, losing a replica to kill -9
+in the middle of that rebalance.
 
 No order is lost or finished twice, stock is conserved, each order gets one email, nothing is
 dead-lettered, and a replica restarted quickly with its instance id gets its partitions back
@@ -26,7 +26,7 @@ from conveyor.infra.groups import STABLE, GroupView, describe_group, remove_stat
 from tests.support.shop import Shop, assert_saga_invariants, read_records
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually_async
-from tests.support.workers import READY_TIMEOUT_SECONDS, Workers
+from tests.support.workers import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.chaos]
 
@@ -41,8 +41,6 @@ REPLICA_ENV = {"CONVEYOR_SESSION_TIMEOUT_SECONDS": "75"}
 TERMINAL = (m.OrderConfirmed, m.OrderRejected)
 # What aiokafka logs when a member has joined its group; a rebalance is a new generation.
 JOINED = re.compile(r"Joined group '[^']+' \(generation (\d+)\)")
-# Waits that include a worker process's start, slow on a loaded two-core machine.
-STARTING_SECONDS = READY_TIMEOUT_SECONDS
 
 
 class SteadyLoad:
@@ -168,19 +166,10 @@ async def test_replicas_scaled_killed_mid_rebalance_and_rolled_under_load_lose_n
         load = SteadyLoad(shop, stock, RATE)
         load.start()
 
-        # 1 → 3, and a new replica killed while its group is rebalancing (it has joined; the
-        # assignment is not settled): the StatefulSet starts it again, same instance id.
-        scaled_up = [*launch("orders", 1, 2), *launch("inventory", 1, 2)]
-        await eventually_async(
-            lambda: group(shop, "orders"),
-            "orders-1 has joined its group, which is rebalancing",
-            until=lambda view: view.state != STABLE and view.member("orders-1") is not None,
-            within=STARTING_SECONDS,
-            interval=0.05,
+        # 1 → 3.
+        await asyncio.to_thread(
+            workers.wait_ready, *launch("orders", 1, 2), *launch("inventory", 1, 2)
         )
-        workers.kill("orders-1")
-        launch("orders", 1)
-        await asyncio.to_thread(workers.wait_ready, *scaled_up)
         views = await settled(shop, replicas_of(0, 1, 2))
 
         # A rolling restart: each replica stopped and started again with its instance id,
@@ -199,9 +188,19 @@ async def test_replicas_scaled_killed_mid_rebalance_and_rolled_under_load_lose_n
             assert {r: generation(workers, r) for r in sorted(running)} == generations
             views = after
 
-        # 3 → 1: the replicas scaled away are removed from their groups (a static member
-        # does not leave when it stops), and replica 0 takes over their partitions.
-        await scale_away(shop, workers, running, replicas_of(1, 2))
+        # 3 → 1, with a replica killed while its group rebalances: replica 2 goes first (a
+        # static member does not leave when it stops: it is removed from its group), and
+        # while the group hands its partitions out, replica 1 is killed, then removed too.
+        await scale_away(shop, workers, running, replicas_of(2))
+        await eventually_async(
+            lambda: group(shop, "orders"),
+            "the orders group is rebalancing",
+            until=lambda view: view.state != STABLE,
+            interval=0.05,
+        )
+        workers.kill("orders-1")
+        running.discard("orders-1")
+        await scale_away(shop, workers, running, replicas_of(1))
         await settled(shop, replicas_of(0))
         orders = await load.stop()
     finally:
@@ -227,3 +226,6 @@ async def scale_away(
     running.difference_update(stopping)
     for name, gone in replicas.items():
         await remove_static_members(shop.bootstrap, consumer_group(name), gone)
+        # Out of the group at once, not after their session timeout.
+        left = await group(shop, name)
+        assert all(left.member(replica) is None for replica in gone), left
