@@ -12,7 +12,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import codec, deadlines, edge, logins, operator, producer, saga, soak, throughput
+from benchmarks import (
+    codec,
+    deadlines,
+    edge,
+    logins,
+    operator,
+    producer,
+    saga,
+    scaleout,
+    soak,
+    throughput,
+)
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.devstack.stack import LocalStack
 
@@ -28,8 +39,8 @@ def main() -> None:
         edge.run(console, urls)
         logins.run(console, urls)
         operator.run(console, urls)
-        # The saga, soak and throughput benchmarks start and stop processors, so they run
-        # only on their own stack.
+        # The saga, soak, throughput and scale-out benchmarks start and stop processors, so
+        # they run only on their own stack.
         return
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as home:
         stack = LocalStack(DevStackSettings.isolated(Path(home)), Console(stderr=True), {})
@@ -40,6 +51,7 @@ def main() -> None:
             # Short: the full soak (`make soak`) takes an hour.
             soak.run(console, stack, orders=soak.BENCH_ORDERS, window=soak.BENCH_WINDOW)
             throughput.run(console, stack)
+            scaleout.run(console, stack)
             edge.run(console, urls)
             logins.run(console, urls)
             operator.run(console, urls)

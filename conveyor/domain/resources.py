@@ -97,6 +97,17 @@ class KafkaConnection(_Resource):
 
 
 class StateStore(_Resource):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.store == 'rocksdb' || !has(self.standbyReplicas) "
+                "|| self.standbyReplicas == 0",
+                "standbyReplicas needs store rocksdb: a memory store's pods keep no table "
+                "between starts, so there is nothing for a standby to keep warm",
+            )
+        )
+    )
+
     store: Literal["rocksdb", "memory"] = Field(
         default="rocksdb",
         description="rocksdb keeps tables on a PersistentVolumeClaim (a StatefulSet); memory "
@@ -110,6 +121,15 @@ class StateStore(_Resource):
         description="How long a pod rolled by an update may take to restore its tables and "
         "become ready before the processor reports Degraded (reason RestoreTooSlow); the "
         "rollout keeps waiting for it.",
+    )
+    standby_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Replicas that keep a warm copy of each table partition they do not own "
+        "(Faust's table_standby_replicas): a partition whose pod dies moves to a pod that "
+        "already holds its table, rather than one that must restore it from the changelog. "
+        "rocksdb only; each standby reads every changelog it mirrors.",
     )
 
 

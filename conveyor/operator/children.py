@@ -108,6 +108,11 @@ def settings(owner: Owner) -> dict[str, str]:
     }
     if spec.kafka.bootstrap_servers:
         found["KAFKA_BOOTSTRAP_SERVERS"] = spec.kafka.bootstrap_servers
+    # Only when asked for, so the pods of a spec without standbys keep their config hash
+    # (and are not rolled by an operator upgrade). The API server refuses standbys for a
+    # memory store (StateStore's rule); a StatefulSet's pods alone get them.
+    if spec.state.store == "rocksdb" and spec.state.standby_replicas:
+        found["CONVEYOR_TABLE_STANDBY_REPLICAS"] = str(spec.state.standby_replicas)
     found.update({variable.name: variable.value for variable in spec.env})
     return found
 

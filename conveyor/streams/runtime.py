@@ -115,6 +115,12 @@ class WorkerSettings(RetentionSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING"] = "INFO"
     # How soon a dead worker's partitions move to the others (Kafka's session timeout).
     session_timeout_seconds: float = 10.0
+    # Other workers of the group keep a warm copy of each table partition (Faust's
+    # table_standby_replicas): a dead worker's partitions go to one that holds their table
+    # already, rather than one that must restore it from the changelog first. Faust's own
+    # default is 1; here they are asked for (each standby reads every changelog partition
+    # it mirrors, which costs a small cluster more than most failovers do).
+    table_standby_replicas: int = Field(default=0, ge=0)
 
     payment_timeout_seconds: float = 2.0
     payment_attempts: int = 3
@@ -265,6 +271,7 @@ class Processor:
             broker_commit_interval=settings.commit_interval_seconds,
             broker_session_timeout=settings.session_timeout_seconds,
             broker_heartbeat_interval=settings.session_timeout_seconds / 4,
+            table_standby_replicas=settings.table_standby_replicas,
             producer_acks=-1,
             web_enabled=False,
             broker_credentials=_broker_credentials(urls.kafka_security()),

@@ -69,6 +69,18 @@ def test_memory_state_is_a_deployment_without_claims() -> None:
     assert all(variable["name"] != "CONVEYOR_GROUP_INSTANCE_ID" for variable in env)
 
 
+def test_standby_replicas_reach_the_pods_of_a_stateful_store_and_roll_them() -> None:
+    base = owner()
+    standbys = owner(state={"standbyReplicas": 1})
+    assert "CONVEYOR_TABLE_STANDBY_REPLICAS" not in config_map(base)["data"]
+    assert config_map(standbys)["data"]["CONVEYOR_TABLE_STANDBY_REPLICAS"] == "1"
+    # A new number of standbys is a new pod template: the StatefulSet rolls its pods.
+    assert (
+        workload(standbys, 3)["spec"]["template"]["metadata"]["annotations"]
+        != workload(base, 3)["spec"]["template"]["metadata"]["annotations"]
+    )
+
+
 def test_suspend_scales_to_zero_and_keeps_the_claims() -> None:
     made = workload(owner(suspend=True), replicas=3)
     assert made["spec"]["replicas"] == 0

@@ -127,6 +127,9 @@ def test_invalid_specs_are_refused_by_the_api_server(
             "b", "k:9092", kafka={"bootstrapServers": "k:9092", "secretRef": {"name": "s"}}
         ),
         "Unsupported value": stream_processor("c", "k:9092", processor="shipping"),
+        "standbyReplicas needs store rocksdb": stream_processor(
+            "g", "k:9092", state={"store": "memory", "standbyReplicas": 1}
+        ),
         "should be greater than or equal to 1": topic("d", "t.d", 0),
         # A Secret's name is one name in the resource's namespace, never a path out of it.
         "spec.kafka.secretRef.name: Invalid value": stream_processor(

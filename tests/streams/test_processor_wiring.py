@@ -56,6 +56,16 @@ def test_a_processor_keeps_exactly_the_tables_its_catalogue_entry_declares(
     assert sorted(processor.app.tables) == sorted(spec.tables)
 
 
+def test_standby_replicas_are_asked_for_not_faust_s_default_of_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert built("inventory", tmp_path).app.conf.table_standby_replicas == 0
+    monkeypatch.setenv("CONVEYOR_TABLE_STANDBY_REPLICAS", "2")
+    settings = WorkerSettings(store="memory", data_dir=tmp_path)
+    processor = Processor("inventory", built("inventory", tmp_path).urls, settings)
+    assert processor.app.conf.table_standby_replicas == 2
+
+
 def test_a_table_the_catalogue_does_not_declare_is_refused_when_the_worker_is_built(
     tmp_path: Path,
 ) -> None:

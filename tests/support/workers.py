@@ -8,7 +8,7 @@ import contextlib
 import os
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,18 +62,39 @@ class Workers:
         """Start ``names`` (default: all of them) side by side, and return once each is ready."""
         names = names or PROCESSOR_NAMES
         for name in names:
-            self.runs += 1
-            [metrics_port] = free_ports(1)
-            launched = Launched(
-                f"worker {name} (run {self.runs})",
-                [sys.executable, "-m", "conveyor", "worker", name],
-                self.root / f"{name}-{self.runs}.log",
-                self.environment(metrics_port),
-            )
-            launched.launch()
-            self.workers[name] = Worker(name, launched, metrics_port)
+            self._launch(name, name, {})
+        self.wait_ready(*names)
+
+    def launch_replicas(
+        self, name: str, *ordinals: int, env: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """Replicas of ``name`` as a StatefulSet's pods are, launched without waiting (with
+        ``env`` added): each has its pod's name (``orders-0``, ``orders-1``, ...) as its
+        static group membership and a data directory of its own, and is known here by that
+        name."""
+        replicas = [f"{name}-{ordinal}" for ordinal in ordinals]
+        for replica in replicas:
+            data_dir = self.root / "replicas" / replica
+            own = {"CONVEYOR_GROUP_INSTANCE_ID": replica, "CONVEYOR_DATA_DIR": str(data_dir)}
+            self._launch(replica, name, {**(env or {}), **own})
+        return replicas
+
+    def wait_ready(self, *names: str) -> None:
+        """Return once each of ``names`` (processors, or replicas) has logged it is ready."""
         for name in names:
             self.workers[name].launched.wait_logged(READY_LINE, READY_TIMEOUT_SECONDS)
+
+    def _launch(self, known_as: str, processor: str, env: dict[str, str]) -> None:
+        self.runs += 1
+        [metrics_port] = free_ports(1)
+        launched = Launched(
+            f"worker {known_as} (run {self.runs})",
+            [sys.executable, "-m", "conveyor", "worker", processor],
+            self.root / f"{known_as}-{self.runs}.log",
+            {**self.environment(metrics_port), **env},
+        )
+        launched.launch()
+        self.workers[known_as] = Worker(processor, launched, metrics_port)
 
     def start_with(self, name: str, env: dict[str, str]) -> None:
         """Start ``name`` with ``env`` added to its environment, for this start only."""
@@ -111,6 +132,10 @@ class Workers:
         """SIGTERM: a clean leave of the consumer group, offsets committed."""
         self.workers[name].launched.stop(grace_seconds=60)
 
+    def stop_side_by_side(self, *names: str) -> None:
+        """SIGTERM to each of ``names`` at once, then each is waited for."""
+        self._stop(names)
+
     def stop_all(self) -> None:
         """SIGTERM to every processor at once, then each is waited for (killed if it hangs)."""
         self._stop(tuple(self.workers))
@@ -135,4 +160,4 @@ class Workers:
         ]
 
     def logs(self) -> str:
-        return "\n".join(f"--- {w.name}\n{w.log_tail()}" for w in self.workers.values())
+        return "\n".join(f"--- {name}\n{w.log_tail()}" for name, w in self.workers.items())
