@@ -1,9 +1,12 @@
-"""What Kafka's group coordinator says of a consumer group: its state and who owns what.
+"""What Kafka's group coordinator says of a consumer group, and the one thing it is asked to
+change: its state, which member holds which partitions, and static members removed.
 
 A member with static membership (``CONVEYOR_GROUP_INSTANCE_ID``, a StatefulSet pod's name)
-has a member id the coordinator makes from that instance id (``orders-1-<uuid>``), so a
-description tells which replica holds which partitions; the DescribeGroups versions aiokafka
-speaks do not carry the instance id itself.
+is named by its ``group.instance.id``; a member without one by its client id.
+aiokafka's ``describe_consumer_groups`` speaks DescribeGroups up to v3, whose answer has no
+instance id, and its LeaveGroup stops at v1, which cannot name members by instance id: this
+module declares DescribeGroups v4 and LeaveGroup v3 (Kafka 2.4 and later) itself and sends
+them over the admin client's connection to the group's coordinator.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
-from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
+from aiokafka.protocol.types import Array, Boolean, Bytes, Int16, Int32, Schema, String
 
 from conveyor.infra.errors import KafkaUnavailable
 from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
@@ -31,13 +34,13 @@ STABLE = "Stable"
 @dataclass(frozen=True)
 class GroupMember:
     member_id: str
+    # group.instance.id, else the client id: a StatefulSet pod's name for Conveyor's pods.
+    name: str
     partitions: frozenset[TopicPartition]
 
     def is_instance(self, instance_id: str) -> bool:
         """Whether this is the static member ``instance_id``."""
-        # The coordinator names a static member "<instance id>-<uuid4>" (so orders-10 is
-        # not taken for orders-1).
-        return self.member_id.startswith(f"{instance_id}-")
+        return self.name == instance_id
 
 
 @dataclass(frozen=True)
@@ -95,21 +98,33 @@ async def describe_group(
     async with _admin(
         bootstrap_servers, f"describe group {group_id}", timeout_seconds, security
     ) as admin:
-        [response] = await asyncio.wait_for(
-            admin.describe_consumer_groups([group_id]), timeout_seconds
-        )
-    [described] = response.groups
-    error_code, _, state, _, _, members = described[:6]
+        return await asyncio.wait_for(describe_with(admin, group_id), timeout_seconds)
+
+
+async def describe_with(admin: AIOKafkaAdminClient, group_id: str) -> GroupView:
+    """``describe_group`` over an admin client the caller holds (and closes)."""
+    coordinator = await admin.find_coordinator(group_id)
+    response = await admin._send_request(_DescribeGroups([group_id]), coordinator)
+    [(error_code, _, state, _, _, members, _)] = response.groups
     if error_code:
-        raise KafkaUnavailable(f"describing group {group_id} failed with error {error_code}")
+        raise for_code(error_code)(f"describing group {group_id}")
     return GroupView(
         group_id,
         state,
         tuple(
-            GroupMember(member_id, _assigned(assignment))
-            for member_id, _, _, _, assignment in members
+            GroupMember(member_id, instance_id or client_id, _assigned(assignment))
+            for member_id, instance_id, client_id, _, _, assignment in members
         ),
     )
+
+
+def owners(view: GroupView) -> dict[tuple[str, int], str]:
+    """The member (by name) each (topic, partition) is assigned to in the current generation."""
+    return {
+        (partition.topic, partition.partition): member.name
+        for member in view.members
+        for partition in member.partitions
+    }
 
 
 def _assigned(assignment: bytes) -> frozenset[TopicPartition]:
@@ -117,6 +132,56 @@ def _assigned(assignment: bytes) -> frozenset[TopicPartition]:
     if not assignment:
         return frozenset()
     return frozenset(ConsumerProtocolMemberAssignment.decode(assignment).partitions())
+
+
+# aiokafka's protocol classes are untyped.
+class _DescribeGroupsResponseV4(Response):  # type: ignore[misc]
+    API_KEY = 15
+    API_VERSION = 4
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        (
+            "groups",
+            Array(
+                ("error_code", Int16),
+                ("group", String("utf-8")),
+                ("state", String("utf-8")),
+                ("protocol_type", String("utf-8")),
+                ("protocol", String("utf-8")),
+                (
+                    "members",
+                    Array(
+                        ("member_id", String("utf-8")),
+                        ("group_instance_id", String("utf-8")),
+                        ("client_id", String("utf-8")),
+                        ("client_host", String("utf-8")),
+                        ("member_metadata", Bytes),
+                        ("member_assignment", Bytes),
+                    ),
+                ),
+                ("authorized_operations", Int32),
+            ),
+        ),
+    )
+
+
+class _DescribeGroupsRequestV4(RequestStruct):  # type: ignore[misc]
+    API_KEY = 15
+    API_VERSION = 4
+    RESPONSE_TYPE = _DescribeGroupsResponseV4
+    SCHEMA = Schema(("groups", Array(String("utf-8"))), ("include_authorized_operations", Boolean))
+
+
+class _DescribeGroups(Request[_DescribeGroupsRequestV4]):  # type: ignore[misc]
+    API_KEY = 15
+
+    def __init__(self, groups: list[str]) -> None:
+        self._groups = groups
+
+    def build(
+        self, request_struct_class: type[_DescribeGroupsRequestV4]
+    ) -> _DescribeGroupsRequestV4:
+        return request_struct_class(self._groups, False)
 
 
 # The error a member already gone from the group is answered with (UNKNOWN_MEMBER_ID).

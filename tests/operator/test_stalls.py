@@ -16,12 +16,9 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.api import Request, RequestStruct, Response
-from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
-
 from conveyor.domain.topics import consumer_group
 from conveyor.infra.group_progress import group_progress
+from conveyor.infra.groups import remove_static_members
 from tests.operator.test_draining import produce
 from tests.operator.test_operator import condition, processor_when, running_processor
 from tests.support.operator import Namespace, OperatorProcess
@@ -31,60 +28,6 @@ from tests.support.workers import Workers
 
 INSTANCE = "inventory-0"
 INPUT = "inventory.commands"
-
-
-class _LeaveGroupResponseV3(Response):  # type: ignore[misc]
-    API_KEY = 13
-    API_VERSION = 3
-    SCHEMA = Schema(
-        ("throttle_time_ms", Int32),
-        ("error_code", Int16),
-        (
-            "members",
-            Array(
-                ("member_id", String("utf-8")),
-                ("group_instance_id", String("utf-8")),
-                ("error_code", Int16),
-            ),
-        ),
-    )
-
-
-class _LeaveGroupRequestV3(RequestStruct):  # type: ignore[misc]
-    API_KEY = 13
-    API_VERSION = 3
-    RESPONSE_TYPE = _LeaveGroupResponseV3
-    SCHEMA = Schema(
-        ("group_id", String("utf-8")),
-        ("members", Array(("member_id", String("utf-8")), ("group_instance_id", String("utf-8")))),
-    )
-
-
-class _RemoveStaticMember(Request[_LeaveGroupRequestV3]):  # type: ignore[misc]
-    API_KEY = 13
-
-    def __init__(self, group: str, instance_id: str) -> None:
-        self._group, self._instance_id = group, instance_id
-
-    def build(self, request_struct_class: type[_LeaveGroupRequestV3]) -> _LeaveGroupRequestV3:
-        return request_struct_class(self._group, [("", self._instance_id)])
-
-
-def remove_static_member(bootstrap: str, group: str, instance_id: str) -> None:
-    """What Kafka's admin ``removeMembersFromConsumerGroup`` does: a static member never
-    leaves by itself, and the group would wait out its long session before the session's
-    own worker got the partitions back."""
-
-    async def remove() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            coordinator = await admin.find_coordinator(group)
-            await admin._send_request(_RemoveStaticMember(group, instance_id), coordinator)
-        finally:
-            await admin.close()
-
-    asyncio.run(remove())
 
 
 @contextlib.contextmanager
@@ -106,7 +49,9 @@ def inventory_as_pod(workers: Workers, bootstrap: str) -> Iterator[Any]:
         yield workers.workers["inventory"].launched.process
     finally:
         workers.kill("inventory")
-        remove_static_member(bootstrap, consumer_group("inventory"), INSTANCE)
+        # A static member never leaves by itself: without this the group would wait out its
+        # long session before the session's own worker got the partitions back.
+        asyncio.run(remove_static_members(bootstrap, consumer_group("inventory"), [INSTANCE]))
         workers.start("inventory")
 
 
