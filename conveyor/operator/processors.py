@@ -26,6 +26,7 @@ from conveyor.domain.resources import (
 from conveyor.domain.topics import consumer_group
 from conveyor.infra.errors import InfraError
 from conveyor.infra.group_progress import PartitionProgress, group_progress
+from conveyor.infra.groups import remove_static_members
 from conveyor.infra.kafka_security import PLAINTEXT, KafkaSecurity
 from conveyor.operator import children, draining, metrics
 from conveyor.operator.conditions import Observation, previous_status, settle, truth
@@ -123,6 +124,7 @@ class ProcessorReconciler:
             metrics.SCALE_DECISIONS.labels(namespace, name, processor, decision.direction).inc()
             post_event("Normal", f"Scaled{decision.direction.title()}", decision.reason)
         wanted_replicas = 0 if spec.suspend else decision.replicas
+        await self._release_departed(owner, kafka, pods, wanted_replicas, post_event)
         metrics.REPLICAS.labels(namespace, name, processor).set(wanted_replicas)
         if kafka.lag is not None:
             metrics.CONSUMER_LAG.labels(namespace, name, processor).set(sum(kafka.lag.values()))
@@ -201,6 +203,57 @@ class ProcessorReconciler:
             partitions=max(partitions.values(), default=0),
             missing_topics=tuple(name for name in inputs if name not in partitions),
             progress=progress,
+        )
+
+    async def _release_departed(
+        self,
+        owner: children.Owner,
+        kafka: KafkaView,
+        pods: list[Object],
+        replicas: int,
+        post_event: EventPoster,
+    ) -> None:
+        """The static members of pods scaled away, out of the group now.
+
+        A StatefulSet pod's name is its ``group.instance.id``, and a static member never
+        leaves its group by itself: the partitions of a pod scaled away would wait,
+        unprocessed, until its session expired. Only members at or past their workload's
+        replica count whose pod is gone are removed: a pod being replaced within the count
+        keeps its membership, which is what brings it back without a rebalance.
+        """
+        if kafka.progress is None:
+            return
+        suspended = owner.spec.suspend
+        kept = {children.workload_name(owner, children.STABLE): 0 if suspended else replicas}
+        if owner.spec.canary is not None and not suspended:
+            kept[children.workload_name(owner, children.CANARY)] = owner.spec.canary.replicas
+        present = {pod["metadata"]["name"] for pod in pods}
+        departed = sorted(
+            {
+                member
+                for partition in kafka.progress.values()
+                if (member := partition.owner) is not None
+                and member not in present
+                and _scaled_away(owner, member, kept)
+            }
+        )
+        if not departed:
+            return
+        group = consumer_group(owner.spec.processor)
+        try:
+            bootstrap, _ = await self._bootstrap_servers(owner)
+            await remove_static_members(bootstrap, group, departed, security=self.kafka_security)
+        except (InfraError, KafkaSecretUnusable) as exc:
+            self.log.warning(
+                "%s/%s: %s not removed: %s", owner.namespace, owner.name, departed, exc
+            )
+            return
+        post_event(
+            "Normal",
+            "MembersReleased",
+            f"removed {', '.join(departed)} from consumer group {group}: their pods were scaled "
+            "away, so their partitions move to the other replicas now rather than after the "
+            "session timeout",
         )
 
     def _unreadable(self, owner: children.Owner, problem: str) -> KafkaView:
@@ -318,6 +371,14 @@ class ProcessorReconciler:
                 ours = any(reference.get("uid") == owner.uid for reference in owners)
                 if ours and (kind.api_version, kind.kind, found_name) not in keep:
                     await self.kube.delete(kind.api_version, kind.kind, owner.namespace, found_name)
+
+
+def _scaled_away(owner: children.Owner, member: str, kept: Mapping[str, int]) -> bool:
+    """Whether ``member`` names a pod of one of the processor's StatefulSets (``<workload>-<n>``)
+    whose ordinal is at or past the replicas its workload keeps (none, for a workload gone)."""
+    workload, _, ordinal = member.rpartition("-")
+    tracks = {children.workload_name(owner, track) for track in (children.STABLE, children.CANARY)}
+    return workload in tracks and ordinal.isdigit() and int(ordinal) >= kept.get(workload, 0)
 
 
 def _pod_selector(owner: children.Owner) -> str:

@@ -21,7 +21,7 @@ from conveyor.infra.group_progress import group_progress
 from conveyor.infra.groups import remove_static_members
 from tests.operator.test_draining import produce
 from tests.operator.test_operator import condition, processor_when, running_processor
-from tests.support.operator import Namespace, OperatorProcess
+from tests.support.operator import Namespace, OperatorProcess, stream_processor
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
@@ -31,19 +31,24 @@ INPUT = "inventory.commands"
 
 
 @contextlib.contextmanager
-def inventory_as_pod(workers: Workers, bootstrap: str) -> Iterator[Any]:
+def inventory_as_pod(
+    workers: Workers, bootstrap: str, instance: str = INSTANCE, session_seconds: int = 60
+) -> Iterator[Any]:
     """The session's inventory worker replaced by one with ``group.instance.id``
-    ``inventory-0`` that owns every partition; the session's worker is back afterwards."""
+    ``instance`` that owns every partition; the session's worker is back afterwards."""
     workers.stop("inventory")
     try:
         workers.start_with(
             "inventory",
-            {"CONVEYOR_GROUP_INSTANCE_ID": INSTANCE, "CONVEYOR_SESSION_TIMEOUT_SECONDS": "60"},
+            {
+                "CONVEYOR_GROUP_INSTANCE_ID": instance,
+                "CONVEYOR_SESSION_TIMEOUT_SECONDS": str(session_seconds),
+            },
         )
         owned = eventually(
             lambda: asyncio.run(group_progress(bootstrap, consumer_group("inventory"), [INPUT])),
-            f"every {INPUT} partition owned by {INSTANCE}",
-            until=lambda found: all(p.owner == INSTANCE for p in found.values()),
+            f"every {INPUT} partition owned by {instance}",
+            until=lambda found: all(p.owner == instance for p in found.values()),
         )
         assert owned
         yield workers.workers["inventory"].launched.process
@@ -51,7 +56,7 @@ def inventory_as_pod(workers: Workers, bootstrap: str) -> Iterator[Any]:
         workers.kill("inventory")
         # A static member never leaves by itself: without this the group would wait out its
         # long session before the session's own worker got the partitions back.
-        asyncio.run(remove_static_members(bootstrap, consumer_group("inventory"), [INSTANCE]))
+        asyncio.run(remove_static_members(bootstrap, consumer_group("inventory"), [instance]))
         workers.start("inventory")
 
 
@@ -136,3 +141,27 @@ def test_a_stalled_partition_restarts_its_pod_until_the_budget_is_spent(
     assert ("Warning", "StallRestartBudgetSpent") in reasons
     assert any(INSTANCE in event["message"] for event in events if event["reason"] == "Stalled")
     assert operator.metric("conveyor_operator_stall_restarts_total", namespace=namespace.name) == 1
+
+
+def test_a_pod_scaled_away_leaves_the_group_at_once_not_after_its_session(
+    namespace: Namespace, operator: OperatorProcess, stack: RunningStack, workers: Workers
+) -> None:
+    bootstrap = stack.urls.kafka_bootstrap_servers
+    running_processor(namespace, bootstrap, replicas=2)
+    # The member of pod inventory-1, with a session far longer than the test: only the
+    # operator removing it can end its hold on the partitions.
+    with inventory_as_pod(workers, bootstrap, "inventory-1", session_seconds=85):
+        namespace.apply(stream_processor("inventory", bootstrap, replicas=1))
+        eventually(lambda: namespace.get("pod", "inventory-1") is None, "inventory-1 scaled away")
+        # Its process ends with its pod (no leave: a static member sends none).
+        workers.kill("inventory")
+        released = eventually(
+            lambda: asyncio.run(group_progress(bootstrap, consumer_group("inventory"), [INPUT])),
+            "the operator removed inventory-1 from the group",
+            until=lambda found: bool(found) and all(p.owner is None for p in found.values()),
+            context=operator.log,
+        )
+        assert released
+        assert namespace.get("pod", "inventory-0") is not None
+    [event] = [e for e in namespace.events("inventory") if e["reason"] == "MembersReleased"]
+    assert "inventory-1" in event["message"]
