@@ -31,10 +31,11 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
+from pydantic import ValidationError
 
+from conveyor.domain.readiness import WorkerReadiness
 from conveyor.operator import children
 from conveyor.operator.kube import Kube, Object
 
@@ -45,16 +46,6 @@ REVISION_LABEL = "controller-revision-hash"
 # A worker's /ready answers at once or not at all: a pod that cannot be asked is judged by
 # its Ready condition rather than holding up the reconcile.
 READY_TIMEOUT_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class WorkerReadiness:
-    """What a pod's worker said on GET /ready (None: it could not be asked)."""
-
-    ready: bool
-    phase: str
-    restored: int
-    total: int
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,7 @@ class PodState:
         if worker is None:
             return "waiting for it to be ready"
         if worker.phase == "restoring":
-            return f"restoring {worker.restored} of {worker.total} records"
+            return f"restoring {worker.restore.restored} of {worker.restore.total} records"
         if worker.ready and not self.pod_ready:
             return "processing, waiting for its Ready condition"
         return worker.phase
@@ -139,15 +130,8 @@ class Rollouts:
         url = f"http://{ip}:{children.METRICS_PORT}/ready"
         try:
             async with self._http.get(url) as answer:
-                body: dict[str, Any] = await answer.json(content_type=None)
-            restore = body.get("restore", {})
-            return WorkerReadiness(
-                ready=bool(body["ready"]),
-                phase=str(body["phase"]),
-                restored=int(restore.get("restored", 0)),
-                total=int(restore.get("total", 0)),
-            )
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+                return WorkerReadiness.model_validate_json(await answer.read())
+        except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
             log.debug("%s: /ready not answered: %r", url, exc)
             return None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -11,6 +10,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
+
+from conveyor.domain.readiness import WorkerReadiness
 
 EVENTS_PROCESSED = Counter(
     "conveyor_events_processed_total",
@@ -150,8 +151,8 @@ RESTORE_LAST_SECONDS = Gauge(
     ["processor"],
 )
 
-# The readiness answer: whether the worker is ready, and the JSON body to send.
-ReadyCheck = Callable[[], tuple[bool, dict[str, Any]]]
+# The worker's answer to GET /ready, now.
+ReadyCheck = Callable[[], WorkerReadiness]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -168,12 +169,12 @@ def serve_metrics(host: str, port: int, ready: ReadyCheck | None = None) -> None
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if ready is None or environ.get("PATH_INFO") != "/ready":
-            answer: Iterable[bytes] = scrape(environ, start_response)
-            return answer
-        is_ready, body = ready()
-        status = "200 OK" if is_ready else "503 Service Unavailable"
+            metrics: Iterable[bytes] = scrape(environ, start_response)
+            return metrics
+        readiness = ready()
+        status = "200 OK" if readiness.ready else "503 Service Unavailable"
         start_response(status, [("Content-Type", "application/json")])
-        return [json.dumps(body).encode()]
+        return [readiness.model_dump_json().encode()]
 
     class Server(ThreadingWSGIServer):
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -3,16 +3,8 @@
 A worker answers ``GET /ready`` on its metrics port (``serve_metrics``) with 200 only once it
 has its assignment, is not mid-rebalance, and Faust has restored the tables of its active
 partitions from their changelogs (standby partitions don't count); otherwise 503. The body is
-the same either way::
-
-    {"ready": false, "phase": "restoring", "restore": {"restored": 1200, "total": 5000},
-     "partitions": 2}
-
-``phase`` is ``starting`` (no assignment yet), ``restoring`` (reading changelogs),
-``rebalancing`` (partitions being moved) or ``processing``; ``partitions`` counts the
-partitions of the processor's input topics it holds now, which may be zero when there are more
-replicas than partitions (then it is ready with none). The operator's rollouts wait for this
-answer before rolling the next pod (docs/scaling.md).
+``conveyor.domain.readiness.WorkerReadiness``. The operator's rollouts wait for this answer
+before rolling the next pod (docs/scaling.md).
 
 Faust keeps the restore's position in its Recovery service: per changelog partition the
 highwater and the offset read so far. ``ConveyorRecovery`` notes, when it starts reading, how
@@ -26,19 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import faust
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
+from conveyor.domain.readiness import Phase, RestoreProgress, WorkerReadiness
 from conveyor.streams import metrics
 
 log = logging.getLogger(__name__)
-
-Phase = Literal["starting", "restoring", "rebalancing", "processing"]
 
 # How often the report is refreshed: what /ready answers is at most this old.
 REFRESH_SECONDS = 0.5
@@ -46,23 +36,7 @@ REFRESH_SECONDS = 0.5
 LOG_EVERY_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class Report:
-    """What ``GET /ready`` answers (the worker's readiness contract)."""
-
-    ready: bool
-    phase: Phase
-    restored: int
-    total: int
-    partitions: int
-
-    def body(self) -> dict[str, Any]:
-        found = asdict(self)
-        found["restore"] = {"restored": found.pop("restored"), "total": found.pop("total")}
-        return found
-
-
-STARTING = Report(ready=False, phase="starting", restored=0, total=0, partitions=0)
+STARTING = WorkerReadiness(ready=False, phase="starting")
 
 
 class ConveyorRecovery(Recovery):
@@ -147,7 +121,7 @@ class Readiness:
             return "rebalancing"
         return "processing"
 
-    def refresh(self) -> Report:
+    def refresh(self) -> WorkerReadiness:
         recovery = self._recovery()
         phase = self._phase(recovery)
         restored, total = recovery.progress() if recovery is not None else (0, 0)
@@ -155,17 +129,21 @@ class Readiness:
         if self._assigned:
             actives = self.app.assignor.assigned_actives()
             partitions = sum(1 for tp in actives if tp.topic in self.inputs)
-        self.report = Report(phase == "processing", phase, restored, total, partitions)
+        self.report = WorkerReadiness(
+            ready=phase == "processing",
+            phase=phase,
+            restore=RestoreProgress(restored=restored, total=total),
+            partitions=partitions,
+        )
         metrics.RESTORE_RECORDS.labels(self.processor).set(total)
         metrics.RESTORE_RECORDS_DONE.labels(self.processor).set(restored)
         if recovery is not None and recovery.last_restore_seconds is not None:
             metrics.RESTORE_LAST_SECONDS.labels(self.processor).set(recovery.last_restore_seconds)
         return self.report
 
-    def answer(self) -> tuple[bool, dict[str, Any]]:
-        """For the metrics thread: whether ready, and the body of ``GET /ready``."""
-        report = self.report
-        return report.ready, report.body()
+    def answer(self) -> WorkerReadiness:
+        """For the metrics thread: the answer to ``GET /ready``."""
+        return self.report
 
     async def watch(self) -> None:
         """Refresh the report until cancelled, logging a running restore's progress."""
@@ -175,14 +153,14 @@ class Readiness:
             now = time.monotonic()
             if (
                 report.phase == "restoring"
-                and report.total
+                and report.restore.total
                 and now - logged_at >= LOG_EVERY_SECONDS
             ):
                 logged_at = now
                 log.info(
                     "%s: restoring tables: %d of %d records",
                     self.processor,
-                    report.restored,
-                    report.total,
+                    report.restore.restored,
+                    report.restore.total,
                 )
             await asyncio.sleep(REFRESH_SECONDS)

@@ -165,7 +165,8 @@ async def test_table_writes_land_in_the_changelog_partition_of_their_record(
         for record in await read_records(bootstrap, changelog("inventory", table)):
             key = json.loads(record.key or b"null")
             product = key.split(":")[0]
-            if UUID(product) in products:
+            # Other tests of the session write their own entries to these changelogs.
+            if product in {str(known) for known in products}:
                 assert record.partition == partition_of[product], (table, key)
                 checked += 1
     assert checked >= len(products) + len(orders)
