@@ -32,7 +32,7 @@ from conveyor.infra import dead_letters
 from conveyor.infra.database import apply_migrations, redact_dsn
 from conveyor.infra.errors import InfraError, ServiceSettingsRefused
 from conveyor.infra.publisher import Publisher
-from conveyor.infra.settings import get_service_urls
+from conveyor.infra.settings import get_service_urls, settings_refused
 
 app = typer.Typer(
     name="conveyor",
@@ -212,7 +212,11 @@ def worker(
     from conveyor.streams.runtime import WorkerSettings
 
     try:
-        build(processor, get_service_urls(), WorkerSettings()).run()
+        settings = WorkerSettings()
+    except ValidationError as error:
+        raise _fail(settings_refused(error, "CONVEYOR_")) from None
+    try:
+        build(processor, get_service_urls(), settings).run()
     except InfraError as error:  # e.g. its topics never appeared (CONVEYOR_TOPICS=verify)
         raise _fail(error) from error
 

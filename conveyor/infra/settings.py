@@ -139,13 +139,19 @@ def get_service_urls() -> ServiceUrls:
     try:
         return ServiceUrls()
     except ValidationError as error:
-        reasons = "; ".join(
-            issue["msg"].removeprefix("Value error, ")
-            if not issue["loc"]
-            else f"{str(issue['loc'][0]).upper()}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        raise ServiceSettingsRefused(reasons) from None
+        raise settings_refused(error) from None
+
+
+def settings_refused(error: ValidationError, env_prefix: str = "") -> ServiceSettingsRefused:
+    """What a settings model refused, as ``VARIABLE: reason`` for each variable (a rule over
+    several variables says its reason alone): the names a user sets, not the model's fields."""
+    reasons = "; ".join(
+        issue["msg"].removeprefix("Value error, ")
+        if not issue["loc"]
+        else f"{env_prefix}{str(issue['loc'][0]).upper()}: {issue['msg']}"
+        for issue in error.errors()
+    )
+    return ServiceSettingsRefused(reasons)
 
 
 class RetentionSettings(BaseSettings):
@@ -185,8 +191,4 @@ def get_seller_settings() -> SellerSettings:
     try:
         return SellerSettings()
     except ValidationError as error:
-        reasons = "; ".join(
-            f"CONVEYOR_SELLER_{str(issue['loc'][0]).upper()}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        raise ServiceSettingsRefused(reasons) from None
+        raise settings_refused(error, "CONVEYOR_SELLER_") from None

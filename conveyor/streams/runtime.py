@@ -114,7 +114,8 @@ class WorkerSettings(RetentionSettings):
     # DEBUG also logs every saga transition (and Faust's own debug output).
     log_level: Literal["DEBUG", "INFO", "WARNING"] = "INFO"
     # How soon a dead worker's partitions move to the others (Kafka's session timeout).
-    session_timeout_seconds: float = 10.0
+    # At most Faust's broker request timeout (90 s), which it refuses to start below.
+    session_timeout_seconds: float = Field(default=10.0, gt=0, le=90.0)
     # Other workers of the group keep a warm copy of each table partition (Faust's
     # table_standby_replicas): a dead worker's partitions go to one that holds their table
     # already, rather than one that must restore it from the changelog first. Faust's own

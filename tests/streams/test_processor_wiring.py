@@ -115,3 +115,24 @@ def test_the_payments_worker_refuses_a_gateway_it_would_reach_in_clear_or_cannot
     )
     assert run.returncode == 1
     assert named in run.stdout + run.stderr
+
+
+def test_a_worker_refuses_a_setting_out_of_range_naming_the_variable(tmp_path: Path) -> None:
+    # A session above Faust's request timeout used to end in a traceback from deep in Faust.
+    run = subprocess.run(
+        [sys.executable, "-m", "conveyor", "worker", "inventory"],
+        env={
+            **os.environ,
+            "CONVEYOR_STORE": "memory",
+            "CONVEYOR_DATA_DIR": str(tmp_path),
+            "CONVEYOR_SESSION_TIMEOUT_SECONDS": "900",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    # The terminal's width may fold the message.
+    output = " ".join((run.stdout + run.stderr).split())
+    assert "CONVEYOR_SESSION_TIMEOUT_SECONDS: Input should be less than or equal to 90" in output
+    assert "Traceback" not in output
