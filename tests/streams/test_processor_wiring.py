@@ -83,6 +83,20 @@ def test_building_a_processor_the_catalogue_does_not_know_names_the_ones_it_does
     assert all(name in str(refused.value) for name in PROCESSOR_NAMES)
 
 
+def refused_start(processor: str, env: dict[str, str], data_dir: Path) -> str:
+    """What ``conveyor worker processor`` said when it refused to start (exit 1), on one line:
+    the terminal's width may fold its message."""
+    run = subprocess.run(
+        [sys.executable, "-m", "conveyor", "worker", processor],
+        env={**os.environ, "CONVEYOR_STORE": "memory", "CONVEYOR_DATA_DIR": str(data_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    return " ".join((run.stdout + run.stderr).split())
+
+
 @pytest.mark.parametrize(
     ("gateway", "named"),
     [
@@ -100,39 +114,14 @@ def test_building_a_processor_the_catalogue_does_not_know_names_the_ones_it_does
 def test_the_payments_worker_refuses_a_gateway_it_would_reach_in_clear_or_cannot_check(
     gateway: dict[str, str], named: str, tmp_path: Path
 ) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "conveyor", "worker", "payments"],
-        env={
-            **os.environ,
-            "CONVEYOR_STORE": "memory",
-            "CONVEYOR_DATA_DIR": str(tmp_path),
-            "PAYMENT_GATEWAY_API_KEY": "sk_live_example",
-            **gateway,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    said = refused_start(
+        "payments", {"PAYMENT_GATEWAY_API_KEY": "sk_live_example", **gateway}, tmp_path
     )
-    assert run.returncode == 1
-    assert named in run.stdout + run.stderr
+    assert named in said
 
 
 def test_a_worker_refuses_a_setting_out_of_range_naming_the_variable(tmp_path: Path) -> None:
     # A session above Faust's request timeout used to end in a traceback from deep in Faust.
-    run = subprocess.run(
-        [sys.executable, "-m", "conveyor", "worker", "inventory"],
-        env={
-            **os.environ,
-            "CONVEYOR_STORE": "memory",
-            "CONVEYOR_DATA_DIR": str(tmp_path),
-            "CONVEYOR_SESSION_TIMEOUT_SECONDS": "900",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 1
-    # The terminal's width may fold the message.
-    output = " ".join((run.stdout + run.stderr).split())
-    assert "CONVEYOR_SESSION_TIMEOUT_SECONDS: Input should be less than or equal to 90" in output
-    assert "Traceback" not in output
+    said = refused_start("inventory", {"CONVEYOR_SESSION_TIMEOUT_SECONDS": "900"}, tmp_path)
+    assert "CONVEYOR_SESSION_TIMEOUT_SECONDS: Input should be less than or equal to 90" in said
+    assert "Traceback" not in said
