@@ -33,9 +33,9 @@ from datetime import datetime
 from conveyor.domain.resources import Autoscaling
 from conveyor.infra.group_progress import PartitionProgress
 from conveyor.operator import metrics
+from conveyor.operator import pods as pods_of
 from conveyor.operator.kube import Object
 from conveyor.operator.scaling import ceiling
-from conveyor.operator.stalls import ready_pod_names
 
 # The rate is measured over the observations of this many seconds...
 RATE_WINDOW_SECONDS = 30.0
@@ -71,14 +71,6 @@ class RateMeter:
         return max(0, last - first) / (last_at - first_at)
 
 
-def _ready_since(pod: Object) -> datetime | None:
-    for condition in pod.get("status", {}).get("conditions", []):
-        if condition.get("type") == "Ready" and condition.get("status") == "True":
-            moment = condition.get("lastTransitionTime")
-            return datetime.fromisoformat(moment) if moment else None
-    return None
-
-
 def _started(pod: Object) -> datetime | None:
     for container in pod.get("status", {}).get("containerStatuses", []):
         started = container.get("state", {}).get("running", {}).get("startedAt")
@@ -92,7 +84,7 @@ def restore_seconds(pods: Iterable[Object]) -> float:
     that became Ready last (0 when no pod tells)."""
     measured = []
     for pod in pods:
-        ready, started = _ready_since(pod), _started(pod)
+        ready, started = pods_of.ready_since(pod), _started(pod)
         if ready is not None and started is not None:
             measured.append((ready, max(0.0, (ready - started).total_seconds())))
     return max(measured)[1] if measured else 0.0
@@ -105,7 +97,7 @@ def restoring(pods: Iterable[Object]) -> int:
         for pod in pods
         if pod.get("status", {}).get("phase") == "Running"
         and pod["metadata"].get("deletionTimestamp") is None
-        and _ready_since(pod) is None
+        and pods_of.ready_since(pod) is None
     )
 
 
@@ -189,7 +181,7 @@ def measure(
     group_rate = meter.rate()
     per_replica = None
     if group_rate is not None:
-        per_replica = group_rate / max(1, len(ready_pod_names(pods)))
+        per_replica = group_rate / max(1, len(pods_of.ready_names(pods)))
         metrics.PROCESSING_RATE.labels(*labels).set(per_replica)
         if group_rate > 0:
             metrics.EXPECTED_DRAIN_SECONDS.labels(*labels).set(lag / group_rate)

@@ -135,7 +135,7 @@ class ProcessorReconciler:
         stable = children.workload_name(owner, children.STABLE)
         for item in wanted:
             if item["kind"] == "StatefulSet" and item["metadata"]["name"] == stable:
-                rollout = await self.rollouts.plan(owner, item)
+                rollout = await self.rollouts.plan(owner, item, pods)
         monitored = await self.kube.serves(SERVICE_MONITOR.api_version, SERVICE_MONITOR.kind)
         if monitored:
             wanted.append(children.service_monitor(owner))

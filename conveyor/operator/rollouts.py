@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from conveyor.domain.readiness import WorkerReadiness
 from conveyor.operator import children
+from conveyor.operator import pods as pods_of
 from conveyor.operator.kube import Kube, Object
 
 log = logging.getLogger(__name__)
@@ -95,11 +96,6 @@ def _ordinal(pod: Object, workload: str) -> int | None:
     return int(suffix) if suffix.isdigit() else None
 
 
-def _pod_ready(pod: Object) -> bool:
-    conditions = pod.get("status", {}).get("conditions", [])
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 def _age_seconds(pod: Object, now: datetime) -> float:
     created = pod["metadata"].get("creationTimestamp")
     if not created:
@@ -135,15 +131,16 @@ class Rollouts:
             log.debug("%s: /ready not answered: %r", url, exc)
             return None
 
-    async def plan(self, owner: children.Owner, statefulset: Object) -> Rollout:
+    async def plan(self, owner: children.Owner, statefulset: Object, pods: list[Object]) -> Rollout:
         """Sets ``statefulset``'s partition (and its template's hash) for this apply, and says
-        where the rollout stands."""
+        where the rollout stands; ``pods`` are the processor's pods as this reconcile listed
+        them."""
         wanted_hash = template_hash(statefulset)
         statefulset["metadata"].setdefault("annotations", {})[TEMPLATE_HASH] = wanted_hash
         name = statefulset["metadata"]["name"]
         replicas = int(statefulset["spec"]["replicas"])
         live = await self.kube.get("apps/v1", "StatefulSet", owner.namespace, name)
-        rollout = await self._decide(owner, live, wanted_hash, replicas)
+        rollout = await self._decide(owner, live, wanted_hash, replicas, pods)
         statefulset["spec"]["updateStrategy"] = {
             "type": "RollingUpdate",
             "rollingUpdate": {"partition": rollout.partition},
@@ -151,7 +148,12 @@ class Rollouts:
         return rollout
 
     async def _decide(
-        self, owner: children.Owner, live: Object | None, wanted_hash: str, replicas: int
+        self,
+        owner: children.Owner,
+        live: Object | None,
+        wanted_hash: str,
+        replicas: int,
+        pods: list[Object],
     ) -> Rollout:
         if live is None or replicas == 0:
             return Rollout(0)  # nothing runs yet: every pod starts on the template
@@ -165,10 +167,10 @@ class Rollouts:
             return Rollout(current)
         revision = observed.get("updateRevision")
         name = live["metadata"]["name"]
-        pods = await self._pods(owner, name, observed, replicas)
+        states = await self._states(owner, name, observed, replicas, pods)
         updated_from = replicas
         for ordinal in range(top, -1, -1):
-            pod = pods.get(ordinal)
+            pod = states.get(ordinal)
             if pod is not None and not pod.updated:
                 break
             updated_from = ordinal
@@ -177,16 +179,16 @@ class Rollouts:
             (
                 ordinal
                 for ordinal in range(updated_from, replicas)
-                if ordinal not in pods or not pods[ordinal].ready
+                if ordinal not in states or not states[ordinal].ready
             ),
             None,
         )
         if waiting is None:
             return Rollout(max(updated_from - 1, 0))
         verb = "rolling" if observed.get("currentRevision") != revision else "starting"
-        updated = sum(1 for pod in pods.values() if pod.updated)
+        updated = sum(1 for pod in states.values() if pod.updated)
         head = f"{verb} {name}-{waiting} ({updated} of {replicas} pods updated)"
-        pod = pods.get(waiting)
+        pod = states.get(waiting)
         if pod is None:
             return Rollout(updated_from, f"{head}: being created")
         deadline = owner.spec.state.restore_deadline_seconds
@@ -198,17 +200,19 @@ class Rollouts:
             )
         return Rollout(updated_from, f"{head}: {pod.progress()}", too_slow)
 
-    async def _pods(
-        self, owner: children.Owner, workload: str, observed: Object, replicas: int
+    async def _states(
+        self,
+        owner: children.Owner,
+        workload: str,
+        observed: Object,
+        replicas: int,
+        pods: list[Object],
     ) -> dict[int, PodState]:
         revision = observed.get("updateRevision")
         rolling = observed.get("currentRevision") != revision
-        selector = ",".join(
-            f"{key}={value}" for key, value in children.selector(owner, children.STABLE).items()
-        )
         now = datetime.now(UTC)
         listed: dict[int, Object] = {}
-        for pod in await self.kube.list("v1", "Pod", owner.namespace, selector):
+        for pod in pods_of.matching(pods, children.selector(owner, children.STABLE)):
             ordinal = _ordinal(pod, workload)
             if ordinal is None or ordinal >= replicas or pod["metadata"].get("deletionTimestamp"):
                 continue
@@ -216,7 +220,7 @@ class Rollouts:
 
         async def state(ordinal: int, pod: Object) -> PodState:
             updated = pod["metadata"].get("labels", {}).get(REVISION_LABEL) == revision
-            pod_ready = _pod_ready(pod)
+            pod_ready = pods_of.is_ready(pod)
             # Asked while a rollout waits on it, or to tell how far a pod not Ready has come;
             # a Ready pod outside a rollout is judged by its probe, which asks the same.
             asked = updated and (rolling or not pod_ready)

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from conveyor.domain.resources import Condition, StallDetection, StreamProcessorStatus
 from conveyor.infra.group_progress import PartitionProgress
 from conveyor.operator import metrics
+from conveyor.operator import pods as pods_of
 from conveyor.operator.conditions import Observation
 from conveyor.operator.kinds import POD
 from conveyor.operator.kube import Kube, Object
@@ -117,18 +118,6 @@ def recent_restarts(restarts: Iterable[datetime], now: datetime) -> list[datetim
     return sorted(moment for moment in restarts if now - moment < RESTART_WINDOW)
 
 
-def ready_pod_names(pods: Iterable[Object]) -> set[str]:
-    return {
-        pod["metadata"]["name"]
-        for pod in pods
-        if pod["metadata"].get("deletionTimestamp") is None
-        and any(
-            item.get("type") == "Ready" and item.get("status") == "True"
-            for item in pod.get("status", {}).get("conditions", [])
-        )
-    }
-
-
 def _listed(partitions: Iterable[PartitionProgress]) -> str:
     return ", ".join(
         f"{partition.name} owned by {partition.owner} (lag {partition.lag})"
@@ -180,7 +169,7 @@ class StallDetector:
         clocks = self.clocks.setdefault(uid, StallClocks())
         now = self.monotonic()
         stalled = clocks.stalled(
-            progress.values(), ready_pod_names(pods), policy.stall_seconds, now
+            progress.values(), pods_of.ready_names(pods), policy.stall_seconds, now
         )
         healing = clocks.still_healing(progress, stalled)
         metrics.STALLED_PARTITIONS.labels(namespace, name, processor).set(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from conveyor.infra.group_progress import PartitionProgress
-from conveyor.operator.stalls import StallClocks, ready_pod_names, recent_restarts
+from conveyor.operator.pods import ready_names
+from conveyor.operator.stalls import StallClocks, recent_restarts
 
 READY = {"inventory-0"}
 
@@ -71,4 +72,4 @@ def test_only_ready_pods_not_being_deleted_own_partitions_that_can_stall() -> No
         }
 
     pods = [pod("a", "True"), pod("b", "False"), pod("c", "True", deleting=True)]
-    assert ready_pod_names(pods) == {"a"}
+    assert ready_names(pods) == {"a"}
