@@ -111,7 +111,7 @@ def test_the_operator_scales_to_drain_the_lag_within_the_target_time(
         if committer.is_alive():
             committer.join()
         workers.start("inventory")
-    [event] = [e for e in namespace.events("inventory") if e["reason"] == "ScaledUp"]
+    [event] = [e for e in namespace.events("inventory", "ScaledUp") if e["reason"] == "ScaledUp"]
     message = event["message"]
     found = re.search(
         r"1 -> (\d+) replicas: lag (\d+), rate ([\d.]+) records/s per replica, "

@@ -371,7 +371,7 @@ def test_lag_in_kafka_scales_the_processor_up_then_back_down(
         "the lag consumed, inventory scales back to minReplicas after the window",
         within=120,
     )
-    reasons = [event["reason"] for event in namespace.events("inventory")]
+    reasons = [event["reason"] for event in namespace.events("inventory", "ScaledUp", "ScaledDown")]
     assert "ScaledUp" in reasons
     assert "ScaledDown" in reasons
     assert (
@@ -532,7 +532,7 @@ def test_secrets_not_labelled_for_processors_are_refused_and_the_workload_is_lef
     assert f"{PROCESSOR_ACCESS_LABEL}=true" in message
     assert found["status"]["phase"] == "Failed"
     assert template(namespace, "statefulset", "inventory") == before
-    assert "SecretNotAllowed" in [event["reason"] for event in namespace.events("inventory")]
+    assert namespace.events("inventory", "SecretNotAllowed")
 
     namespace.kubectl("label", "secret", "signing-keys", f"{PROCESSOR_ACCESS_LABEL}=true")
     namespace.apply(labelled_secret("later", LATER="y"))

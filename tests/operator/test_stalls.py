@@ -135,7 +135,7 @@ def test_a_stalled_partition_restarts_its_pod_until_the_budget_is_spent(
         finally:
             worker.send_signal(signal.SIGCONT)
     assert pod_uid(namespace) == second_uid
-    events = namespace.events("inventory")
+    events = namespace.events("inventory", "Stalled", "StallRestartBudgetSpent")
     reasons = {(event["type"], event["reason"]) for event in events}
     assert ("Warning", "Stalled") in reasons
     assert ("Warning", "StallRestartBudgetSpent") in reasons
@@ -163,5 +163,6 @@ def test_a_pod_scaled_away_leaves_the_group_at_once_not_after_its_session(
         )
         assert released
         assert namespace.get("pod", "inventory-0") is not None
-    [event] = [e for e in namespace.events("inventory") if e["reason"] == "MembersReleased"]
+    events = namespace.events("inventory", "MembersReleased")
+    [event] = [e for e in events if e["reason"] == "MembersReleased"]
     assert "inventory-1" in event["message"]

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conveyor.devstack.control_plane import ControlPlane
 from conveyor.devstack.launched import Launched
 from conveyor.devstack.settings import free_ports
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -101,19 +102,29 @@ class Namespace:
         found = json.loads(self.kubectl("get", kind, "-l", selector, "-o", "json").stdout)
         return sorted(item["metadata"]["name"] for item in found["items"])
 
-    def events(self, involving: str) -> list[dict[str, Any]]:
-        found = json.loads(
-            self.kubectl(
-                "get",
-                "events",
-                "--field-selector",
-                f"involvedObject.name={involving}",
-                "-o",
-                "json",
-            ).stdout
-        )
-        items: list[dict[str, Any]] = found["items"]
-        return items
+    def events(self, involving: str, *reasons: str) -> list[dict[str, Any]]:
+        """The events about ``involving``, once there is one of each of ``reasons``.
+
+        Kopf posts events from a queue of its own, so an event may trail the status or the
+        effect it tells of: a test waits for the events it is about to read.
+        """
+
+        def posted() -> list[dict[str, Any]] | None:
+            found = json.loads(
+                self.kubectl(
+                    "get",
+                    "events",
+                    "--field-selector",
+                    f"involvedObject.name={involving}",
+                    "-o",
+                    "json",
+                ).stdout
+            )
+            items: list[dict[str, Any]] = found["items"]
+            seen = {item["reason"] for item in items}
+            return items if seen.issuperset(reasons) else None
+
+        return eventually(posted, f"events {', '.join(reasons)} about {involving}")
 
 
 def stream_processor(name: str, bootstrap: str, **spec: Any) -> dict[str, Any]:
