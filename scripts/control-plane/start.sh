@@ -110,7 +110,11 @@ start kube-controller-manager --kubeconfig=kubeconfig --controllers='*' --leader
   --enable-hostpath-provisioner=true \
   --service-account-private-key-file=pki/sa.key --root-ca-file=pki/ca.crt \
   --bind-address=127.0.0.1 --secure-port="${KCM_PORT}"
+# A pod whose claim was still being bound when it was first tried waits to be woken by the
+# claim's binding; that wake-up is sometimes missed (a known scheduler race), and the pod
+# would then sit Pending for the default 5 minutes. Here it is tried again within 10 s.
 start kube-scheduler --kubeconfig=kubeconfig --leader-elect=false \
+  --pod-max-in-unschedulable-pods-duration=10s \
   --bind-address=127.0.0.1 --secure-port="${SCHED_PORT}"
 # kwok always also loads ~/.kwok/kwok.yaml if present, hence HOME=$DIR
 HOME=$DIR start kwok --kubeconfig=kubeconfig --config="${BIN%/bin}/kwok-stages.yaml" \
