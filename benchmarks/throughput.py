@@ -9,6 +9,9 @@ for earlier ones, one step of ``--step-seconds`` per rate of ``--rates``, rising
 - **the raw chain** (``benchmarks.rawchain``): the same rates with the processors replaced
   by bare aiokafka loops, and on past them (``BASELINE_BEYOND``) until it too fails.
 
+Each climb begins with ``--warmup-seconds`` at its lowest rate that is not counted (the JIT
+of Kafka's JVM and every process's caches warm up there).
+
 A rate is *sustained* when the p95 from acceptance to the terminal status stays within
 ``P95_GOAL_MS`` and every order of the step is terminal within ``DRAIN_SECONDS`` of its last
 send (the backlog stays bounded); the steps stop at the first rate that is not. Acceptance
@@ -72,6 +75,10 @@ BASELINE = "raw aiokafka chain"
 RATES = (25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0)
 EDGE_RATES = (20.0, 50.0, 100.0, 150.0, 200.0, 300.0)
 STEP_SECONDS = 60.0
+# Held at the lowest rate before each climb and not counted: Kafka's JIT compiles its hot
+# paths in its first minute under load (a core's fifth then, on a 2-core machine), and each
+# process fills its caches; a climb's first step would be charged for all of it.
+WARMUP_SECONDS = 30.0
 PRODUCTS = 20
 P95_GOAL_MS = 250.0
 # The raw chain's climb goes on past the rates given, at these multiples of the highest.
@@ -119,7 +126,9 @@ class Throughput:
         step_seconds: float,
         worker_env: dict[str, str],
         with_baseline: bool,
+        warmup_seconds: float,
     ) -> None:
+        self.warmup_seconds = warmup_seconds
         self.worker_env = worker_env
         self.with_baseline = with_baseline
         self.baseline_pids: dict[str, int] = {}
@@ -229,8 +238,24 @@ class Throughput:
         edge: EdgeServer | None = None,
     ) -> list[Step]:
         steps: list[Step] = []
+        if self.warmup_seconds > 0:
+            warmup = await self._step(
+                pool,
+                f"{label}, warming up at {rates[0]:g}/s (not counted)",
+                rates[0],
+                send,
+                customer,
+                edge,
+                self.warmup_seconds,
+            )
+            self.console.print(
+                f"  {label} warmed up: p95 {warmup.p95_ms:.0f} ms, "
+                f"{warmup.counted_cpu_ms():.1f} ms of CPU per order"
+            )
         for rate in rates:
-            step = await self._step(pool, f"{label} at {rate:g}/s", rate, send, customer, edge)
+            step = await self._step(
+                pool, f"{label} at {rate:g}/s", rate, send, customer, edge, self.step_seconds
+            )
             steps.append(step)
             verdict = "sustained" if step.sustained else "NOT sustained"
             self.console.print(
@@ -249,8 +274,9 @@ class Throughput:
         send: Callable[[UUID], Coroutine[Any, Any, UUID]],
         customer: UUID | None,
         edge: EdgeServer | None,
+        seconds: float,
     ) -> Step:
-        count = max(2, round(rate * self.step_seconds))
+        count = max(2, round(rate * seconds))
         # Through the edge the orders are the caller's; the step is told apart by its ids.
         own_customer = customer or uuid.uuid4()
         already = await terminal_count(pool, own_customer)
@@ -403,10 +429,18 @@ def run(
     step_seconds: float = STEP_SECONDS,
     worker_env: dict[str, str] | None = None,
     with_baseline: bool = True,
+    warmup_seconds: float = WARMUP_SECONDS,
 ) -> None:
     """The benchmark on ``stack``; raises GateFailed when a correctness gate is broken."""
     Throughput(
-        console, stack, rates, edge_rates, step_seconds, worker_env or {}, with_baseline
+        console,
+        stack,
+        rates,
+        edge_rates,
+        step_seconds,
+        worker_env or {},
+        with_baseline,
+        warmup_seconds,
     ).run()
 
 
@@ -432,6 +466,12 @@ def main() -> None:
     )
     parser.add_argument("--step-seconds", type=float, default=STEP_SECONDS)
     parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=WARMUP_SECONDS,
+        help="held at the lowest rate before each climb, not counted (0: none)",
+    )
+    parser.add_argument(
         "--worker-env",
         action="append",
         default=[],
@@ -455,6 +495,7 @@ def main() -> None:
             args.step_seconds,
             worker_env,
             with_baseline=not args.no_baseline,
+            warmup_seconds=args.warmup_seconds,
         ),
     )
 
