@@ -14,7 +14,7 @@ SOAK_ARGS ?=
 # e.g. LOAD_ARGS='--populations 1000,2500 --step-seconds 30'
 LOAD_ARGS ?=
 
-.PHONY: control-plane help install format lint typecheck test test-contract-deep test-fast test-web run down status crds manifests kind-up kind-down dashboards bench throughput soak load web screenshots all
+.PHONY: control-plane help install format lint typecheck test test-long test-contract-deep test-fast test-web run down status crds manifests kind-up kind-down dashboards bench throughput soak load web screenshots all
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,13 +39,16 @@ typecheck: install ## mypy --strict alone
 # services run in its home) write theirs beside the tests' own.
 COVERAGE_DATA := $(CURDIR)/.coverage
 
-test: lint control-plane web ## Lint, the web app's Vitest suite, then every test (the browser tests too) against a real local stack and control plane (started and stopped by the tests), with coverage of every process; fails below the floor
+test: lint control-plane web ## Lint, the web app's Vitest suite, then every test but the long scenarios (the browser tests too) against a real local stack and control plane (started and stopped by the tests), with coverage of every process; fails below the floor
 	cd web && npm run typecheck && npm test
 	@rm -f $(COVERAGE_DATA) $(COVERAGE_DATA).*
 	COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage run -m pytest \
-		--numprocesses $(TEST_WORKERS) $(PYTEST_ARGS)
+		--numprocesses $(TEST_WORKERS) -m "not long" $(PYTEST_ARGS)
 	@COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage combine --quiet
 	COVERAGE_FILE=$(COVERAGE_DATA) $(RUN) coverage report
+
+test-long: install control-plane ## The long scenarios `make test` leaves out (replicas under rebalances, rollouts, stalls, restarts after a sweep, Kafka over SASL_SSL, schemathesis); CI runs them after `make test`
+	$(RUN) pytest --numprocesses $(TEST_WORKERS) -m long $(PYTEST_ARGS)
 
 test-contract-deep: install ## Schemathesis on the edge with many examples and a new seed (EXAMPLES=300)
 	CONVEYOR_SCHEMATHESIS_EXAMPLES=$${EXAMPLES:-300} CONVEYOR_SCHEMATHESIS_SEED= \

@@ -106,6 +106,7 @@ async def test_the_interactive_docs_are_served(api: Api) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 async def test_schemathesis_finds_no_server_error_and_no_contract_violation(
     api: Api, admin: Account, tmp_path: Path
 ) -> None:

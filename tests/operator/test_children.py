@@ -146,6 +146,7 @@ def processed_upserts(metrics_text: str) -> float:
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.long
 async def test_the_generated_pod_runs_as_a_working_processor(
     stack: RunningStack, workers: Workers, tmp_path: Path
 ) -> None:

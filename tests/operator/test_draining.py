@@ -11,6 +11,7 @@ import re
 import threading
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from conveyor.domain.messages import UpsertProduct
@@ -21,6 +22,8 @@ from tests.support.operator import Namespace, OperatorProcess
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
+
+pytestmark = pytest.mark.long
 
 INPUT = INVENTORY_COMMANDS.name
 LAG = 2000

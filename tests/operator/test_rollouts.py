@@ -31,7 +31,13 @@ from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
 
-pytestmark = [pytest.mark.cluster, pytest.mark.stack, pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.stack,
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.long,
+]
 
 # The rolled pod's worker needs far longer than this to start and restore: Degraded shows it.
 DEADLINE_SECONDS = 3

@@ -16,6 +16,8 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from conveyor.domain.topics import consumer_group
 from conveyor.infra.group_progress import group_progress
 from conveyor.infra.groups import remove_static_members
@@ -25,6 +27,8 @@ from tests.support.operator import Namespace, OperatorProcess, stream_processor
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
+
+pytestmark = pytest.mark.long
 
 INSTANCE = "inventory-0"
 INPUT = "inventory.commands"

@@ -170,6 +170,7 @@ async def test_a_refund_whose_answer_never_comes_is_asked_again_and_done_once(
     assert Decimal(payment["amount_refunded"]) == order.total == Decimal(payment["amount"])
 
 
+@pytest.mark.long
 async def test_a_pending_orders_deadline_survives_a_restart_of_the_orders_processor(
     shop: Shop, stack: RunningStack, short_deadline: Workers
 ) -> None:

@@ -30,7 +30,7 @@ from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
 async def _on_server(stack: RunningStack, statement: str) -> None:

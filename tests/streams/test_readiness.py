@@ -22,7 +22,7 @@ from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 from tests.support.workers import Workers
 
-pytestmark = [pytest.mark.stack, pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.stack, pytest.mark.e2e, pytest.mark.slow, pytest.mark.long]
 
 # The inventory processor's holds table, as Faust names its changelog (`<group>-<table>-changelog`).
 HOLDS_CHANGELOG = "conveyor-inventory-holds-changelog"

@@ -28,7 +28,7 @@ from tests.support.stack import RunningStack
 from tests.support.waiting import eventually_async
 from tests.support.workers import Workers
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.chaos]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.chaos, pytest.mark.long]
 
 SCALED = ("orders", "inventory")
 # Orders placed per second, whatever the processors are going through.

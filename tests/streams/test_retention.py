@@ -191,6 +191,7 @@ async def test_a_release_that_overtakes_its_reservation_still_closes_the_order(
     assert await shop.stock(product) == StockFigures(3, 0, 0)
 
 
+@pytest.mark.long
 async def test_redeliveries_older_than_the_retention_are_refused_never_applied(
     shop: Shop, stack: RunningStack, short_retention: Workers
 ) -> None:
@@ -237,6 +238,7 @@ async def test_redeliveries_older_than_the_retention_are_refused_never_applied(
 
 
 @pytest.mark.chaos
+@pytest.mark.long
 async def test_inventory_and_orders_killed_after_a_sweep_restore_only_what_is_open(
     shop: Shop, short_retention: Workers
 ) -> None:
