@@ -153,7 +153,6 @@ def test_status_shows_every_service_healthy_with_its_address(settings: DevStackS
     assert f"127.0.0.1:{settings.kafka_port}" in result.stdout
 
 
-@pytest.mark.long
 def test_a_killed_kafka_is_reported_and_up_brings_it_back_with_its_topics(
     settings: DevStackSettings,
 ) -> None:

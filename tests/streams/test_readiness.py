@@ -64,7 +64,12 @@ async def fill_changelog(stack: RunningStack) -> None:
 
 
 def test_a_running_worker_is_ready_with_its_partitions(workers: Workers) -> None:
-    status, body = ready(workers.workers["inventory"].metrics_port)
+    # The module's workers may have only just started (joining, restoring): it turns ready.
+    status, body = eventually(
+        lambda: ready(workers.workers["inventory"].metrics_port),
+        "the running inventory worker answers ready",
+        until=lambda answer: answer[0] == 200,
+    )
 
     assert status == 200
     assert body["ready"] is True
