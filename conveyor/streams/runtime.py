@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -113,6 +116,11 @@ class WorkerSettings(RetentionSettings):
     commit_interval_seconds: float = 1.0
     # DEBUG also logs every saga transition (and Faust's own debug output).
     log_level: Literal["DEBUG", "INFO", "WARNING"] = "INFO"
+    # How long a stop asked for by SIGTERM or SIGINT may take. A clean stop commits and
+    # flushes, which waits for Kafka; with Kafka gone it would wait forever. Past this the
+    # worker exits without its last commit, as a crash would (the records since are
+    # processed again, harmlessly). Under the operator's pods' 60 s termination grace.
+    stop_grace_seconds: float = Field(default=30.0, gt=0)
     # How soon a dead worker's partitions move to the others (Kafka's session timeout).
     # At most Faust's broker request timeout (90 s), which it refuses to start below.
     session_timeout_seconds: float = Field(default=10.0, gt=0, le=90.0)
@@ -843,8 +851,49 @@ class Processor:
         metrics.serve_metrics(
             self.settings.metrics_host, self.settings.metrics_port, self.readiness.answer
         )
-        worker = faust.Worker(self.app, loglevel=self.settings.log_level, redirect_stdouts=False)
+        worker = DeadlinedWorker(
+            self.app,
+            loglevel=self.settings.log_level,
+            redirect_stdouts=False,
+            processor=self.name,
+            grace_seconds=self.settings.stop_grace_seconds,
+        )
         worker.execute_from_commandline()
+
+
+class DeadlinedWorker(faust.Worker):
+    """Faust's worker, whose stop on a signal ends within ``grace_seconds`` however it goes."""
+
+    def __init__(self, *args: Any, processor: str, grace_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._processor = processor
+        self._grace_seconds = grace_seconds
+        self._deadline: threading.Timer | None = None
+
+    def _repr_name(self) -> str:
+        # Its log lines read as Faust's worker's do (`[^Worker]: Ready`, which tools wait for).
+        return "Worker"
+
+    def _schedule_shutdown(self, received: signal.Signals) -> None:
+        if self._deadline is None:
+            # A thread of its own: the loop may be what is stuck.
+            self._deadline = threading.Timer(self._grace_seconds, self._give_up, (received,))
+            self._deadline.daemon = True
+            self._deadline.start()
+        super()._schedule_shutdown(received)
+
+    def _give_up(self, received: signal.Signals) -> None:
+        log.error(
+            "%s: still stopping %.0f s after %s, most likely waiting for Kafka (is it "
+            "reachable?); exiting without the last commit: what was processed since the "
+            "commit before is processed again on the next start",
+            self._processor,
+            self._grace_seconds,
+            received.name,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
 
 
 def _provenance(event: Event) -> tuple[Origin, Parking | None]:

@@ -4,8 +4,10 @@ gateway whose answers come late, malformed or never; the money stays right throu
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
+import signal
 from uuid import UUID
 
 import pytest
@@ -94,3 +96,26 @@ async def test_late_lost_and_malformed_gateway_answers_leave_the_money_right(
 
     await assert_saga_invariants(shop, initial, orders)
     await assert_money_settled(stack.urls, orders)
+
+
+def test_a_worker_whose_kafka_stopped_answering_still_stops_when_asked(
+    stack: RunningStack, workers: Workers
+) -> None:
+    """A clean stop waits for Kafka (the last commit, the producer's flush); with Kafka gone
+    the worker would never exit. Past its grace it exits anyway, saying why."""
+    with workers.restarted_with({"CONVEYOR_STOP_GRACE_SECONDS": "3"}, "recommendations"):
+        worker = workers.workers["recommendations"].launched
+        assert worker.process is not None
+        kafka_pid = stack.local.state.load()["kafka"].pid
+        os.kill(kafka_pid, signal.SIGSTOP)
+        try:
+            worker.process.send_signal(signal.SIGTERM)
+            # Without the grace it still waits when this gives up (a request times out
+            # after 90 s, and the stop asks again).
+            exit_code = worker.process.wait(timeout=60)
+        finally:
+            os.kill(kafka_pid, signal.SIGCONT)
+        log = worker.log()
+    assert exit_code == 1
+    assert "still stopping 3 s after SIGTERM" in log
+    assert "is it reachable?" in log
