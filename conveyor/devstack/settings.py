@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import socket
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +50,37 @@ def _bindable(port: int) -> bool:
     return True
 
 
+# Ports handed out lately, by any process on the machine. A port free when chosen is bound
+# only later (once its service starts), and two processes drawing at once (the test
+# session's workers, a session right after another) could both draw it: a port handed out
+# here is not handed out again for PORT_CLAIM_SECONDS.
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "conveyor-port-claims"
+PORT_CLAIM_SECONDS = 900.0
+
+
+def _claim(run: range, claims: Path = PORT_CLAIMS) -> bool:
+    """Claim every port of ``run`` unless another process claimed one of them lately."""
+    now = time.time()
+    with claims.open("a+") as ledger:
+        fcntl.flock(ledger, fcntl.LOCK_EX)
+        ledger.seek(0)
+        recent: dict[int, float] = {}
+        for line in ledger.read().splitlines():
+            port, _, at = line.partition(" ")
+            try:
+                if now - float(at) < PORT_CLAIM_SECONDS:
+                    recent[int(port)] = float(at)
+            except ValueError:
+                continue
+        if any(port in recent for port in run):
+            return False
+        recent.update(dict.fromkeys(run, now))
+        ledger.seek(0)
+        ledger.truncate()
+        ledger.write("".join(f"{port} {at}\n" for port, at in recent.items()))
+    return True
+
+
 def free_port_run(count: int, attempts: int = 200) -> int:
     """The first of ``count`` consecutive loopback ports that are all free now, outside the
     ephemeral range."""
@@ -57,7 +91,7 @@ def free_port_run(count: int, attempts: int = 200) -> int:
         run = range(first, first + count)
         if any(ephemeral_low <= port <= ephemeral_high for port in run):
             continue
-        if all(_bindable(port) for port in run):
+        if all(_bindable(port) for port in run) and _claim(run):
             return first
     raise RuntimeError(f"found no {count} consecutive free ports in {attempts} attempts")
 
