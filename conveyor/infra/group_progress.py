@@ -8,10 +8,16 @@ or, for a member without one, its client id (``conveyor.infra.groups``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    KafkaError,
+    NotCoordinatorForGroupError,
+)
 
 from conveyor.infra import groups
 from conveyor.infra.errors import KafkaUnavailable
@@ -41,6 +47,17 @@ class PartitionProgress:
         return f"{self.topic}[{self.partition}]"
 
 
+# What a coordinator answers while it is being chosen or is loading its groups: the first
+# use of a group on a fresh cluster, a broker restart, a partition of __consumer_offsets moving.
+# Kafka's own clients look the coordinator up again and retry; so does this.
+_COORDINATOR_MOVING = (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
+_RETRY_PAUSE_SECONDS = 0.25
+
+
 async def group_progress(
     bootstrap_servers: str,
     group_id: str,
@@ -51,19 +68,35 @@ async def group_progress(
 ) -> dict[tuple[str, int], PartitionProgress]:
     """Committed and end offsets and the owner of every partition of ``topics`` for the group.
 
-    Raises KafkaUnavailable when Kafka cannot be read or refuses.
+    A coordinator still moving is asked again until ``timeout_seconds`` have passed. Raises
+    KafkaUnavailable when Kafka cannot be read or refuses.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
     reader = LagReader(bootstrap_servers, timeout_seconds, security=security)
     try:
-        offsets = await reader.offsets(group_id, topics)
-        try:
-            owned = groups.owners(await groups.describe_with(await reader.admin(), group_id))
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise KafkaUnavailable(
-                f"could not describe group {group_id} at {bootstrap_servers}: {exc!r}"
-            ) from exc
+        while True:
+            try:
+                return await _read(reader, bootstrap_servers, group_id, topics)
+            except KafkaUnavailable as exc:
+                moving = isinstance(exc.__cause__, _COORDINATOR_MOVING)
+                if not moving or loop.time() + _RETRY_PAUSE_SECONDS > deadline:
+                    raise
+                await asyncio.sleep(_RETRY_PAUSE_SECONDS)
     finally:
         await reader.close()
+
+
+async def _read(
+    reader: LagReader, bootstrap_servers: str, group_id: str, topics: Sequence[str]
+) -> dict[tuple[str, int], PartitionProgress]:
+    offsets = await reader.offsets(group_id, topics)
+    try:
+        owned = groups.owners(await groups.describe_with(await reader.admin(), group_id))
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise KafkaUnavailable(
+            f"could not describe group {group_id} at {bootstrap_servers}: {exc!r}"
+        ) from exc
     wanted = set(topics)
     return {
         key: PartitionProgress(key[0], key[1], committed, end, owned.get(key))

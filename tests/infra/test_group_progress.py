@@ -3,16 +3,45 @@ tells them: what the operator's stall detection and drain-time autoscaling read.
 
 from __future__ import annotations
 
+import subprocess
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
 
+from conveyor.devstack import kafka_server
+from conveyor.devstack.health import kafka_is_healthy
+from conveyor.devstack.settings import DevStackSettings
 from conveyor.infra.errors import KafkaUnavailable
 from conveyor.infra.group_progress import group_progress
 from conveyor.infra.topic_admin import topic_admin
 from tests.support.stack import RunningStack
-from tests.support.waiting import eventually_async
+from tests.support.waiting import eventually, eventually_async
+
+
+@pytest.fixture
+def fresh_kafka(tmp_path: Path) -> Iterator[str]:
+    """A Kafka of its own that no group was ever asked about: its first group question is
+    what creates ``__consumer_offsets``."""
+    settings = DevStackSettings.isolated(tmp_path)
+    command = kafka_server.prepare(settings, Console(stderr=True))
+    with (tmp_path / "kafka.log").open("w") as log:
+        broker = subprocess.Popen(command, cwd=settings.root, stdout=log, stderr=log)
+    bootstrap = f"{settings.host}:{settings.kafka_port}"
+    try:
+        eventually(
+            lambda: broker.poll() is None and kafka_is_healthy(bootstrap),
+            "the fresh Kafka answers",
+            within=60,
+            context=lambda: (tmp_path / "kafka.log").read_text()[-3000:],
+        )
+        yield bootstrap
+    finally:
+        broker.terminate()
+        broker.wait(timeout=60)
 
 
 async def test_offsets_and_the_owning_instance_of_each_partition(stack: RunningStack) -> None:
@@ -59,6 +88,19 @@ async def test_offsets_and_the_owning_instance_of_each_partition(stack: RunningS
         assert found.committed == read.get(partition, 0)
         assert found.lag == 5 - found.committed
         assert found.name == f"{topic}[{partition}]"
+
+
+async def test_a_new_clusters_first_group_is_read_while_its_coordinator_is_chosen(
+    fresh_kafka: str,
+) -> None:
+    """A new processor on a new cluster: the operator's first read must not report Kafka
+    unreachable (and the processor Degraded) while Kafka is still choosing a coordinator."""
+    topic = "test.progress.first"
+    async with topic_admin(fresh_kafka) as admin:
+        await admin.create(topic, 2, 1, {})
+    found = await group_progress(fresh_kafka, "the-first-group", [topic])
+    assert {(p.committed, p.end, p.owner) for p in found.values()} == {(0, 0, None)}
+    assert sorted(found) == [(topic, 0), (topic, 1)]
 
 
 async def test_an_unreachable_kafka_is_a_kafka_unavailable_error() -> None:
