@@ -92,7 +92,13 @@ def _text(text: str) -> str:
 
 
 def _line(pdf: FPDF, text: str) -> None:
-    pdf.multi_cell(0, 5.5, _text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    text = _text(text)
+    # multi_cell breaks a text into lines glyph by glyph, two thirds of a whole invoice's
+    # rendering when every line went through it; only a text wider than the page needs it.
+    if pdf.get_string_width(text) <= pdf.epw:
+        pdf.cell(0, 5.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    else:
+        pdf.multi_cell(0, 5.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
 def _cell(pdf: FPDF, width: float, text: str, *, numeric: bool = False, border: str = "") -> None:

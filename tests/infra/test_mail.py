@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from conveyor.devstack.settings import free_ports
 from conveyor.devstack.smtp_sink import read_mailbox
-from conveyor.infra.mail import Mailer, compose
+from conveyor.infra.mail import Attachment, Mailer, compose
 from conveyor.streams.metrics import SMTP_CONNECTIONS
 from conveyor.streams.runtime import TRANSIENT_ERRORS
 from tests.devstack.sink import start_sink, stop_sink
@@ -109,6 +109,30 @@ async def test_an_email_arrives_as_composed_whatever_the_characters_of_its_body(
         f"<{notification}@conveyor.local>",
     )
     assert received.body.strip() == body
+
+
+@pytest.mark.parametrize("subject", ["Your invoice 1f2e", "Ihre Rechnung für Zoë"])
+async def test_an_attached_file_arrives_byte_for_byte_beside_the_body(
+    server: Server, subject: str
+) -> None:
+    """A confirmation with its invoice: composed with the plain classes for an ASCII subject,
+    with ``EmailMessage`` (SMTPUTF8) otherwise; the reader gets the same either way."""
+    content = bytes(range(256)) * 8
+    body = "Thank you, Zoë! Your invoice 2026-000042 is attached."
+    mailer = Mailer(f"smtp://127.0.0.1:{server.port}", SMTP_CONNECTIONS)
+    invoice = Attachment("invoice-2026-000042.pdf", content)
+    try:
+        composed = compose(uuid.uuid4(), SENDER, "zoe@example.com", subject, body, [invoice])
+        await mailer.send(composed)
+    finally:
+        await mailer.close()
+    [received] = read_mailbox(server.maildir)
+    assert received.subject == subject
+    assert received.body.strip() == body
+    [attached] = list(received.message.iter_attachments())
+    assert attached.get_content_type() == "application/pdf"
+    assert attached.get_filename() == "invoice-2026-000042.pdf"
+    assert attached.get_content() == content
 
 
 @pytest.mark.parametrize("url", ["http://mail:25", "smtp://", "mail:25"])
