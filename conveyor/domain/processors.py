@@ -48,6 +48,10 @@ class ProcessorSpec:
     tables: tuple[str, ...]
     # Where its metrics listen locally: the dev stack's first metrics port plus this.
     metrics_port_offset: int
+    # Off an order's path: no order waits on it (its emails and recommendations follow the
+    # outcome), so it waits longer for its batches to fill (CONVEYOR_BACKGROUND_BATCH_SECONDS)
+    # and pays each batch's fixed costs once for more orders.
+    background: bool = False
 
     @property
     def stateful(self) -> bool:
@@ -97,6 +101,7 @@ CATALOGUE: tuple[ProcessorSpec, ...] = (
         parks=(ORDERS_EVENTS,),
         tables=("customers",),
         metrics_port_offset=3,
+        background=True,
     ),
     ProcessorSpec(
         "projector",
@@ -118,6 +123,7 @@ CATALOGUE: tuple[ProcessorSpec, ...] = (
         parks=(RECOMMENDATIONS_COPURCHASES,),
         tables=("baskets", "copurchases", "counted"),
         metrics_port_offset=5,
+        background=True,
     ),
 )
 

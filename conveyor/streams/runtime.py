@@ -148,6 +148,10 @@ class WorkerSettings(RetentionSettings):
     # wake-up of every processor downstream) are shared by more records.
     batch_size: int = 500
     batch_seconds: float = 0.01
+    # The same for a processor no order waits on (notifications, recommendations): an email
+    # a tenth of a second later goes unnoticed, and at a low rate its batches hold several
+    # orders instead of one.
+    background_batch_seconds: float = Field(default=0.1, ge=0)
     # How often expired entries are deleted (each sends a tombstone to its changelog).
     retention_sweep_seconds: float = 60.0
     # How long a pending order may wait for its stock and payment before the saga gives up
@@ -503,11 +507,18 @@ class Processor:
         """The batch loop: decode, decide (writing tables), flush, act, send, acknowledge.
 
         Batches hold up to ``size`` records (``CONVEYOR_BATCH_SIZE`` unless given), what has
-        arrived ``linger`` seconds after the first (``CONVEYOR_BATCH_SECONDS`` unless given).
+        arrived ``linger`` seconds after the first (unless given, ``CONVEYOR_BATCH_SECONDS``,
+        or ``CONVEYOR_BACKGROUND_BATCH_SECONDS`` for a processor no order waits on).
         """
         decode = self._decode_fresh if refuse_expired else self._decode
         size = self.settings.batch_size if size is None else size
-        linger = self.settings.batch_seconds if linger is None else linger
+        if linger is None:
+            settings = self.settings
+            linger = (
+                settings.background_batch_seconds
+                if self.spec.background
+                else settings.batch_seconds
+            )
 
         async def consume(stream: faust.StreamT[bytes]) -> None:
             async for events in self._batches(stream, size, linger):

@@ -240,7 +240,7 @@ async def test_a_poison_record_in_a_batch_is_dead_lettered_alone(
     finally:
         # A batch window long enough that the backlog's six records are surely one batch.
         await asyncio.to_thread(
-            workers.start_with, "notifications", {"CONVEYOR_BATCH_SECONDS": "1"}
+            workers.start_with, "notifications", {"CONVEYOR_BACKGROUND_BATCH_SECONDS": "1"}
         )
     try:
         await assert_one_email_each(shop, events)
