@@ -44,14 +44,15 @@ class Filler(BaseModel):
     number: int
 
 
-async def fill_changelog(stack: RunningStack) -> None:
-    """Entries as the table writes them (JSON keys, its entry format), then their tombstones."""
+async def fill_changelog(stack: RunningStack, entries: int = ENTRIES) -> None:
+    """``entries`` as the table writes them (JSON keys, its entry format), then their
+    tombstones."""
     producer = create_producer(stack.urls.kafka_bootstrap_servers, linger_ms=20)
     await producer.start()
     try:
         sent = []
         for deleted in (False, True):
-            for number in range(ENTRIES):
+            for number in range(entries):
                 partition = number % 6
                 key = json.dumps(f"readiness-test-{number}").encode()
                 value = None if deleted else encode_entry(Filler(number=number), None, partition)
