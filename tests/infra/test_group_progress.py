@@ -3,7 +3,6 @@ tells them: what the operator's stall detection and drain-time autoscaling read.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 
-from conveyor.devstack import kafka_server
+from conveyor.devstack import kafka_server, processes
 from conveyor.devstack.health import kafka_is_healthy
 from conveyor.devstack.settings import DevStackSettings
 from conveyor.infra.errors import KafkaUnavailable
@@ -28,20 +27,19 @@ def fresh_kafka(tmp_path: Path) -> Iterator[str]:
     what creates ``__consumer_offsets``."""
     settings = DevStackSettings.isolated(tmp_path)
     command = kafka_server.prepare(settings, Console(stderr=True))
-    with (tmp_path / "kafka.log").open("w") as log:
-        broker = subprocess.Popen(command, cwd=settings.root, stdout=log, stderr=log)
+    log_file = tmp_path / "kafka.log"
+    broker = processes.spawn("kafka", command, log_file, cwd=settings.root)
     bootstrap = f"{settings.host}:{settings.kafka_port}"
     try:
         eventually(
-            lambda: broker.poll() is None and kafka_is_healthy(bootstrap),
+            lambda: broker.is_alive() and kafka_is_healthy(bootstrap),
             "the fresh Kafka answers",
             within=60,
-            context=lambda: (tmp_path / "kafka.log").read_text()[-3000:],
+            context=lambda: processes.log_tail(log_file),
         )
         yield bootstrap
     finally:
-        broker.terminate()
-        broker.wait(timeout=60)
+        processes.stop(broker)
 
 
 async def test_offsets_and_the_owning_instance_of_each_partition(stack: RunningStack) -> None:
