@@ -14,6 +14,7 @@ import pytest
 from conveyor.infra.database import apply_migrations
 from conveyor.infra.errors import NoInvoice
 from conveyor.infra.invoices import ensure_invoice
+from conveyor.infra.settings import SellerSettings
 
 pytestmark = pytest.mark.stack
 
@@ -79,3 +80,23 @@ async def test_an_order_not_confirmed_gets_no_invoice_and_takes_no_number(
     assert first.number == 1
     # A processor that saw OrderConfirmed may invoice a row the projector has not moved yet.
     assert (await ensure_invoice(pool, pending, known_confirmed=True)).number == 2
+
+
+async def test_an_invoice_keeps_the_seller_it_was_issued_with(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order_id = await new_order(pool)
+    issued = await ensure_invoice(
+        pool,
+        order_id,
+        seller=SellerSettings(name="Old Shop Ltd", address="2 Old Road", tax_id="GB1", email="a@b"),
+    )
+
+    # The shop moves and renames itself: its settings now name someone else.
+    monkeypatch.setenv("CONVEYOR_SELLER_NAME", "New Shop GmbH")
+    monkeypatch.setenv("CONVEYOR_SELLER_ADDRESS", "3 New Street")
+    again = await ensure_invoice(pool, order_id, seller=SellerSettings())
+
+    assert again.number == issued.number
+    assert again.seller == issued.seller
+    assert (again.seller.name, again.seller.address) == ("Old Shop Ltd", "2 Old Road")
