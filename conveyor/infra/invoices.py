@@ -142,6 +142,12 @@ async def ensure_invoice(
     missing. Raises NoInvoice when the order may not have
     one; inside a caller's transaction, runs in a savepoint of it.
     """
+    if isinstance(db, asyncpg.Pool):
+        # Mostly issued already (the projector issues it as it confirms the row): one
+        # lookup, instead of a transaction that waits for the order's row lock to find it.
+        issued = await find_invoice(db, order_id)
+        if issued is not None:
+            return issued
     async with _transaction(db) as connection:
         order = await connection.fetchrow(
             """

@@ -100,3 +100,16 @@ async def test_an_invoice_keeps_the_seller_it_was_issued_with(
     assert again.number == issued.number
     assert again.seller == issued.seller
     assert (again.seller.name, again.seller.address) == ("Old Shop Ltd", "2 Old Road")
+
+
+async def test_an_issued_invoice_is_read_while_its_order_is_locked(pool: asyncpg.Pool) -> None:
+    order_id = await new_order(pool)
+    issued = await ensure_invoice(pool, order_id)
+
+    # The projector holds an order's row while its batch's transaction runs: an e-mail
+    # asking for the invoice meanwhile does not wait for it.
+    async with pool.acquire() as projector, projector.transaction():
+        await projector.execute("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE", order_id)
+        again = await asyncio.wait_for(ensure_invoice(pool, order_id), timeout=5)
+
+    assert again.display_number == issued.display_number
