@@ -26,8 +26,6 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from conveyor.streams.inloop import InLoopConsumerThread
-
 log = logging.getLogger(__name__)
 
 # How long a partition's next record may stay missing (possibly still in the fetcher's
@@ -40,9 +38,6 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stalled_since: dict[tuple[TP, int], float] = {}
-
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return InLoopConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked[tp]
