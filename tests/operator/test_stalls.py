@@ -151,6 +151,10 @@ def test_a_pod_scaled_away_leaves_the_group_at_once_not_after_its_session(
     namespace: Namespace, operator: OperatorProcess, stack: RunningStack, workers: Workers
 ) -> None:
     bootstrap = stack.urls.kafka_bootstrap_servers
+    # An earlier test's inventory StreamProcessor, still being deleted, would see this
+    # test's inventory-1 as one of its own pods scaled away, release it, and post the event
+    # in its own namespace.
+    namespace.alone()
     running_processor(namespace, bootstrap, replicas=2)
     # The member of pod inventory-1, with a session far longer than the test: only the
     # operator removing it can end its hold on the partitions.

@@ -98,6 +98,23 @@ class Namespace:
         result: dict[str, Any] = json.loads(found.stdout)
         return result
 
+    def alone(self) -> None:
+        """Wait until no StreamProcessor of an earlier test, in a namespace still being
+        deleted, is left: until the operator lets it go, it still reconciles, and one for
+        the same processor acts on the same consumer group as this test's."""
+
+        def others() -> list[str]:
+            found = json.loads(
+                self.cluster.kubectl("get", "streamprocessors", "-A", "-o", "json").stdout
+            )
+            return [
+                f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+                for item in found["items"]
+                if item["metadata"]["namespace"] != self.name
+            ]
+
+        eventually(others, "no StreamProcessor of an earlier test left", until=lambda o: not o)
+
     def names(self, kind: str, selector: str) -> list[str]:
         found = json.loads(self.kubectl("get", kind, "-l", selector, "-o", "json").stdout)
         return sorted(item["metadata"]["name"] for item in found["items"])
