@@ -24,6 +24,7 @@ import faust
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
+from mode import Service
 
 from conveyor.domain.readiness import Phase, RestoreProgress, WorkerReadiness
 from conveyor.streams import metrics
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 0.5
 # How often a running restore is logged.
 LOG_EVERY_SECONDS = 5.0
+# How long a restoring partition whose consumer is past its last offset gets no record before
+# what is left is taken for transaction markers (Faust's own wait is two of its 5 s timeouts).
+MARKER_QUIET_SECONDS = 5.0
 
 
 STARTING = WorkerReadiness(ready=False, phase="starting")
@@ -70,6 +74,43 @@ class ConveyorRecovery(Recovery):
             # Highwaters and start offsets are both known here, just before reading begins.
             self.restore_total = self._remaining()
             self._reading = True
+
+    @Service.task
+    async def _pass_trailing_transaction_markers(self) -> None:
+        """End a restore that waits for a changelog's trailing transaction markers.
+
+        Under exactly_once a changelog's transactions each end in a commit marker: an offset
+        that takes a place but is never handed to a consumer. Faust counts a partition
+        restored once it has read the record at the last offset, and passes trailing markers
+        only while the worker itself runs under exactly_once; a worker restarted under
+        at_least_once waited for that record forever and never turned ready. Once the
+        consumer's position is past the last offset and nothing came for a while, as Faust
+        itself judges it, the partition has nothing more to read.
+        """
+        while not self.should_stop:
+            await self.sleep(MARKER_QUIET_SECONDS)
+            if not self.in_recovery or self.app.in_transaction:
+                continue
+            if not self.tables.changelog_queue.empty():
+                continue
+            now = time.monotonic()
+            for tp, last_offset in list(self.active_highwaters.items()):
+                read = self.active_offsets.get(tp)
+                if read is None or read >= last_offset:
+                    continue
+                received = self._active_events_received_at.get(tp, self._started_at or now)
+                if now - received < MARKER_QUIET_SECONDS:
+                    continue
+                position = await self.app.consumer.position(tp)
+                if position is not None and position > last_offset:
+                    log.info(
+                        "%s: restored through offset %d; the offsets after it, up to %d, "
+                        "are transaction markers",
+                        tp,
+                        read,
+                        last_offset,
+                    )
+                    self.active_offsets[tp] = last_offset
 
     def _remaining(self) -> int:
         return sum(max(0, records) for records in self.active_remaining().values())

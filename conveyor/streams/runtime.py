@@ -269,6 +269,14 @@ class Processor:
         options: dict[str, Any] = {}
         if settings.group_instance_id:
             options["consumer_group_instance_id"] = settings.group_instance_id
+        standby_replicas = settings.table_standby_replicas
+        if settings.processing_guarantee == "exactly_once" and not self.spec.stateful:
+            # Faust's transactions find each partition's producer through Faust's partition
+            # assignor, which a worker without tables uses only when it asks for standbys;
+            # otherwise it takes aiokafka's round robin and crashes at its first assignment
+            # (KeyError on its input topic; faust-streaming #440). Without tables a standby
+            # has nothing to copy, so asking for one only chooses the assignor.
+            standby_replicas = max(standby_replicas, 1)
         self.app = ConveyorApp(
             self.group_id,
             broker=f"kafka://{urls.kafka_bootstrap_servers}",
@@ -284,7 +292,7 @@ class Processor:
             broker_commit_interval=settings.commit_interval_seconds,
             broker_session_timeout=settings.session_timeout_seconds,
             broker_heartbeat_interval=settings.session_timeout_seconds / 4,
-            table_standby_replicas=settings.table_standby_replicas,
+            table_standby_replicas=standby_replicas,
             producer_acks=-1,
             web_enabled=False,
             broker_credentials=_broker_credentials(urls.kafka_security()),
