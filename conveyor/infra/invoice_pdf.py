@@ -208,9 +208,7 @@ class _Layout:
                 lines.append(current)
             # A word wider than a whole line alone is cut where the line ends.
             while len(word) > 1 and self.width(word) > room:
-                cut = len(word) - 1
-                while cut > 1 and self.width(word[:cut]) > room:
-                    cut -= 1
+                cut = max(1, self._leading_fit(word, room))
                 lines.append(word[:cut])
                 word = word[cut:]
             current = word
@@ -220,9 +218,21 @@ class _Layout:
     def _fitted(self, text: str, room: float) -> str:
         if self.width(text) <= room:
             return text
-        while len(text) > 1 and self.width(text + "...") > room:
-            text = text[:-1]
-        return text + "..."
+        return text[: max(1, self._leading_fit(text, room - self.width("...")))] + "..."
+
+    def _leading_fit(self, text: str, room: float) -> int:
+        """How many of ``text``'s first characters fit in ``room`` (one pass: names run to
+        200 characters, and trying shorter and shorter prefixes took 160 ms for an invoice
+        of 100 such lines)."""
+        widths = self.font.widths
+        budget = room * _POINTS_PER_MM * 1000 / self.size
+        used = 0
+        # Latin-1 with "?" for the rest: one byte per character, so indexes agree.
+        for index, glyph in enumerate(_printable(text)):
+            used += widths[glyph]
+            if used > budget:
+                return index
+        return len(text)
 
 
 def _printable(text: str) -> bytes:
