@@ -151,13 +151,13 @@ class _Layout:
         rather than printed over the next one."""
         if self.y + height > _PAGE_HEIGHT - _MARGIN:
             self._new_page()
+        # Vertically centred as a reader expects: the baseline a third of the size below the
+        # row's middle.
+        baseline = self.y + height / 2 + 0.3 * self.size / _POINTS_PER_MM
         x = _MARGIN
         for cell in cells:
             text = self._fitted(_printable(cell.text).decode("latin-1"), cell.width - 2 * _PADDING)
             left = x + cell.width - _PADDING - self.width(text) if cell.right_aligned else x
-            # Vertically centred as a reader expects: the baseline a third of the size below
-            # the cell's middle.
-            baseline = self.y + height / 2 + 0.3 * self.size / _POINTS_PER_MM
             self._text(left + (0 if cell.right_aligned else _PADDING), baseline, text)
             if cell.rule:
                 rule_y = self.y if cell.rule == "above" else self.y + height

@@ -255,10 +255,26 @@ class StateTable(Generic[V]):
         metrics.TABLE_BYTES.labels(self.processor, self.name).set(self.bytes)
 
 
+# An entry's layout, written and read by these markers alone: ``_entry`` finds the expiry and
+# the partition between them without parsing the value.
+_EXPIRY_AT = b'{"x": '
+_PARTITION_AT = b', "p": '
+_VALUE_AT = b', "v": '
+
+
 def encode_entry(value: BaseModel, expires_at: float | None, partition: int) -> bytes:
     # One serialization: the value's JSON is spliced into the entry's.
-    head = json.dumps({"x": expires_at, "p": partition})[:-1]
-    return f'{head}, "v": {value.model_dump_json()}}}'.encode()
+    return b"".join(
+        (
+            _EXPIRY_AT,
+            json.dumps(expires_at).encode(),
+            _PARTITION_AT,
+            str(partition).encode(),
+            _VALUE_AT,
+            value.model_dump_json().encode(),
+            b"}",
+        )
+    )
 
 
 def decode_entry(model: type[V], raw: bytes, table: str) -> tuple[V, float | None, int]:
@@ -272,11 +288,6 @@ def entry_expiry(raw: bytes, table: str) -> tuple[float | None, int]:
     assignment: 1.6 µs an entry against 16 µs for a 600-byte saga parsed whole)."""
     expires_at, partition, _ = _entry(raw, table)
     return expires_at, partition
-
-
-_EXPIRY_AT = b'{"x": '
-_PARTITION_AT = b', "p": '
-_VALUE_AT = b', "v": '
 
 
 def _entry(raw: bytes, table: str) -> tuple[float | None, int, bytes]:
