@@ -70,6 +70,7 @@ from conveyor.infra.topic_admin import (
     verify_topics,
 )
 from conveyor.streams import metrics
+from conveyor.streams.batch_wait import BatchWait
 from conveyor.streams.commits import (
     WATCHDOG_INTERVAL_SECONDS,
     ConveyorApp,
@@ -143,15 +144,18 @@ class WorkerSettings(RetentionSettings):
     projector_batch_seconds: float = 0.05
 
     # Records handled together: each key is read and written once per batch. A batch is
-    # what has arrived batch_seconds after its first record (up to batch_size): under load
-    # it grows, and each batch's fixed costs (a producer request, a changelog flush, a
-    # wake-up of every processor downstream) are shared by more records.
+    # what has arrived a wait after its first record (up to batch_size): under load it
+    # grows, and each batch's fixed costs (a producer request, a changelog flush, a wake-up
+    # of every processor downstream) are shared by more records. The wait of the saga's
+    # processors follows how old their records have lately been when they got to them, up
+    # to batch_seconds: a few milliseconds while the machine has CPU to spare, all of it
+    # when it runs short (conveyor.streams.batch_wait).
     batch_size: int = 500
-    batch_seconds: float = 0.01
-    # The same for a processor no order waits on (notifications, recommendations): an email
-    # a tenth of a second later goes unnoticed, and at a low rate its batches hold several
-    # orders instead of one.
-    background_batch_seconds: float = Field(default=0.1, ge=0)
+    batch_seconds: float = Field(default=0.025, ge=0)
+    # The longest wait for a processor no order waits on (notifications, recommendations):
+    # an email a second later goes unnoticed, and a busy machine's batches then hold tens
+    # of orders instead of a few.
+    background_batch_seconds: float = Field(default=1.0, ge=0)
     # How often expired entries are deleted (each sends a tombstone to its changelog).
     retention_sweep_seconds: float = 60.0
     # How long a pending order may wait for its stock and payment before the saga gives up
@@ -515,25 +519,28 @@ class Processor:
         """The batch loop: decode, decide (writing tables), flush, act, send, acknowledge.
 
         Batches hold up to ``size`` records (``CONVEYOR_BATCH_SIZE`` unless given), what has
-        arrived ``linger`` seconds after the first (unless given, ``CONVEYOR_BATCH_SECONDS``,
-        or ``CONVEYOR_BACKGROUND_BATCH_SECONDS`` for a processor no order waits on).
+        arrived a wait after the first: ``linger`` seconds if given, else
+        ``CONVEYOR_BACKGROUND_BATCH_SECONDS`` for a processor no order waits on, else as long
+        as the processor's records have lately been old, up to ``CONVEYOR_BATCH_SECONDS``
+        (``BatchWait``).
         """
         decode = self._decode_fresh if refuse_expired else self._decode
         size = self.settings.batch_size if size is None else size
-        if linger is None:
-            settings = self.settings
-            linger = (
-                settings.background_batch_seconds
-                if self.spec.background
-                else settings.batch_seconds
-            )
+        settings = self.settings
+
+        def batch_wait() -> BatchWait:
+            if linger is not None:
+                return BatchWait.fixed(linger)
+            if self.spec.background:
+                return BatchWait.fixed(settings.background_batch_seconds)
+            return BatchWait.following_age(settings.batch_seconds)
 
         async def consume(stream: faust.StreamT[bytes]) -> None:
-            async for events in self._batches(stream, size, linger):
+            async for events in self._batches(stream, size, batch_wait()):
                 await handle_batch(events)
 
         async def consume_parked(stream: faust.StreamT[bytes]) -> None:
-            async for events in self._batches(stream, size, linger):
+            async for events in self._batches(stream, size, batch_wait()):
                 await handle_batch(await self._when_due(events))
 
         async def handle_batch(events: Sequence[Event]) -> None:
@@ -567,7 +574,7 @@ class Processor:
             )
 
     async def _batches(
-        self, stream: faust.StreamT[bytes], size: int, linger: float
+        self, stream: faust.StreamT[bytes], size: int, wait: BatchWait
     ) -> AsyncIterator[list[Event]]:
         """The records of ``stream``'s topics, a batch at a time, each acknowledged once its
         batch is handled.
@@ -575,8 +582,9 @@ class Processor:
         Read straight from the queue Faust's conductor fills rather than through the
         stream's iteration: Faust's per-record stream machinery, and ``take_events``' timer
         (which wakes an idle agent every few milliseconds), cost more than the handling. An
-        idle processor waits without waking. A batch whose handling raises is not
-        acknowledged: the agent restarts, and the commit watchdog fetches its records again.
+        idle processor waits without waking. After a batch's first record it waits for more
+        as ``wait`` says. A batch whose handling raises is not acknowledged: the agent
+        restarts, and the commit watchdog fetches its records again.
         """
         queue = cast(faust.ChannelT[bytes], stream.channel).queue
         while not self.app.should_stop:
@@ -586,8 +594,12 @@ class Processor:
                 # How Faust ends a waiting agent at shutdown: the end of the stream, not a
                 # crash to log.
                 return
-            if linger > 0 and queue.qsize() + 1 < size:
-                await asyncio.sleep(linger)
+            produced_at = events[0].message.timestamp
+            if produced_at:
+                wait.observe(produced_at, time.time())
+            seconds = wait.seconds()
+            if seconds > 0 and queue.qsize() + 1 < size:
+                await asyncio.sleep(seconds)
             while len(events) < size and not queue.empty():
                 events.append(queue.get_nowait())
             yield events

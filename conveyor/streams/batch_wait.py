@@ -1,0 +1,62 @@
+"""How long a processor waits after a batch's first record for more to join it.
+
+A batch's fixed costs (the fetch and its hand-over, a producer request, a changelog flush, a
+wake-up of every processor downstream) are shared by the records in it, so waiting for more
+saves CPU, the more so on a busy machine. But for the processors an order waits on (orders,
+inventory, payments) every wait is also latency at every hop, which on a machine with CPU
+to spare buys nothing.
+
+Which of the two holds shows in how old their records are when they get to them: young
+while they keep up with time to spare, older as CPU runs short and records queue in
+sockets, in the consumer's buffers and behind other processes. So those processors wait as
+long as their records have lately been old, up to their longest wait
+(``BatchWait.following_age``): a few milliseconds on an idle machine, the whole wait on a busy
+one, which relieves it. A record's age is read from its Kafka timestamp, the time it was
+produced; a producer's clock ahead of this one only shortens the wait, and one behind can
+lengthen it to the longest wait and no further.
+
+The processors no order waits on (notifications, recommendations), and the projector, whose
+batch is one database transaction, wait a fixed time (``BatchWait.fixed``): with waits as
+short as the saga's, they cost more at every rate and nobody gains.
+"""
+
+from __future__ import annotations
+
+# How much one batch's first record moves the age a wait follows: about the last five
+# batches count, so one straggler does not set the wait.
+AGE_WEIGHT = 0.2
+
+
+class BatchWait:
+    """The wait after a batch's first record: fixed, or its records' recent age up to
+    ``longest``."""
+
+    def __init__(self, longest: float, *, follows_age: bool) -> None:
+        self.longest = longest
+        self.follows_age = follows_age
+        # None until a first record: the first orders after a quiet start are not held up,
+        # and a backlog found at the start is waited for at once.
+        self._recent_age: float | None = None
+
+    @classmethod
+    def fixed(cls, seconds: float) -> BatchWait:
+        return cls(seconds, follows_age=False)
+
+    @classmethod
+    def following_age(cls, longest: float) -> BatchWait:
+        return cls(longest, follows_age=True)
+
+    def seconds(self) -> float:
+        if not self.follows_age:
+            return self.longest
+        if self._recent_age is None:
+            return 0.0
+        return min(self.longest, self._recent_age)
+
+    def observe(self, produced_at: float, now: float) -> None:
+        """A batch's first record, produced at ``produced_at`` (Unix time), taken at ``now``."""
+        age = max(0.0, now - produced_at)
+        if self._recent_age is None:
+            self._recent_age = age
+        else:
+            self._recent_age += AGE_WEIGHT * (age - self._recent_age)
