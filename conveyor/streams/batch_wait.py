@@ -22,9 +22,15 @@ short as the saga's, they cost more at every rate and nobody gains.
 
 from __future__ import annotations
 
-# How much one batch's first record moves the age a wait follows: about the last five
-# batches count, so one straggler does not set the wait.
+import math
+
+# How much one batch's first record moves the age a wait follows when batches come close
+# together: about the last five count, so one straggler does not set the wait.
 AGE_WEIGHT = 0.2
+# How fast what earlier batches said fades with time between them: after a quiet second a
+# batch's own record counts for most of it, so a lone order after a rush is not held up
+# by the rush.
+AGE_MEMORY_SECONDS = 0.5
 
 
 class BatchWait:
@@ -37,6 +43,7 @@ class BatchWait:
         # None until a first record: the first orders after a quiet start are not held up,
         # and a backlog found at the start is waited for at once.
         self._recent_age: float | None = None
+        self._observed_at = 0.0
 
     @classmethod
     def fixed(cls, seconds: float) -> BatchWait:
@@ -55,8 +62,13 @@ class BatchWait:
 
     def observe(self, produced_at: float, now: float) -> None:
         """A batch's first record, produced at ``produced_at`` (Unix time), taken at ``now``."""
-        age = max(0.0, now - produced_at)
+        # An age beyond the longest wait asks for no more than the longest wait: a backlog
+        # seconds old must not keep the wait long for many batches after it is gone.
+        age = min(max(0.0, now - produced_at), self.longest)
         if self._recent_age is None:
             self._recent_age = age
         else:
-            self._recent_age += AGE_WEIGHT * (age - self._recent_age)
+            quiet = max(0.0, now - self._observed_at)
+            weight = 1 - (1 - AGE_WEIGHT) * math.exp(-quiet / AGE_MEMORY_SECONDS)
+            self._recent_age += weight * (age - self._recent_age)
+        self._observed_at = now

@@ -76,3 +76,23 @@ def test_a_processor_no_order_waits_on_waits_its_whole_wait_however_young_its_re
     assert wait.seconds() == 1.0
     taken_at_age(wait, age=0.001, batches=50)
     assert wait.seconds() == 1.0
+
+
+def test_a_lone_order_after_a_rush_is_not_held_up_by_the_rush() -> None:
+    # The saga benchmark's shape: 300 orders at once, their records seconds old by the
+    # time they are taken, then orders one at a time a moment apart.
+    wait = BatchWait.following_age(LONGEST)
+    taken_at_age(wait, age=3.0, batches=20, now=1_000.0)
+    assert wait.seconds() == LONGEST
+    for lone in range(3):
+        wait.observe(produced_at=1_000.5 + lone * 0.5 - 0.002, now=1_000.5 + lone * 0.5)
+    assert wait.seconds() < 0.005
+
+
+def test_a_rush_s_records_count_no_more_than_the_longest_wait() -> None:
+    # Batches close together: a backlog's age fades within a few batches once records come
+    # young again, rather than after dozens.
+    wait = BatchWait.following_age(LONGEST)
+    taken_at_age(wait, age=30.0, batches=5)
+    taken_at_age(wait, age=0.002, batches=8)
+    assert wait.seconds() < 0.01
