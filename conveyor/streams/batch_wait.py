@@ -56,12 +56,13 @@ class BatchWait:
     def seconds(self) -> float:
         if not self.follows_age:
             return self.longest
-        if self._recent_age is None:
-            return 0.0
-        return min(self.longest, self._recent_age)
+        # Never beyond the longest wait: every age is counted at most that (observe).
+        return 0.0 if self._recent_age is None else self._recent_age
 
     def observe(self, produced_at: float, now: float) -> None:
         """A batch's first record, produced at ``produced_at`` (Unix time), taken at ``now``."""
+        if not self.follows_age:
+            return  # a fixed wait has nothing to follow
         # An age beyond the longest wait asks for no more than the longest wait: a backlog
         # seconds old must not keep the wait long for many batches after it is gone.
         age = min(max(0.0, now - produced_at), self.longest)
