@@ -377,17 +377,38 @@ class Throughput:
         steps = self.results.get(label, [])
         return self._highest_sustained(label) or (steps[0] if steps else None)
 
+    def _steps_at_one_rate(self) -> tuple[Step, Step] | None:
+        """The pipeline's and the chain's steps at one offered rate: the highest both
+        sustained, else the lowest both ran. An order's CPU falls as the rate rises (each
+        batch's fixed costs are shared by more orders), so only steps at one rate compare."""
+        pipeline = {step.rate: step for step in self.results.get(PIPELINE, [])}
+        chain = {step.rate: step for step in self.results.get(BASELINE, [])}
+        common = sorted(pipeline.keys() & chain.keys())
+        if not common:
+            return None
+        both_sustained = [
+            rate for rate in common if pipeline[rate].sustained and chain[rate].sustained
+        ]
+        rate = both_sustained[-1] if both_sustained else common[0]
+        return pipeline[rate], chain[rate]
+
     def _print_cost(self) -> None:
-        """CPU per order by process, each run at its highest sustained rate."""
-        compared = {
-            label: step
-            for label in (PIPELINE, BASELINE)
-            if (step := self._costed_step(label)) is not None
-        }
+        """CPU per order by process: the pipeline and the chain at one rate when both ran,
+        else each at its highest sustained rate (else its lowest)."""
+        at_one_rate = self._steps_at_one_rate()
+        compared = (
+            dict(zip((PIPELINE, BASELINE), at_one_rate, strict=True))
+            if at_one_rate is not None
+            else {
+                label: step
+                for label in (PIPELINE, BASELINE)
+                if (step := self._costed_step(label)) is not None
+            }
+        )
         if not compared:
             return
         table = Table(
-            title="CPU per order, at each one's highest sustained rate (else its lowest rate)",
+            title="CPU per order",
             caption="the sum is the processors, Kafka, PostgreSQL and Redis; the mail sink and "
             "payment gateway are outside parties, the load generator is this process",
         )
@@ -405,13 +426,36 @@ class Throughput:
             "[bold]sum[/]", *(f"{step.counted_cpu_ms():.2f}" for step in compared.values())
         )
         self.console.print(table)
-        pipeline, baseline = compared.get(PIPELINE), compared.get(BASELINE)
-        if pipeline is not None and baseline is not None:
+        if at_one_rate is not None:
+            pipeline_step, chain_step = at_one_rate
+            self.console.print(
+                f"CPU per order at {pipeline_step.rate:g}/s: the pipeline "
+                f"[bold]{pipeline_step.counted_cpu_ms() / chain_step.counted_cpu_ms():.2f}[/] "
+                "times the chain's"
+            )
+        if PIPELINE in self.results and BASELINE in self.results:
+            self._print_rate_ratio()
+
+    def _print_rate_ratio(self) -> None:
+        pipeline, chain = self._highest_sustained(PIPELINE), self._highest_sustained(BASELINE)
+        if pipeline is not None and chain is not None:
             self.console.print(
                 f"pipeline ÷ {BASELINE}, highest sustained rate: "
-                f"[bold]{pipeline.rate / baseline.rate:.2f}[/] (goal ≥ 0.5); CPU per order: "
-                f"{pipeline.counted_cpu_ms() / baseline.counted_cpu_ms():.2f} times the chain's"
+                f"[bold]{pipeline.rate / chain.rate:.2f}[/] (goal ≥ 0.5)"
             )
+            return
+        unsustained = [
+            label for label, step in ((PIPELINE, pipeline), (BASELINE, chain)) if not step
+        ]
+        what = (
+            "neither sustained any of the rates tried"
+            if len(unsustained) == 2
+            else f"the {unsustained[0]} sustained none of the rates tried"
+        )
+        self.console.print(
+            f"pipeline ÷ {BASELINE}, highest sustained rate: no ratio, {what}; offer lower "
+            "rates (--rates)"
+        )
 
 
 def _beyond(rates: Sequence[float]) -> list[float]:
