@@ -38,7 +38,7 @@ from conveyor.api.passwords import Passwords
 from conveyor.api.problems import PROBLEM_MEDIA_TYPE
 from conveyor.api.ratelimit import RateLimiter
 from conveyor.api.repeats import CatalogRepeats
-from conveyor.api.routes import auth, keys, operations, orders, products, statistics
+from conveyor.api.routes import API_PREFIX, auth, keys, operations, orders, products, statistics
 from conveyor.api.routes import users as user_routes
 from conveyor.api.settings import ApiSettings, get_settings
 from conveyor.api.storefront import storefront_route
@@ -47,7 +47,6 @@ from conveyor.api.waiting import OrderStatusWatcher, WaitsPerUser
 from conveyor.infra.database import apply_migrations
 from conveyor.infra.settings import ServiceUrls, get_service_urls
 
-API_PREFIX = "/api/v1"
 # How the edge's connections show in pg_stat_activity, for whoever watches the database.
 DATABASE_APPLICATION_NAME = "conveyor-api"
 # One more try, at once: a connection Redis dropped (a restart) is replaced without the

@@ -149,7 +149,11 @@ class Credentials(_Input):
 
 
 class RefreshRequest(_Input):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        default=None,
+        description="The refresh token. Left out, the one in the `conveyor_refresh` cookie "
+        "that signing in set is used (a browser's way: no script of the page can read it).",
+    )
 
 
 # The code an account e-mail carries (URL-safe base64 of 256 random bits).

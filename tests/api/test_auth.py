@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 
 from tests.support.edge import ADMIN_EMAIL, Account, Api, bearer, refused_within_bound
@@ -177,6 +178,86 @@ async def test_logout_ends_the_refresh_token_and_its_access_tokens(
     again = await api.http.post("/auth/refresh", json={"refresh_token": account.refresh_token})
     assert again.status_code == 401
     await refused_within_bound(api, account.auth, "the logged-out access token")
+
+
+def refresh_cookie(response: httpx.Response) -> dict[str, str]:
+    """The attributes of the Set-Cookie that carries the refresh cookie (its value as
+    ``value``); the attribute names lowercased."""
+    [header] = [
+        header
+        for header in response.headers.get_list("set-cookie")
+        if header.startswith("conveyor_refresh=")
+    ]
+    first, *attributes = (part.strip() for part in header.split(";"))
+    cookie = {"value": first.split("=", 1)[1].strip('"')}
+    for attribute in attributes:
+        name, _, value = attribute.partition("=")
+        cookie[name.lower()] = value
+    return cookie
+
+
+def with_cookie(token: str) -> dict[str, str]:
+    return {"Cookie": f"conveyor_refresh={token}"}
+
+
+async def test_login_also_sets_the_refresh_token_as_a_cookie_no_script_can_read(
+    api: Api, account: Account
+) -> None:
+    response = await api.http.post(
+        "/auth/login", json={"email": account.email, "password": account.password}
+    )
+    cookie = refresh_cookie(response)
+    assert cookie["value"] == response.json()["refresh_token"]
+    assert {"httponly", "secure"} <= cookie.keys()
+    assert cookie["samesite"].lower() == "strict"
+    assert cookie["path"] == "/api/v1/auth"  # sent to the auth routes only
+    assert int(cookie["max-age"]) > 0
+
+
+async def test_a_browser_refreshes_and_logs_out_with_the_cookie_alone(
+    api: Api, account: Account
+) -> None:
+    refreshed = await api.http.post("/auth/refresh", headers=with_cookie(account.refresh_token))
+    assert refreshed.status_code == 200, refreshed.text
+    rotated = refresh_cookie(refreshed)["value"]
+    assert rotated == refreshed.json()["refresh_token"] != account.refresh_token
+    me = await api.http.get("/users/me", headers=bearer(refreshed.json()["access_token"]))
+    assert me.status_code == 200
+
+    out = await api.http.post("/auth/logout", headers=with_cookie(rotated))
+    assert out.status_code == 204
+    assert int(refresh_cookie(out)["max-age"]) == 0  # the browser forgets it
+    again = await api.http.post("/auth/refresh", headers=with_cookie(rotated))
+    assert again.status_code == 401
+    await refused_within_bound(api, bearer(refreshed.json()["access_token"]), "the access token")
+
+
+async def test_a_refused_refresh_cookie_is_deleted_and_none_at_all_says_sign_in(
+    api: Api, account: Account
+) -> None:
+    none = await api.http.post("/auth/refresh")
+    assert none.status_code == 401
+    assert none.headers["content-type"] == "application/problem+json"
+    assert "sign in again" in none.json()["detail"]
+
+    await api.http.post("/auth/refresh", json={"refresh_token": account.refresh_token})
+    replayed = await api.http.post("/auth/refresh", headers=with_cookie(account.refresh_token))
+    assert replayed.status_code == 401
+    assert int(refresh_cookie(replayed)["max-age"]) == 0
+
+
+async def test_the_body_s_refresh_token_wins_over_the_cookie(api: Api, account: Account) -> None:
+    """A client that sends its token in the body gets that login refreshed, whatever an
+    earlier sign-in left in a cookie."""
+    other = await api.login(account.email, account.password)
+    refreshed = await api.http.post(
+        "/auth/refresh",
+        json={"refresh_token": account.refresh_token},
+        headers=with_cookie(other["refresh_token"]),
+    )
+    assert refreshed.status_code == 200
+    kept = await api.http.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
+    assert kept.status_code == 200  # the cookie's token was not used, so not rotated away
 
 
 async def test_a_disabled_users_tokens_stop_working_and_login_is_refused(

@@ -30,8 +30,7 @@ def tag() -> str:
 
 
 async def sign_in(page: Page, account: Account, then: str = "/") -> None:
-    """Log in through the form, landing on ``then``. The session lives in the page's memory,
-    so a test moves on by the app's own links from here: loading a page anew signs out."""
+    """Log in through the form, landing on ``then``."""
     await page.goto(f"/login?next={then}")
     await page.get_by_label("E-mail").fill(account.email)
     await page.get_by_label("Password").fill(account.password)
@@ -88,7 +87,7 @@ async def test_a_shopper_registers_searches_orders_two_products_and_sees_it_conf
     await expect(page.get_by_role("cell", name="confirmed")).to_have_count(1)
 
     # The recommendations processor counts the two as bought together; the lantern's page
-    # then offers the kettle (loading a page anew signs out: the product page is public).
+    # then offers the kettle.
     async def recommended() -> list[str]:
         answer = await api.http.get(f"/products/{lantern['id']}/recommendations")
         return [item["product"]["id"] for item in answer.json()["items"]]
@@ -102,6 +101,44 @@ async def test_a_shopper_registers_searches_orders_two_products_and_sees_it_conf
     await page.goto(f"/products/{lantern['id']}")
     also_bought = page.get_by_role("region", name="Customers also bought")
     await expect(also_bought.get_by_role("link", name=kettle["name"])).to_be_visible()
+
+
+async def test_a_reload_or_a_new_tab_keeps_the_shopper_signed_in_and_the_cart(
+    context: BrowserContext,
+    page: Page,
+    api: Api,
+    admin: Account,
+    account: Account,
+    workers: Workers,
+) -> None:
+    product = await api.new_product(admin, name=f"Lamp {tag()}")
+    await sign_in(page, account, then=f"/products/{product['id']}")
+    await page.get_by_role("button", name="Add to cart").click()
+    cart_link = page.get_by_role("link", name="Cart (1)")
+    await expect(cart_link).to_be_visible()
+
+    await page.reload()
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    await expect(cart_link).to_be_visible()
+    # No script of the page can read the refresh token: it is an HttpOnly cookie.
+    assert "conveyor_refresh" not in await page.evaluate("document.cookie")
+    [cookie] = [c for c in await context.cookies() if c["name"] == "conveyor_refresh"]
+    assert cookie["httpOnly"]
+    assert cookie["secure"]
+    assert cookie["sameSite"] == "Strict"
+
+    tab = await context.new_page()
+    await tab.goto("/orders")  # a page for signed-in shoppers only, loaded anew
+    await expect(tab.get_by_role("heading", name="Your orders")).to_be_visible()
+    await expect(tab.get_by_role("link", name="Cart (1)")).to_be_visible()
+
+    await tab.get_by_role("button", name="Log out").click()
+    await expect(tab.get_by_role("link", name="Log in")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_role("link", name="Log in")).to_be_visible()
+    await expect(page.get_by_role("link", name="Cart (0)")).to_be_visible()
+    await page.goto("/orders")
+    await expect(page).to_have_url(re.compile(r"/login\?next=%2Forders$"))
 
 
 async def test_a_declined_card_shows_why_the_order_was_rejected(

@@ -4,6 +4,7 @@ import { BrowserRouter } from "react-router-dom";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { App } from "./App";
 import { ApiError } from "./api/errors";
+import { restoreSession } from "./api/session";
 import "./index.css";
 
 const queries = new QueryClient({
@@ -15,6 +16,8 @@ const queries = new QueryClient({
     },
   },
 });
+
+void restoreSession();
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>

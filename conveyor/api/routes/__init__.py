@@ -7,6 +7,9 @@ from typing import Any
 
 from conveyor.domain.rest import Problem
 
+# Where every router of the REST API is mounted.
+API_PREFIX = "/api/v1"
+
 _DESCRIPTIONS = {
     401: "Missing, invalid or expired access token.",
     403: "The caller's role does not allow this.",

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Request, Response, status
 
 from conveyor.api import security
 from conveyor.api.access_tokens import AccessTokens
@@ -27,7 +28,7 @@ from conveyor.api.deps import (
     client_address,
 )
 from conveyor.api.errors import Conflict, ServiceUnavailable, Unauthorized
-from conveyor.api.routes import problems
+from conveyor.api.routes import API_PREFIX, problems
 from conveyor.api.settings import ApiSettings
 from conveyor.domain.rest import (
     Credentials,
@@ -44,6 +45,14 @@ from conveyor.domain.rest import (
 # The app rate-limits this router per address, with a tighter budget than the others.
 router = APIRouter(prefix="/auth", tags=["auth"])
 
+# A browser keeps its refresh token here rather than where the page's scripts could read it:
+# HttpOnly, sent to these routes only, and never with a request another site starts
+# (SameSite=Strict), so a reload stays signed in without the token ever being readable.
+REFRESH_COOKIE = "conveyor_refresh"
+REFRESH_COOKIE_PATH = f"{API_PREFIX}{router.prefix}"
+# The body as sent, or none at all (a browser relying on the cookie).
+OptionalRefresh = Annotated[RefreshRequest | None, Body()]
+
 
 def _lifetimes(settings: ApiSettings) -> users.Lifetimes:
     return users.Lifetimes(
@@ -52,12 +61,45 @@ def _lifetimes(settings: ApiSettings) -> users.Lifetimes:
     )
 
 
-def _pair(tokens: AccessTokens, user_id: UUID, family: UUID, refresh_token: str) -> TokenPair:
+def _pair(
+    tokens: AccessTokens,
+    user_id: UUID,
+    family: UUID,
+    refresh_token: str,
+    response: Response,
+    settings: ApiSettings,
+) -> TokenPair:
+    """The pair in the body, and its refresh token in the cookie as well."""
+    response.set_cookie(
+        REFRESH_COOKIE,
+        refresh_token,
+        max_age=settings.refresh_token_seconds,
+        path=REFRESH_COOKIE_PATH,
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
     return TokenPair(
         access_token=tokens.issue(user_id, family),
         refresh_token=refresh_token,
         expires_in=int(tokens.lifetime.total_seconds()),
     )
+
+
+def _forget_refresh_cookie(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with a Set-Cookie that deletes the refresh cookie."""
+    deleting = Response()
+    deleting.delete_cookie(
+        REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, secure=True, httponly=True, samesite="strict"
+    )
+    return headers | {"set-cookie": deleting.headers["set-cookie"]}
+
+
+def _refresh_token(body: RefreshRequest | None, request: Request) -> str | None:
+    """The refresh token of the body, else of the cookie."""
+    if body is not None and body.refresh_token is not None:
+        return body.refresh_token
+    return request.cookies.get(REFRESH_COOKIE) or None
 
 
 log = logging.getLogger("conveyor.api")
@@ -111,6 +153,7 @@ async def login(
     settings: Settings,
     tokens: Tokens,
     request: Request,
+    response: Response,
     passwords: Passwords,
     login_throttle: LoginThrottle,
 ) -> TokenPair:
@@ -120,6 +163,9 @@ async def login(
     wait a delay that doubles each time (429 with `Retry-After`); the right password clears it.
     The login lasts CONVEYOR_SESSION_MAX_SECONDS (30 days by default) at the most, however
     often it is refreshed; GET /users/me/sessions lists it with its user agent and address.
+    The refresh token is also set as the `conveyor_refresh` cookie (HttpOnly, SameSite=Strict,
+    sent to /api/v1/auth only), which POST /auth/refresh and /auth/logout read when their
+    body has none.
     """
     await login_throttle.admit(body.email)
     found = await users.find_login(db, body.email)
@@ -142,42 +188,63 @@ async def login(
         user_agent=request.headers.get("user-agent"),
         client_address=client_address(request),
     )
-    return _pair(tokens, user.id, family, refresh_token)
+    return _pair(tokens, user.id, family, refresh_token, response, settings)
 
 
 @router.post("/refresh", operation_id="refreshTokens", responses=problems(401))
 async def refresh(
-    body: RefreshRequest, db: Db, settings: Settings, tokens: Tokens, kept_logins: KeptLogins
+    request: Request,
+    response: Response,
+    db: Db,
+    settings: Settings,
+    tokens: Tokens,
+    kept_logins: KeptLogins,
+    body: OptionalRefresh = None,
 ) -> TokenPair:
     """A new token pair; the refresh token sent stops working. Sending it again ends the login.
 
-    Refused once the login has ended (signed out, ended from its sessions, a password
-    change elsewhere) or has lasted CONVEYOR_SESSION_MAX_SECONDS: then sign in again.
+    The refresh token comes from the body, else from the `conveyor_refresh` cookie, which is
+    set to the new one. Refused once the login has ended (signed out, ended from its
+    sessions, a password change elsewhere) or has lasted CONVEYOR_SESSION_MAX_SECONDS: then
+    sign in again (the refusal deletes the cookie).
     """
-    new_token = security.new_refresh_token()
+    sent = _refresh_token(body, request)
     try:
-        user_id, family = await users.rotate_session(
-            db,
-            security.token_digest(body.refresh_token),
-            security.token_digest(new_token),
-            _lifetimes(settings),
-        )
-    except Unauthorized:
-        kept_logins.clear()  # a token sent again has just ended its login
+        if sent is None:
+            raise Unauthorized("no refresh token: send it in the body, or sign in again")
+        new_token = security.new_refresh_token()
+        try:
+            user_id, family = await users.rotate_session(
+                db,
+                security.token_digest(sent),
+                security.token_digest(new_token),
+                _lifetimes(settings),
+            )
+        except Unauthorized:
+            kept_logins.clear()  # a token sent again has just ended its login
+            raise
+        caller = await users.find_user(db, user_id)
+        if caller is None or caller.status is not UserStatus.ACTIVE:
+            raise Unauthorized("this account is disabled")
+    except Unauthorized as refused:
+        refused.headers = _forget_refresh_cookie(refused.headers)
         raise
-    caller = await users.find_user(db, user_id)
-    if caller is None or caller.status is not UserStatus.ACTIVE:
-        raise Unauthorized("this account is disabled")
-    return _pair(tokens, user_id, family, new_token)
+    return _pair(tokens, user_id, family, new_token, response, settings)
 
 
 @router.post("/logout", operation_id="logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(body: RefreshRequest, db: Db, kept_logins: KeptLogins) -> Response:
-    """End the login the refresh token belongs to; its access tokens stop working too (at once
-    on this edge worker, within CONVEYOR_SESSION_CACHE_SECONDS on the others)."""
-    await users.end_session(db, security.token_digest(body.refresh_token))
-    kept_logins.clear()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def logout(
+    request: Request, db: Db, kept_logins: KeptLogins, body: OptionalRefresh = None
+) -> Response:
+    """End the login the refresh token belongs to (the body's, else the cookie's); its access
+    tokens stop working too (at once on this edge worker, within
+    CONVEYOR_SESSION_CACHE_SECONDS on the others). The cookie is deleted; with no refresh
+    token at all there is nothing more to end."""
+    sent = _refresh_token(body, request)
+    if sent is not None:
+        await users.end_session(db, security.token_digest(sent))
+        kept_logins.clear()
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=_forget_refresh_cookie({}))
 
 
 @router.post(

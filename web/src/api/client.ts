@@ -12,30 +12,56 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-// One refresh at a time: requests that all met an expired token share it.
-let refreshing: Promise<boolean> | null = null;
+// Whether this browser signed in and has not signed out since: only then can a reload find
+// a refresh cookie, so an anonymous visitor's page load does not ask for one in vain. It is
+// no secret (the token itself is in the HttpOnly cookie).
+const SIGNED_IN_MARK = "conveyor-signed-in";
 
-async function refreshTokens(): Promise<boolean> {
-  const { refreshToken, setTokens, clear } = useAuth.getState();
-  if (!refreshToken) return false;
-  const response = await fetch(`${API}/auth/refresh`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ refresh_token: refreshToken }),
-  });
+export function markSignedIn(signedIn: boolean): void {
+  if (signedIn) localStorage.setItem(SIGNED_IN_MARK, "1");
+  else localStorage.removeItem(SIGNED_IN_MARK);
+}
+
+export function mayHaveSession(): boolean {
+  return localStorage.getItem(SIGNED_IN_MARK) !== null;
+}
+
+async function exchangeRefreshCookie(): Promise<boolean> {
+  let response: Response;
+  try {
+    // No body: the edge takes the refresh token from its cookie and sets the next one.
+    response = await fetch(`${API}/auth/refresh`, { method: "POST", credentials: "same-origin" });
+  } catch {
+    return false; // unreachable: the session may still be good, so it is kept
+  }
   if (!response.ok) {
-    clear(); // the login ended (logged out elsewhere, expired): sign in again
+    useAuth.getState().clear(); // the login ended (logged out elsewhere, expired): sign in again
+    markSignedIn(false);
     return false;
   }
-  setTokens((await response.json()) as TokenPair);
+  useAuth.getState().setAccessToken(((await response.json()) as TokenPair).access_token);
   return true;
 }
 
-function refreshOnce(): Promise<boolean> {
-  refreshing ??= refreshTokens().finally(() => {
+// One refresh at a time: requests that all met an expired token share it.
+let refreshing: Promise<boolean> | null = null;
+
+/**
+ * A new access token from the refresh cookie, shared by every caller meanwhile. Tabs share
+ * the cookie, and two tabs refreshing at once would send one refresh token twice, which ends
+ * the login (a replayed refresh token looks stolen); the browser's lock makes them take turns,
+ * so the second sends the token the first was given.
+ */
+export function refreshOnce(): Promise<boolean> {
+  refreshing ??= inTurnWithOtherTabs(exchangeRefreshCookie).finally(() => {
     refreshing = null;
   });
   return refreshing;
+}
+
+async function inTurnWithOtherTabs(exchange: () => Promise<boolean>): Promise<boolean> {
+  if (!navigator.locks) return exchange();
+  return await navigator.locks.request("conveyor-refresh", exchange);
 }
 
 /**
@@ -61,7 +87,7 @@ export async function send(path: string, options: CallOptions = {}): Promise<Res
     }
   };
   let response = await attempt();
-  if (response.status === 401 && useAuth.getState().refreshToken && (await refreshOnce())) {
+  if (response.status === 401 && useAuth.getState().accessToken && (await refreshOnce())) {
     response = await attempt();
   }
   if (!response.ok) throw await ApiError.from(response);

@@ -1,24 +1,29 @@
 import { create } from "zustand";
-import type { TokenPair, User } from "../api/types";
+import type { User } from "../api/types";
 
 /**
- * The signed-in session, in memory only: tokens are never written to localStorage (or any
- * storage a script of another page could read back). A reload starts signed out.
+ * The signed-in session. The access token lives in memory only, and the refresh token never
+ * reaches the page: the edge keeps it in an HttpOnly cookie that only /api/v1/auth receives,
+ * so a reload or a new tab signs in again from it (``restoreSession``) while no script of the
+ * page can read it.
  */
 export interface AuthState {
   accessToken: string | null;
-  refreshToken: string | null;
   user: User | null;
-  setTokens: (tokens: TokenPair) => void;
+  /** Whether the session a reload may carry has been looked for yet. */
+  restored: boolean;
+  setAccessToken: (token: string) => void;
   setUser: (user: User | null) => void;
+  setRestored: () => void;
   clear: () => void;
 }
 
 export const useAuth = create<AuthState>((set) => ({
   accessToken: null,
-  refreshToken: null,
   user: null,
-  setTokens: (tokens) => set({ accessToken: tokens.access_token, refreshToken: tokens.refresh_token }),
+  restored: false,
+  setAccessToken: (accessToken) => set({ accessToken }),
   setUser: (user) => set({ user }),
-  clear: () => set({ accessToken: null, refreshToken: null, user: null }),
+  setRestored: () => set({ restored: true }),
+  clear: () => set({ accessToken: null, user: null }),
 }));

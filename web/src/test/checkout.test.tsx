@@ -27,7 +27,7 @@ describe("checkout", () => {
   afterEach(() => vi.unstubAllGlobals());
 
   it("sends one order with one key however often it is clicked", async () => {
-    useAuth.setState({ accessToken: "token", refreshToken: "refresh" });
+    useAuth.setState({ accessToken: "token" });
     let answer: (response: Response) => void = () => {};
     const fetch = vi.fn(() => new Promise<Response>((resolve) => (answer = resolve)));
     vi.stubGlobal("fetch", fetch);
@@ -41,7 +41,7 @@ describe("checkout", () => {
   });
 
   it("retries a failed attempt with the same Idempotency-Key", async () => {
-    useAuth.setState({ accessToken: "token", refreshToken: "refresh" });
+    useAuth.setState({ accessToken: "token" });
     const fetch = vi
       .fn()
       .mockResolvedValueOnce(new Response(JSON.stringify({ status: 503, detail: "Kafka is unavailable" }), { status: 503, headers: { "Retry-After": "5" } }))
@@ -59,7 +59,7 @@ describe("checkout", () => {
   });
 
   it("refreshes an expired access token once and retries", async () => {
-    useAuth.setState({ accessToken: "expired", refreshToken: "refresh" });
+    useAuth.setState({ accessToken: "expired" });
     const fetch = vi
       .fn()
       .mockResolvedValueOnce(new Response(JSON.stringify({ status: 401, detail: "the access token expired" }), { status: 401 }))
@@ -71,8 +71,9 @@ describe("checkout", () => {
     await waitFor(() => expect(fetch).toHaveBeenCalledTimes(3));
     const [, refresh, retried] = fetch.mock.calls;
     expect(refresh[0]).toBe("/api/v1/auth/refresh");
+    expect((refresh[1] as RequestInit).body).toBeUndefined(); // the cookie carries the token
     expect((retried[1] as { headers: Record<string, string> }).headers.Authorization).toBe("Bearer fresh");
-    expect(useAuth.getState().refreshToken).toBe("refresh2");
+    expect(useAuth.getState().accessToken).toBe("fresh");
     await waitFor(() => expect(screen.getByText("no error")).toBeInTheDocument());
   });
 });
