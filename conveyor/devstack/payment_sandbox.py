@@ -187,11 +187,13 @@ async def idempotent(request: web.Request, store: PaymentStore, handle: Handler)
         return web.json_response(answer, status=status)
 
 
-def refund_faults() -> tuple[web.RouteDef, Callable[..., Awaitable[web.StreamResponse]]]:
-    """A route for tests to make the next N refunds answer 503, and the middleware doing it.
+def refund_faults() -> tuple[list[web.RouteDef], Callable[..., Awaitable[web.StreamResponse]]]:
+    """Routes for tests to make the next N refunds answer 503, and the middleware doing it.
 
-    ``POST /_sandbox/faults`` with ``{"refund_failures": N}`` (0 ends them). A refund answered
-    503 stores nothing under its idempotency key, as a real gateway's outage would not.
+    ``POST /_sandbox/faults`` with ``{"refund_failures": N}`` (0 ends them);
+    ``GET /_sandbox/faults`` says how many are left, so a test tells how many refunds reached
+    the gateway. A refund answered 503 stores nothing under its idempotency key, as a real
+    gateway's outage would not.
     """
     remaining = {"refund_failures": 0}
 
@@ -201,6 +203,9 @@ def refund_faults() -> tuple[web.RouteDef, Callable[..., Awaitable[web.StreamRes
         if not isinstance(count, int) or count < 0:
             return problem(400, "invalid_request", "Invalid request", "refund_failures: N >= 0")
         remaining["refund_failures"] = count
+        return web.json_response(remaining)
+
+    async def get_faults(_: web.Request) -> web.Response:
         return web.json_response(remaining)
 
     @web.middleware
@@ -216,13 +221,14 @@ def refund_faults() -> tuple[web.RouteDef, Callable[..., Awaitable[web.StreamRes
             return problem(503, "unavailable", "Service unavailable", "a fault the test asked for")
         return await handler(request)
 
-    return web.post("/_sandbox/faults", set_faults), failing_refunds
+    routes = [web.post("/_sandbox/faults", set_faults), web.get("/_sandbox/faults", get_faults)]
+    return routes, failing_refunds
 
 
 def create_app(timeout_delay: float = 30.0, api_key: str | None = None) -> web.Application:
     """The sandbox; with ``api_key``, every ``/v1`` request must present it as a bearer token."""
     store = PaymentStore()
-    faults_route, failing_refunds = refund_faults()
+    faults_routes, failing_refunds = refund_faults()
     middlewares = [require_api_key(api_key)] if api_key else []
     app = web.Application(middlewares=[*middlewares, failing_refunds])
 
@@ -363,7 +369,7 @@ def create_app(timeout_delay: float = 30.0, api_key: str | None = None) -> web.A
             web.get("/v1/payments/{payment_id}", show),
             web.post("/v1/payments/{payment_id}/refunds", refund),
             web.post("/v1/payments/{payment_id}/void", void),
-            faults_route,
+            *faults_routes,
         ]
     )
     return app

@@ -84,13 +84,21 @@ class NoAnswer(Exception):
         self.timed_out = timed_out
 
 
+@dataclass(frozen=True)
+class Admission:
+    """A call the circuit breaker let through; ``trial``: the one call of a half-open circuit."""
+
+    trial: bool
+
+
 class CircuitBreaker:
     """Stops calling a failing gateway for a while, so orders fail fast instead of queueing.
 
     After ``threshold`` gateway-wide failures in a row (see the module's docstring: never a
     decline, a refused request or one card's slowness) the circuit opens; after
-    ``reset_seconds`` one trial call goes through (half-open) and its result closes or
-    reopens it.
+    ``reset_seconds`` one trial call goes through (half-open), and every other call fails
+    fast until its result closes or reopens it. A trial that tells nothing of the gateway (a
+    429, one card's slowness) lets the next call be the trial.
     """
 
     def __init__(self, threshold: int, reset_seconds: float) -> None:
@@ -98,11 +106,23 @@ class CircuitBreaker:
         self.reset_seconds = reset_seconds
         self.failures = 0
         self.opened_at: float | None = None
+        self._trial_running = False
 
-    def allows_call(self) -> bool:
+    def admit(self) -> Admission | None:
+        """Whether a call may go to the gateway now; every call admitted ends with
+        ``release``. While the circuit is half-open, only one call at a time: a gateway that
+        is still down then holds up one order for its timeout, not every order waiting."""
         if self.opened_at is None:
-            return True
-        return time.monotonic() - self.opened_at >= self.reset_seconds
+            return Admission(trial=False)
+        if self._trial_running or time.monotonic() - self.opened_at < self.reset_seconds:
+            return None
+        self._trial_running = True
+        return Admission(trial=True)
+
+    def release(self, admission: Admission) -> None:
+        """The call ``admission`` let through is over, whatever it told of the gateway."""
+        if admission.trial:
+            self._trial_running = False
 
     def record_success(self) -> None:
         self.failures = 0
@@ -301,7 +321,8 @@ class PaymentGateway:
             if attempt > 1:
                 await asyncio.sleep(delay)
             delay = self.backoff_seconds * 2 ** (attempt - 1)
-            if not self.breaker.allows_call():
+            admission = self.breaker.admit()
+            if admission is None:
                 metrics.PAYMENT_GATEWAY_CALLS.labels(operation, "circuit_open").inc()
                 raise GatewayUnavailable("the circuit breaker is open after repeated failures")
             try:
@@ -336,6 +357,8 @@ class PaymentGateway:
                             answer.detail,
                         )
                     return answer
+            finally:
+                self.breaker.release(admission)
             log.warning(
                 "payment gateway %s attempt %d/%d failed: %s",
                 operation,

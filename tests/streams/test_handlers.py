@@ -10,6 +10,7 @@ payments processor's act talks to the real payment sandbox, served in-process.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -34,7 +35,12 @@ from conveyor.domain.envelope import Envelope
 from conveyor.domain.processors import ProcessorName
 from conveyor.domain.topics import topic_for
 from conveyor.infra.settings import ServiceUrls
-from conveyor.streams.gateway import CircuitBreaker, PaymentGateway, ledger_path
+from conveyor.streams.gateway import (
+    CircuitBreaker,
+    GatewayUnavailable,
+    PaymentGateway,
+    ledger_path,
+)
 from conveyor.streams.processors.inventory import Inventory
 from conveyor.streams.processors.notifications import Customer, Recipients
 from conveyor.streams.processors.orders import OrderSagas, SagaRecord, deadline_sends
@@ -706,11 +712,7 @@ async def test_a_refund_the_gateway_fails_is_transient_and_refunds_once_when_tri
     refund = m.RefundPayment(
         order_id=command.order_id, payment_id=authorized.payment_id, amount=PRICE, currency="EUR"
     )
-    async with (
-        ClientSession() as session,
-        session.post(f"{sandbox}/_sandbox/faults", json={"refund_failures": 1}) as answer,
-    ):
-        assert answer.status == 200
+    await set_refund_faults(sandbox, 1)
 
     with pytest.raises(TRANSIENT_ERRORS):
         await payments.act(refund)
@@ -720,6 +722,73 @@ async def test_a_refund_the_gateway_fails_is_transient_and_refunds_once_when_tri
     assert isinstance(refunded, m.PaymentRefunded)
     [payment] = await ledger(sandbox, command.order_id)
     assert [r["amount"] for r in payment["refunds"]] == ["5.00"]
+
+
+async def set_refund_faults(sandbox: str, count: int) -> None:
+    """Make the sandbox answer the next ``count`` refunds 503."""
+    async with (
+        ClientSession() as session,
+        session.post(f"{sandbox}/_sandbox/faults", json={"refund_failures": count}) as answer,
+    ):
+        assert answer.status == 200
+
+
+async def refund_faults_left(sandbox: str) -> int:
+    """How many of the 503s asked for the sandbox has still to give: the refunds that reached
+    it are the difference."""
+    async with ClientSession() as session, session.get(f"{sandbox}/_sandbox/faults") as answer:
+        left: int = (await answer.json())["refund_failures"]
+    return left
+
+
+async def test_a_half_open_breaker_lets_one_trial_call_through_and_fails_the_rest_fast(
+    sandbox: str,
+) -> None:
+    """After the reset time, a gateway still down costs one call, not every call waiting."""
+    reset_seconds = 0.3
+    gateway = PaymentGateway(
+        sandbox,
+        api_key=SANDBOX_API_KEY,
+        timeout_seconds=2.0,
+        attempts=1,
+        backoff_seconds=0.01,
+        breaker=CircuitBreaker(2, reset_seconds),
+    )
+    try:
+        payments = []
+        for _ in range(5):
+            order_id = str(uuid.uuid4())
+            made = await gateway.authorize(order_id, PRICE, "EUR", "tok_visa")
+            assert made.payment_id is not None
+            payments.append((order_id, made.payment_id))
+
+        async def refund(index: int) -> str | BaseException:
+            order_id, payment_id = payments[index]
+            try:
+                return await gateway.refund(order_id, payment_id, PRICE)
+            except GatewayUnavailable as refused:
+                return refused
+
+        await set_refund_faults(sandbox, 100)
+        for index in range(2):  # two failures in a row open the circuit
+            assert isinstance(await refund(index), GatewayUnavailable)
+        assert isinstance(await refund(0), GatewayUnavailable)
+        assert await refund_faults_left(sandbox) == 100 - 2  # open: that one never reached it
+
+        await asyncio.sleep(reset_seconds)
+        half_open = await asyncio.gather(*(refund(index) for index in range(5)))
+        assert all(isinstance(outcome, GatewayUnavailable) for outcome in half_open)
+        assert await refund_faults_left(sandbox) == 100 - 3  # one trial call, which failed
+        assert isinstance(await refund(0), GatewayUnavailable)  # so it opened again
+        assert await refund_faults_left(sandbox) == 100 - 3
+        await set_refund_faults(sandbox, 0)
+
+        await asyncio.sleep(reset_seconds)
+        assert isinstance(await refund(0), str)  # the trial succeeds: closed
+        refunded = await asyncio.gather(*(refund(index) for index in range(1, 5)))
+        assert all(isinstance(refund_id, str) for refund_id in refunded)
+    finally:
+        await gateway.close()
 
 
 def test_a_record_that_is_no_payment_command_is_refused(
