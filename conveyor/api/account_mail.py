@@ -24,6 +24,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import Message
+from urllib.parse import urlencode
 
 import asyncpg
 
@@ -57,10 +58,9 @@ _BODIES = {
 please confirm that {recipient} is your e-mail address, so that Conveyor may write to you
 about your orders.
 
-Your code: {token}
+{how}
 
-Send it to POST /api/v1/auth/verify as {{"token": "<your code>"}}. It works once, until
-{deadline}.
+It works once, until {deadline}.
 
 If you did not open an account with Conveyor, ignore this e-mail.
 """,
@@ -68,25 +68,42 @@ If you did not open an account with Conveyor, ignore this e-mail.
 
 someone, we hope you, asked to reset the password of your Conveyor account ({recipient}).
 
-Your code: {token}
+{how}
 
-Send it with your new password to POST /api/v1/auth/password-reset/confirm as
-{{"token": "<your code>", "new_password": "..."}}. It works once, until {deadline}; every
-login of the account ends when it is used.
+It works once, until {deadline}; every login of the account ends when it is used.
 
 If you did not ask, ignore this e-mail: your password stays as it is.
 """,
+}
+# Where the shop's pages for each purpose are, and what to do there.
+_PAGES = {
+    Purpose.VERIFY_EMAIL: ("/verify", "Confirm it by opening this link"),
+    Purpose.RESET_PASSWORD: ("/reset-password", "Choose a new password by opening this link"),
+}
+# Without the shop's address: the code, and the API call to send it with.
+_API_CALLS = {
+    Purpose.VERIFY_EMAIL: 'Send it to POST /api/v1/auth/verify as {"token": "<your code>"}.',
+    Purpose.RESET_PASSWORD: "Send it with your new password to POST "
+    '/api/v1/auth/password-reset/confirm as {"token": "<your code>", "new_password": "..."}.',
 }
 # Lines may end in CRLF, as mail travels.
 _CODE = re.compile(r"^Your code: ([A-Za-z0-9_-]+)\r?$", re.MULTILINE)
 
 
-def message(email: PendingEmail) -> Message:
-    """The e-mail; its Message-ID is the outbox row's, the same on every try."""
+def message(email: PendingEmail, public_url: str | None) -> Message:
+    """The e-mail; its Message-ID is the outbox row's, the same on every try. With the shop's
+    ``public_url`` it links to the shop's page for it, the code in the link; the code is
+    given on a line of its own either way, for a client that is not a browser."""
+    if public_url is None:
+        how = f"Your code: {email.token}\n\n{_API_CALLS[email.purpose]}"
+    else:
+        path, what = _PAGES[email.purpose]
+        link = f"{public_url.rstrip('/')}{path}?{urlencode({'token': email.token})}"
+        how = f"{what}:\n\n{link}\n\nYour code: {email.token}"
     body = _BODIES[email.purpose].format(
         name=email.name,
         recipient=email.recipient,
-        token=email.token,
+        how=how,
         deadline=email.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
     return compose(email.id, SENDER, email.recipient, _SUBJECTS[email.purpose], body)
@@ -105,8 +122,9 @@ def retry_delay(failed_tries: int) -> timedelta:
 class AccountMailSender:
     """One edge worker's sender: ``run`` until cancelled; ``wake`` when an e-mail was written."""
 
-    def __init__(self, pool: asyncpg.Pool, smtp_url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, smtp_url: str, public_url: str | None) -> None:
         self._pool = pool
+        self._public_url = public_url
         self._mailer = Mailer(smtp_url, metrics.SMTP_CONNECTIONS, MAILER_TIMEOUT_SECONDS)
         self._due = asyncio.Event()
 
@@ -141,7 +159,7 @@ class AccountMailSender:
         try:
             for email in claimed:
                 try:
-                    await self._mailer.send(message(email))
+                    await self._mailer.send(message(email, self._public_url))
                 except Exception as exc:  # any failure: this e-mail is tried again later
                     metrics.ACCOUNT_EMAILS.labels(email.purpose.value, "failed").inc()
                     delay = retry_delay(email.attempts)

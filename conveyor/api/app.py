@@ -150,7 +150,9 @@ def create_app(
         )
         watcher = OrderStatusWatcher(cache)
         await watcher.start()
-        account_mail = AccountMailSender(pool, urls.smtp_url)
+        account_mail = AccountMailSender(
+            pool, urls.smtp_url, None if settings.public_url is None else str(settings.public_url)
+        )
         passwords = Passwords(settings)
         chores = [
             asyncio.create_task(account_mail.run(), name="send-account-emails"),

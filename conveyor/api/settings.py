@@ -8,7 +8,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsConfigDict
 
@@ -93,6 +93,10 @@ class ApiSettings(RetentionSettings):
     # be read the next day, short for a password reset, whose code opens the account.
     verification_token_seconds: int = Field(default=48 * 3600, ge=60)
     password_reset_token_seconds: int = Field(default=30 * 60, ge=60)
+    # The shop's address as shoppers reach it (https://shop.example.com): account e-mails link
+    # to its pages with their code. Set, never taken from a request's Host header, which
+    # whoever asks for a password reset chooses. Unset, the e-mails carry the code alone.
+    public_url: AnyHttpUrl | None = None
     # Whether only accounts with a verified address may place orders (403 otherwise). Either
     # way an order's e-mails go only to a verified address. On by default; `make run` and the
     # tests' shared edge turn it off.

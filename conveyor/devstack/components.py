@@ -100,6 +100,8 @@ class Components:
                 # Trying the shop locally should not need a trip to the mail sink before the
                 # first order; the orders of unverified accounts still send no e-mail.
                 "CONVEYOR_REQUIRE_VERIFIED_EMAIL": "false",
+                # Account e-mails link to the shop this edge serves.
+                "CONVEYOR_PUBLIC_URL": f"http://{settings.host}:{settings.api_port}",
             },
         )
         monitor = Component(

@@ -78,6 +78,8 @@ async def test_registering_mails_a_code_that_verifies_the_address(api: Api) -> N
     [mail] = mails_to(api, email)
     assert mail.envelope_to == (email,)
     assert "Grace Hopper" in mail.body
+    # A link to the shop's own page, the code in it: the shopper clicks rather than copies.
+    assert f"{api.edge.base_url}/verify?token={code}" in mail.body.splitlines()
 
     verified = await api.http.post("/auth/verify", json={"token": code})
     assert verified.status_code == 204
@@ -172,6 +174,8 @@ async def test_a_password_reset_sets_the_new_password_and_ends_every_login(
     asked = await api.http.post("/auth/password-reset", json={"email": account.email.upper()})
     assert asked.status_code == 202
     [code] = await api.codes_mailed(account.email, PASSWORD_RESET_SUBJECT)
+    [mail] = [m for m in mails_to(api, account.email) if m.subject == PASSWORD_RESET_SUBJECT]
+    assert f"{api.edge.base_url}/reset-password?token={code}" in mail.body.splitlines()
 
     reset = await api.http.post(
         "/auth/password-reset/confirm", json={"token": code, "new_password": NEW_PASSWORD}

@@ -88,6 +88,8 @@ class EdgeProcess:
             # Nor refuse the orders of accounts that never verified their address (they get
             # no e-mails about them); the requirement has its own test.
             "CONVEYOR_REQUIRE_VERIFIED_EMAIL": "false",
+            # Account e-mails link to this edge's storefront.
+            "CONVEYOR_PUBLIC_URL": self.base_url,
             **self.settings,
         }
         if self.workers is not None:

@@ -13,7 +13,8 @@ import pytest
 from playwright.async_api import BrowserContext, Page, expect
 from pypdf import PdfReader
 
-from tests.support.edge import Account, Api
+from conveyor.devstack.smtp_sink import read_mailbox
+from tests.support.edge import PASSWORD_RESET_SUBJECT, Account, Api
 from tests.support.waiting import eventually_async
 from tests.support.workers import Workers
 from tests.web.conftest import AXE
@@ -139,6 +140,39 @@ async def test_a_reload_or_a_new_tab_keeps_the_shopper_signed_in_and_the_cart(
     await expect(page.get_by_role("link", name="Cart (0)")).to_be_visible()
     await page.goto("/orders")
     await expect(page).to_have_url(re.compile(r"/login\?next=%2Forders$"))
+
+
+async def test_a_shopper_who_forgot_the_password_follows_the_emailed_link_to_a_new_one(
+    page: Page, api: Api
+) -> None:
+    account = await api.new_account()  # its own: the password changes
+    await page.goto("/login")
+    await page.get_by_role("link", name="Forgot your password?").click()
+    await page.get_by_label("E-mail").fill(account.email)
+    await page.get_by_role("button", name="Send me a link").click()
+    await expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
+
+    [code] = await api.codes_mailed(account.email, PASSWORD_RESET_SUBJECT)
+    assert api.maildir is not None
+    [mail] = [
+        mail
+        for mail in read_mailbox(api.maildir, account.email)
+        if mail.subject == PASSWORD_RESET_SUBJECT
+    ]
+    [link] = [line for line in mail.body.splitlines() if line.startswith("http")]
+    await page.goto(link)
+    await expect(page.get_by_label("Code from the e-mail")).to_have_value(code)
+    new_password = f"pass-{secrets.token_urlsafe(12)}"
+    await page.get_by_label("New password").fill(new_password)
+    await page.get_by_role("button", name="Change password").click()
+    done = page.get_by_role("status")
+    await expect(done.get_by_role("heading", name="Password changed")).to_be_visible()
+
+    await done.get_by_role("link", name="Log in").click()
+    await page.get_by_label("E-mail").fill(account.email)
+    await page.get_by_label("Password").fill(new_password)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 async def test_a_declined_card_shows_why_the_order_was_rejected(

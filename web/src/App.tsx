@@ -7,7 +7,7 @@ import { CartPage } from "./pages/CartPage";
 import { OrderPage } from "./pages/OrderPage";
 import { OrdersPage } from "./pages/OrdersPage";
 import { NotificationsPage } from "./pages/NotificationsPage";
-import { LoginPage, RegisterPage, VerifyPage } from "./pages/AccountPages";
+import { ForgotPasswordPage, LoginPage, RegisterPage, ResetPasswordPage, VerifyPage } from "./pages/AccountPages";
 import { AdminLayout } from "./pages/admin/AdminLayout";
 import { AdminProducts } from "./pages/admin/AdminProducts";
 import { AdminUsers } from "./pages/admin/AdminUsers";
@@ -24,6 +24,8 @@ export function App() {
         <Route path="login" element={<LoginPage />} />
         <Route path="register" element={<RegisterPage />} />
         <Route path="verify" element={<VerifyPage />} />
+        <Route path="forgot-password" element={<ForgotPasswordPage />} />
+        <Route path="reset-password" element={<ResetPasswordPage />} />
         <Route path="orders" element={<RequireAuth><OrdersPage /></RequireAuth>} />
         <Route path="orders/:orderId" element={<RequireAuth><OrderPage /></RequireAuth>} />
         <Route path="notifications" element={<RequireAuth><NotificationsPage /></RequireAuth>} />

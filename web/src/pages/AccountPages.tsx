@@ -1,6 +1,6 @@
 import { useState, type FormEvent, type ReactNode } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router-dom";
-import { call } from "../api/client";
+import { call, send } from "../api/client";
 import { login, register } from "../api/session";
 import { ErrorMessage } from "../components/Status";
 import { useAction } from "../components/useAction";
@@ -52,7 +52,9 @@ export function LoginPage() {
     <AccountForm title="Log in" submitLabel="Log in" action={async () => { await login(email, password); navigate(next); }}>
       <Field id="email" label="E-mail" type="email" value={email} onChange={setEmail} autoComplete="username" />
       <Field id="password" label="Password" type="password" value={password} onChange={setPassword} autoComplete="current-password" />
-      <p className="text-sm">No account? <Link to="/register" className="link">Register</Link>.</p>
+      <p className="text-sm">
+        No account? <Link to="/register" className="link">Register</Link>. <Link to="/forgot-password" className="link">Forgot your password?</Link>
+      </p>
     </AccountForm>
   );
 }
@@ -89,6 +91,46 @@ export function VerifyPage() {
         <p role="status">Welcome! We sent a code to your address. Enter it here to get order e-mails, or <Link to="/" className="link">start shopping</Link>.</p>
       )}
       <Field id="code" label="Code from the e-mail" value={code} onChange={setCode} autoComplete="one-time-code" />
+    </AccountForm>
+  );
+}
+
+/** Asks for a password reset e-mail (202 with no body, whether an account has the address or not). */
+export function ForgotPasswordPage() {
+  const [email, setEmail] = useState("");
+  const [asked, setAsked] = useState(false);
+  if (asked) {
+    return (
+      <section className="mx-auto max-w-md" role="status">
+        <h1 className="mb-4 text-2xl font-bold">Check your e-mail</h1>
+        <p>If an account has the address {email}, we sent it a link to choose a new password. It works for a short while only.</p>
+      </section>
+    );
+  }
+  return (
+    <AccountForm title="Forgot your password?" submitLabel="Send me a link" action={async () => { await send("/auth/password-reset", { method: "POST", body: { email } }); setAsked(true); }}>
+      <Field id="email" label="E-mail" type="email" value={email} onChange={setEmail} autoComplete="email" />
+    </AccountForm>
+  );
+}
+
+export function ResetPasswordPage() {
+  const [params] = useSearchParams();
+  const [code, setCode] = useState(params.get("token") ?? "");
+  const [password, setPassword] = useState("");
+  const [done, setDone] = useState(false);
+  if (done) {
+    return (
+      <section className="mx-auto max-w-md" role="status">
+        <h1 className="mb-4 text-2xl font-bold">Password changed</h1>
+        <p>Every login of the account has ended. <Link to="/login" className="link">Log in</Link> with the new password.</p>
+      </section>
+    );
+  }
+  return (
+    <AccountForm title="Choose a new password" submitLabel="Change password" action={async () => { await call<void>("/auth/password-reset/confirm", { method: "POST", body: { token: code.trim(), new_password: password } }); setDone(true); }}>
+      <Field id="code" label="Code from the e-mail" value={code} onChange={setCode} autoComplete="one-time-code" />
+      <Field id="new-password" label="New password" type="password" value={password} onChange={setPassword} autoComplete="new-password" help="At least 10 characters and hard to guess; not your name or e-mail." />
     </AccountForm>
   );
 }
