@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -47,8 +48,10 @@ class MaildirHandler:
         )
         self.mailbox.add(stored)
         headers = BytesHeaderParser(policy=policy.compat32).parsebytes(content)
+        # As a mail client shows it: a subject beyond ASCII travels as RFC 2047 encoded words.
+        subject = str(make_header(decode_header(str(headers.get("Subject", "")))))
         print(
-            f"received mail to {', '.join(envelope.rcpt_tos)}: {headers.get('Subject', '')!r} "
+            f"received mail to {', '.join(envelope.rcpt_tos)}: {subject!r} "
             f"{headers.get('Message-ID', '')}",
             flush=True,
         )

@@ -14,6 +14,7 @@ import pytest
 from conveyor.devstack.settings import free_ports
 from conveyor.devstack.smtp_sink import read_mailbox, smtp_is_healthy
 from tests.devstack.sink import start_sink, stop_sink
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -65,6 +66,20 @@ def test_a_mail_to_two_recipients_is_kept_once_with_both(
     send(port, ["ada@example.com", "bob@example.com"], "shared")
     [mail] = read_mailbox(maildir)
     assert mail.envelope_to == ("ada@example.com", "bob@example.com")
+
+
+def test_the_sink_logs_each_mail_with_its_subject_as_a_mail_client_shows_it(
+    tmp_path: Path,
+) -> None:
+    [port] = free_ports(1)
+    log = tmp_path / "sink.log"
+    process = start_sink(port, tmp_path / "mail", log)
+    try:
+        send(port, ["ada@example.com"], "Bestätigung Ihrer Bestellung ✓")
+        eventually(lambda: "received mail" in log.read_text(), "the sink logs the mail", within=10)
+    finally:
+        stop_sink(process)
+    assert "ada@example.com: 'Bestätigung Ihrer Bestellung ✓'" in log.read_text()
 
 
 def test_the_sink_stops_cleanly_when_asked(
