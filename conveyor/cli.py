@@ -69,7 +69,7 @@ HomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home",
-        help="Directory of the stack's data, logs and state [env: CONVEYOR_DEV_HOME; "
+        help="Directory of the stack's data, logs and state \\[env: CONVEYOR_DEV_HOME; "
         "default: .conveyor/dev].",
         show_default=False,
     ),
@@ -257,15 +257,15 @@ def operator() -> None:
 @app.command("api")
 def api(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [env: CONVEYOR_API_HOST].")
+        str | None, typer.Option(help="Address to listen on \\[env: CONVEYOR_API_HOST].")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on [env: CONVEYOR_API_PORT].")
+        int | None, typer.Option(help="Port to listen on \\[env: CONVEYOR_API_PORT].")
     ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
-            help="uvicorn worker processes [env: CONVEYOR_API_WORKERS; default: one per CPU "
+            help="uvicorn worker processes \\[env: CONVEYOR_API_WORKERS; default: one per CPU "
             "this process may use].",
             min=1,
             show_default=False,

@@ -32,8 +32,7 @@ DEMO_PRODUCTS = [
 
 
 def sign_in(page: Page, email: str, password: str, then: str) -> None:
-    """Log in through the form, landing on ``then`` (the session is in the page's memory: a
-    page loaded anew would be signed out, so the script moves on by the app's links)."""
+    """Log in through the form, landing on ``then``."""
     page.goto(f"/login?next={then}")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
