@@ -131,7 +131,7 @@ def create_app(
         pool = await asyncpg.create_pool(
             urls.database_url,
             min_size=2,
-            max_size=20,
+            max_size=settings.database_pool_size,
             reset=_keep_session,
             server_settings={"application_name": DATABASE_APPLICATION_NAME},
         )

@@ -59,6 +59,10 @@ class ApiSettings(RetentionSettings):
     api_port: int = Field(default=18000, ge=0, le=65535)
     # uvicorn worker processes of `conveyor api`: one per CPU, so one edge uses the machine.
     api_workers: int = Field(default_factory=usable_cpus, ge=1)
+    # PostgreSQL connections each worker process keeps at most. An edge holds this times its
+    # workers times its replicas, which must fit in the server's max_connections beside the
+    # processors' (docs/edge.md): the autoscaler adds replicas exactly when load is highest.
+    database_pool_size: int = Field(default=20, ge=2)
 
     # Ed25519 private keys in PEM, one after another: the first signs access tokens, each
     # after it only verifies them, so tokens signed before a rotation live out their time.
