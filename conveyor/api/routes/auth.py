@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Body, Request, Response, status
@@ -49,7 +49,14 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 # HttpOnly, sent to these routes only, and never with a request another site starts
 # (SameSite=Strict), so a reload stays signed in without the token ever being readable.
 REFRESH_COOKIE = "conveyor_refresh"
-REFRESH_COOKIE_PATH = f"{API_PREFIX}{router.prefix}"
+# Its scope, the same when it is set and when it is deleted: a browser deletes only the
+# cookie these name.
+REFRESH_COOKIE_SCOPE: dict[str, Any] = {
+    "path": f"{API_PREFIX}{router.prefix}",
+    "secure": True,
+    "httponly": True,
+    "samesite": "strict",
+}
 # The body as sent, or none at all (a browser relying on the cookie).
 OptionalRefresh = Annotated[RefreshRequest | None, Body()]
 
@@ -74,10 +81,7 @@ def _pair(
         REFRESH_COOKIE,
         refresh_token,
         max_age=settings.refresh_token_seconds,
-        path=REFRESH_COOKIE_PATH,
-        secure=True,
-        httponly=True,
-        samesite="strict",
+        **REFRESH_COOKIE_SCOPE,
     )
     return TokenPair(
         access_token=tokens.issue(user_id, family),
@@ -89,9 +93,7 @@ def _pair(
 def _forget_refresh_cookie(headers: dict[str, str]) -> dict[str, str]:
     """``headers`` with a Set-Cookie that deletes the refresh cookie."""
     deleting = Response()
-    deleting.delete_cookie(
-        REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, secure=True, httponly=True, samesite="strict"
-    )
+    deleting.delete_cookie(REFRESH_COOKIE, **REFRESH_COOKIE_SCOPE)
     return headers | {"set-cookie": deleting.headers["set-cookie"]}
 
 
