@@ -57,6 +57,7 @@ from conveyor.streams.saga import event_id_for
 from conveyor.streams.state import StateTable, acting_for, decode_entry
 from conveyor.streams.stock import Hold, ProductStock
 from tests.streams.test_decisions import PRICE, place
+from tests.support.sandbox import fail_next_refunds, refund_failures_left
 
 V = TypeVar("V", bound=BaseModel)
 R = TypeVar("R")
@@ -712,7 +713,8 @@ async def test_a_refund_the_gateway_fails_is_transient_and_refunds_once_when_tri
     refund = m.RefundPayment(
         order_id=command.order_id, payment_id=authorized.payment_id, amount=PRICE, currency="EUR"
     )
-    await set_refund_faults(sandbox, 1)
+    async with ClientSession() as faults:
+        await fail_next_refunds(faults, sandbox, 1)
 
     with pytest.raises(TRANSIENT_ERRORS):
         await payments.act(refund)
@@ -722,23 +724,6 @@ async def test_a_refund_the_gateway_fails_is_transient_and_refunds_once_when_tri
     assert isinstance(refunded, m.PaymentRefunded)
     [payment] = await ledger(sandbox, command.order_id)
     assert [r["amount"] for r in payment["refunds"]] == ["5.00"]
-
-
-async def set_refund_faults(sandbox: str, count: int) -> None:
-    """Make the sandbox answer the next ``count`` refunds 503."""
-    async with (
-        ClientSession() as session,
-        session.post(f"{sandbox}/_sandbox/faults", json={"refund_failures": count}) as answer,
-    ):
-        assert answer.status == 200
-
-
-async def refund_faults_left(sandbox: str) -> int:
-    """How many of the 503s asked for the sandbox has still to give: the refunds that reached
-    it are the difference."""
-    async with ClientSession() as session, session.get(f"{sandbox}/_sandbox/faults") as answer:
-        left: int = (await answer.json())["refund_failures"]
-    return left
 
 
 async def test_a_half_open_breaker_lets_one_trial_call_through_and_fails_the_rest_fast(
@@ -754,6 +739,7 @@ async def test_a_half_open_breaker_lets_one_trial_call_through_and_fails_the_res
         backoff_seconds=0.01,
         breaker=CircuitBreaker(2, reset_seconds),
     )
+    faults = ClientSession()
     try:
         payments = []
         for _ in range(5):
@@ -769,25 +755,26 @@ async def test_a_half_open_breaker_lets_one_trial_call_through_and_fails_the_res
             except GatewayUnavailable as refused:
                 return refused
 
-        await set_refund_faults(sandbox, 100)
+        await fail_next_refunds(faults, sandbox, 100)
         for index in range(2):  # two failures in a row open the circuit
             assert isinstance(await refund(index), GatewayUnavailable)
         assert isinstance(await refund(0), GatewayUnavailable)
-        assert await refund_faults_left(sandbox) == 100 - 2  # open: that one never reached it
+        assert await refund_failures_left(faults, sandbox) == 100 - 2  # open: never reached it
 
         await asyncio.sleep(reset_seconds)
         half_open = await asyncio.gather(*(refund(index) for index in range(5)))
         assert all(isinstance(outcome, GatewayUnavailable) for outcome in half_open)
-        assert await refund_faults_left(sandbox) == 100 - 3  # one trial call, which failed
+        assert await refund_failures_left(faults, sandbox) == 100 - 3  # one trial call, failed
         assert isinstance(await refund(0), GatewayUnavailable)  # so it opened again
-        assert await refund_faults_left(sandbox) == 100 - 3
-        await set_refund_faults(sandbox, 0)
+        assert await refund_failures_left(faults, sandbox) == 100 - 3
+        await fail_next_refunds(faults, sandbox, 0)
 
         await asyncio.sleep(reset_seconds)
         assert isinstance(await refund(0), str)  # the trial succeeds: closed
         refunded = await asyncio.gather(*(refund(index) for index in range(1, 5)))
         assert all(isinstance(refund_id, str) for refund_id in refunded)
     finally:
+        await faults.close()
         await gateway.close()
 
 

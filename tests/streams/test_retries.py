@@ -21,6 +21,7 @@ from conveyor.domain import messages as m
 from conveyor.domain.codec import decode_dead_letter
 from conveyor.domain.topics import DEFAULT_PARTITIONS
 from conveyor.infra import readmodel
+from tests.support.sandbox import fail_next_refunds
 from tests.support.shop import Shop, key_in_partition_of, read_all
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually_async
@@ -38,13 +39,8 @@ def parked(workers: Workers, processor: str, topic: str) -> float:
 
 
 async def refunds_failing(stack: RunningStack, count: int) -> None:
-    async with (
-        gateway_session(stack.urls) as session,
-        session.post(
-            stack.urls.payment_gateway_url + "/_sandbox/faults", json={"refund_failures": count}
-        ) as answer,
-    ):
-        assert answer.status == 200, await answer.text()
+    async with gateway_session(stack.urls) as session:
+        await fail_next_refunds(session, stack.urls.payment_gateway_url, count)
 
 
 @pytest.fixture
