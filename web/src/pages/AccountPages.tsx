@@ -26,6 +26,16 @@ function AccountForm({ title, submitLabel, action, children }: { title: string; 
   );
 }
 
+/** What an account form's action came to, said in place of the form. */
+function Outcome({ title, children }: { title: string; children: ReactNode }) {
+  return (
+    <section className="mx-auto max-w-md" role="status">
+      <h1 className="mb-4 text-2xl font-bold">{title}</h1>
+      <p>{children}</p>
+    </section>
+  );
+}
+
 function Field({ id, label, type = "text", value, onChange, autoComplete, help }: { id: string; label: string; type?: string; value: string; onChange: (value: string) => void; autoComplete?: string; help?: string }) {
   return (
     <div>
@@ -79,10 +89,9 @@ export function VerifyPage() {
   const [verified, setVerified] = useState(false);
   if (verified) {
     return (
-      <section className="mx-auto max-w-md" role="status">
-        <h1 className="mb-4 text-2xl font-bold">Address verified</h1>
-        <p>Thank you: order e-mails will reach you. <Link to="/" className="link">Back to the catalog</Link>.</p>
-      </section>
+      <Outcome title="Address verified">
+        Thank you: order e-mails will reach you. <Link to="/" className="link">Back to the catalog</Link>.
+      </Outcome>
     );
   }
   return (
@@ -101,10 +110,9 @@ export function ForgotPasswordPage() {
   const [asked, setAsked] = useState(false);
   if (asked) {
     return (
-      <section className="mx-auto max-w-md" role="status">
-        <h1 className="mb-4 text-2xl font-bold">Check your e-mail</h1>
-        <p>If an account has the address {email}, we sent it a link to choose a new password. It works for a short while only.</p>
-      </section>
+      <Outcome title="Check your e-mail">
+        If an account has the address {email}, we sent it a link to choose a new password. It works for a short while only.
+      </Outcome>
     );
   }
   return (
@@ -121,10 +129,9 @@ export function ResetPasswordPage() {
   const [done, setDone] = useState(false);
   if (done) {
     return (
-      <section className="mx-auto max-w-md" role="status">
-        <h1 className="mb-4 text-2xl font-bold">Password changed</h1>
-        <p>Every login of the account has ended. <Link to="/login" className="link">Log in</Link> with the new password.</p>
-      </section>
+      <Outcome title="Password changed">
+        Every login of the account has ended. <Link to="/login" className="link">Log in</Link> with the new password.
+      </Outcome>
     );
   }
   return (
